@@ -1,0 +1,57 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// The pipeline, bottom to top:
+//   C wrappers (CLinearAlgebra, CCairo, CFFmpeg)
+//   LinearAlgebra -> Projection (PCA, Procrustes, outlier scores)
+//   RunFormat (.npy and the run directory)
+//   Canvas (Cairo) -> Compositor (the frame)
+//   MediaEncoder (MP4, GIF, PNG)
+//   Embedlapse (checkpoint events, sources, the pipeline) -> embedlapse (CLI)
+let package = Package(
+    name: "Embedlapse",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "embedlapse", targets: ["EmbedlapseCLI"]),
+        .library(name: "Embedlapse", targets: ["Embedlapse"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-async-algorithms", from: "1.0.0"),
+    ],
+    targets: [
+        .systemLibrary(
+            name: "CLinearAlgebra", pkgConfig: "openblas lapacke",
+            providers: [.apt(["libopenblas-dev", "liblapacke-dev"])]),
+        .systemLibrary(
+            name: "CCairo", pkgConfig: "cairo",
+            providers: [.apt(["libcairo2-dev"])]),
+        .systemLibrary(
+            name: "CFFmpeg", pkgConfig: "libavformat libavcodec libavutil libswscale",
+            providers: [.apt(["libavcodec-dev", "libavformat-dev", "libavutil-dev", "libswscale-dev"])]),
+
+        .target(name: "LinearAlgebra", dependencies: ["CLinearAlgebra"]),
+        .target(name: "Projection", dependencies: ["LinearAlgebra"]),
+        .target(name: "RunFormat", dependencies: ["LinearAlgebra"]),
+        .target(name: "Canvas", dependencies: ["CCairo"]),
+        .target(name: "Compositor", dependencies: ["Canvas"]),
+        .target(name: "MediaEncoder", dependencies: ["CFFmpeg"]),
+        .target(
+            name: "Embedlapse",
+            dependencies: [
+                "Projection", "RunFormat", "Compositor", "MediaEncoder", "Canvas",
+                .product(name: "AsyncAlgorithms", package: "swift-async-algorithms"),
+            ]),
+        .executableTarget(
+            name: "EmbedlapseCLI",
+            dependencies: [
+                "Embedlapse",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]),
+
+        .testTarget(name: "ProjectionTests", dependencies: ["Projection"]),
+        .testTarget(name: "RunFormatTests", dependencies: ["RunFormat"]),
+        .testTarget(name: "MediaTests", dependencies: ["MediaEncoder", "Compositor", "Canvas"]),
+        .testTarget(name: "EmbedlapseTests", dependencies: ["Embedlapse"]),
+    ]
+)

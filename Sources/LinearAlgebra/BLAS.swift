@@ -1,0 +1,123 @@
+private import CLinearAlgebra
+
+/// Thin wrappers over the OpenBLAS and LAPACK calls the projection stages need.
+public enum BLAS {
+    /// Sets how many threads OpenBLAS may use (`openblas_set_num_threads`).
+    public static func setThreadCount(_ count: Int) {
+        openblas_set_num_threads(Int32(count))
+    }
+
+    /// `C = alpha * A * B^T + beta * C` for row-major blocks (`cblas_sgemm`, B transposed).
+    ///
+    /// `a` is `m x k` with row stride `lda`, `b` is `n x k` with row stride `ldb`, `c` is `m x n`.
+    public static func multiplyTransposed(
+        m: Int, n: Int, k: Int,
+        a: UnsafePointer<Float>, lda: Int,
+        b: UnsafePointer<Float>, ldb: Int,
+        c: UnsafeMutablePointer<Float>, ldc: Int,
+        alpha: Float = 1, beta: Float = 0
+    ) {
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(m), Int32(n), Int32(k),
+                    alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+    }
+
+    /// `A * B` for row-major matrices (`cblas_sgemm`).
+    public static func multiply(_ a: Matrix, _ b: Matrix) -> Matrix {
+        precondition(a.columns == b.rows)
+        var c = Matrix(zeros: a.rows, b.columns)
+        guard a.rows > 0, b.columns > 0, a.columns > 0 else { return c }
+        a.storage.withUnsafeBufferPointer { pa in
+            b.storage.withUnsafeBufferPointer { pb in
+                c.storage.withUnsafeMutableBufferPointer { pc in
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans,
+                                Int32(a.rows), Int32(b.columns), Int32(a.columns),
+                                1, pa.baseAddress, Int32(a.columns), pb.baseAddress, Int32(b.columns),
+                                0, pc.baseAddress, Int32(b.columns))
+                }
+            }
+        }
+        return c
+    }
+
+    /// The upper triangle of `alpha * X^T X` as a full symmetric `D x D` matrix (`cblas_ssyrk`).
+    public static func gram(_ x: Matrix, alpha: Float) -> Matrix {
+        let d = x.columns
+        var c = Matrix(zeros: d, d)
+        guard x.rows > 0, d > 0 else { return c }
+        x.storage.withUnsafeBufferPointer { px in
+            c.storage.withUnsafeMutableBufferPointer { pc in
+                cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, Int32(d), Int32(x.rows),
+                            alpha, px.baseAddress, Int32(d), 0, pc.baseAddress, Int32(d))
+            }
+        }
+        // Mirror the upper triangle so the matrix reads the same in either layout.
+        for i in 0..<d {
+            for j in 0..<i { c[i, j] = c[j, i] }
+        }
+        return c
+    }
+}
+
+public struct LinearAlgebraError: Error, CustomStringConvertible {
+    public let description: String
+    init(_ function: String, info: Int32) {
+        description = "\(function) failed (info \(info))"
+    }
+}
+
+/// The largest eigenpairs of a symmetric matrix.
+public struct SymmetricEigen: Sendable {
+    /// Eigenvalues in decreasing order.
+    public let values: [Float]
+    /// Eigenvectors as rows, in the order of `values`.
+    public let vectors: Matrix
+
+    /// Computes the `count` largest eigenpairs of the symmetric matrix `a` (`LAPACKE_ssyevr`, range "I").
+    public init(largest count: Int, of a: Matrix) throws {
+        let d = a.rows
+        precondition(a.columns == d && count >= 1 && count <= d)
+        var work = a.storage
+        var found: Int32 = 0
+        var w = [Float](repeating: 0, count: d)
+        var z = [Float](repeating: 0, count: d * count)
+        var support = [Int32](repeating: 0, count: 2 * count)
+        let info = work.withUnsafeMutableBufferPointer { pa in
+            LAPACKE_ssyevr(LAPACK_COL_MAJOR, CChar(UInt8(ascii: "V")), CChar(UInt8(ascii: "I")),
+                           CChar(UInt8(ascii: "U")), Int32(d), pa.baseAddress, Int32(d), 0, 0,
+                           Int32(d - count + 1), Int32(d), 0, &found, &w, &z, Int32(d), &support)
+        }
+        guard info == 0, found == Int32(count) else { throw LinearAlgebraError("ssyevr", info: info) }
+        // LAPACK returns ascending eigenvalues and column-major vectors: reverse into rows.
+        var rows = Matrix(zeros: count, d)
+        var values = [Float](repeating: 0, count: count)
+        for r in 0..<count {
+            let source = count - 1 - r
+            values[r] = w[source]
+            for j in 0..<d { rows[r, j] = z[source * d + j] }
+        }
+        self.values = values
+        self.vectors = rows
+    }
+}
+
+/// The singular value decomposition of a 2 x 2 matrix, `M = U diag(s) V^T` (`LAPACKE_dgesvd`).
+public struct SVD2: Sendable {
+    public let u: [Double]   // row-major 2 x 2
+    public let singularValues: [Double]
+    public let vt: [Double]  // row-major 2 x 2
+
+    public init(_ m: [Double]) throws {
+        precondition(m.count == 4)
+        var a = m
+        var s = [Double](repeating: 0, count: 2)
+        var u = [Double](repeating: 0, count: 4)
+        var vt = [Double](repeating: 0, count: 4)
+        var superb = [Double](repeating: 0, count: 2)
+        let info = LAPACKE_dgesvd(LAPACK_ROW_MAJOR, CChar(UInt8(ascii: "A")), CChar(UInt8(ascii: "A")),
+                                  2, 2, &a, 2, &s, &u, 2, &vt, 2, &superb)
+        guard info == 0 else { throw LinearAlgebraError("dgesvd", info: info) }
+        self.u = u
+        self.singularValues = s
+        self.vt = vt
+    }
+}

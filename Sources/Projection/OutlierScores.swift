@@ -1,0 +1,173 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import LinearAlgebra
+
+/// k-nearest-neighbour outlier scores with the semantics of cleanlab's
+/// `OutOfDistribution().fit_score(features=X)` (cleanlab 2.6 and later, default parameters).
+///
+/// - `k = min(10, N - 1)` nearest neighbours of each point, the point itself excluded.
+/// - Cosine distance `1 - <x/|x|, y/|y|>` clipped to `[0, 2]` when `D > 3`, Euclidean otherwise.
+/// - Rows that are exactly equal are at distance 0 from each other.
+/// - `avg_i` is the mean of the k distances; the scaling factor is
+///   `max(median(avg), 100 * eps(Double))`; the score is `exp(-avg_i / max(scale, 1e-6))`,
+///   and 1 where `avg_i` is below `100 * epsneg(Double)`.
+/// Lower scores are more atypical. Scores agree with cleanlab's to about 1e-5 relative.
+public struct OutlierScores: Sendable {
+    public let scores: [Float]
+    public let averageDistances: [Float]
+    public let scalingFactor: Double
+    public let neighbours: Int
+    public let metric: Metric
+
+    public enum Metric: String, Sendable { case cosine, euclidean }
+
+    public struct Ranked: Sendable, Equatable {
+        public let index: Int
+        public let score: Float
+    }
+
+    public init(embeddings x: Matrix) throws {
+        let n = x.rows
+        guard n >= 2, x.columns >= 1 else { throw ProjectionError.tooFewSamples(n, x.columns) }
+        let k = min(10, n - 1)
+        let metric: Metric = x.columns > 3 ? .cosine : .euclidean
+        let duplicates = DuplicateRows(x)
+        var nearest = NearestDistances(count: n, k: k)
+        switch metric {
+        case .cosine: Self.cosineNeighbours(x, duplicates: duplicates, into: &nearest)
+        case .euclidean: Self.euclideanNeighbours(x, duplicates: duplicates, into: &nearest)
+        }
+        let average = nearest.averages()
+        let median = Self.median(average)
+        let scale = max(median, 100 * Double.ulpOfOne)
+        let divisor = max(scale, 1e-6)
+        let tiny = 100 * (1 - 1.0.nextDown)  // 100 * numpy's epsneg for float64
+        self.scores = average.map { Double($0) < tiny ? 1 : Float(exp(-Double($0) / divisor)) }
+        self.averageDistances = average
+        self.scalingFactor = scale
+        self.neighbours = k
+        self.metric = metric
+    }
+
+    /// The `count` lowest scores, ties going to the lower index (a stable sort).
+    public func mostAtypical(_ count: Int) -> [Ranked] {
+        let order = scores.indices.sorted { scores[$0] < scores[$1] || (scores[$0] == scores[$1] && $0 < $1) }
+        return order.prefix(count).map { Ranked(index: $0, score: scores[$0]) }
+    }
+
+    static func median(_ values: [Float]) -> Double {
+        let sorted = values.sorted()
+        let mid = sorted.count / 2
+        return sorted.count % 2 == 1 ? Double(sorted[mid]) : (Double(sorted[mid - 1]) + Double(sorted[mid])) / 2
+    }
+
+    /// Brute force through blocks of one big GEMM on unit-normalised rows.
+    static func cosineNeighbours(_ x: Matrix, duplicates: DuplicateRows, into nearest: inout NearestDistances) {
+        let n = x.rows, d = x.columns
+        var unit = x
+        unit.storage.withUnsafeMutableBufferPointer { p in
+            for i in 0..<n {
+                let row = p.baseAddress! + i * d
+                var sum: Float = 0
+                for j in 0..<d { sum += row[j] * row[j] }
+                let norm = sum.squareRoot()
+                if norm > 0 { for j in 0..<d { row[j] /= norm } }
+            }
+        }
+        let block = 512
+        var similarity = [Float](repeating: 0, count: block * n)
+        unit.storage.withUnsafeBufferPointer { pu in
+            similarity.withUnsafeMutableBufferPointer { ps in
+                var start = 0
+                while start < n {
+                    let rows = min(block, n - start)
+                    BLAS.multiplyTransposed(m: rows, n: n, k: d, a: pu.baseAddress! + start * d, lda: d,
+                                            b: pu.baseAddress!, ldb: d, c: ps.baseAddress!, ldc: n)
+                    for r in 0..<rows {
+                        let i = start + r
+                        let sims = ps.baseAddress! + r * n
+                        let group = duplicates.group[i]
+                        for j in 0..<n where j != i {
+                            var distance = min(max(1 - sims[j], 0), 2)
+                            if group >= 0 && duplicates.group[j] == group { distance = 0 }
+                            nearest.offer(distance, for: i)
+                        }
+                    }
+                    start += rows
+                }
+            }
+        }
+    }
+
+    static func euclideanNeighbours(_ x: Matrix, duplicates: DuplicateRows, into nearest: inout NearestDistances) {
+        let n = x.rows, d = x.columns
+        x.storage.withUnsafeBufferPointer { p in
+            for i in 0..<n {
+                let a = p.baseAddress! + i * d
+                let group = duplicates.group[i]
+                for j in 0..<n where j != i {
+                    if group >= 0 && duplicates.group[j] == group { nearest.offer(0, for: i); continue }
+                    let b = p.baseAddress! + j * d
+                    var sum = 0.0
+                    for c in 0..<d { let t = Double(a[c]) - Double(b[c]); sum += t * t }
+                    nearest.offer(Float(sum.squareRoot()), for: i)
+                }
+            }
+        }
+    }
+}
+
+/// The k smallest distances seen for each point, kept sorted ascending.
+struct NearestDistances {
+    let k: Int
+    private var distances: [Float]
+
+    init(count: Int, k: Int) {
+        self.k = k
+        distances = [Float](repeating: .infinity, count: count * k)
+    }
+
+    @inline(__always)
+    mutating func offer(_ distance: Float, for point: Int) {
+        let base = point * k
+        guard distance < distances[base + k - 1] else { return }
+        var slot = base + k - 1
+        while slot > base && distances[slot - 1] > distance {
+            distances[slot] = distances[slot - 1]
+            slot -= 1
+        }
+        distances[slot] = distance
+    }
+
+    func averages() -> [Float] {
+        (0..<distances.count / k).map { point in
+            var sum: Float = 0
+            for j in 0..<k { sum += distances[point * k + j] }
+            return sum / Float(k)
+        }
+    }
+}
+
+/// Groups of exactly equal rows: `group[i]` is the first index of row i's group, or -1 if unique.
+struct DuplicateRows {
+    let group: [Int]
+
+    init(_ x: Matrix) {
+        var first: [[UInt32]: Int] = [:]
+        var group = [Int](repeating: -1, count: x.rows)
+        var seenTwice = Set<Int>()
+        for i in 0..<x.rows {
+            // +0 and -0 compare equal, as in numpy's `unique`.
+            let key = x.row(i).map { $0 == 0 ? 0 : $0.bitPattern }
+            if let owner = first[key] {
+                group[i] = owner
+                seenTwice.insert(owner)
+            } else {
+                first[key] = i
+                group[i] = i
+            }
+        }
+        self.group = group.map { seenTwice.contains($0) ? $0 : -1 }
+    }
+}

@@ -1,0 +1,73 @@
+import LinearAlgebra
+
+/// A principal component analysis to two dimensions, with scikit-learn's semantics.
+///
+/// Equal to `sklearn.decomposition.PCA(n_components=2, svd_solver="covariance_eigh")`:
+/// the data are centred (not scaled), the top eigenvectors of the `D x D` covariance
+/// `Xc^T Xc / (N - 1)` are the components, and each component's sign is chosen so its
+/// largest-magnitude loading is positive (scikit-learn's `svd_flip`). Computed in float32,
+/// so scores agree with scikit-learn's to float32 precision (about 1e-6 relative to the spread).
+public struct PrincipalComponents: Sendable {
+    /// The per-feature mean that was subtracted.
+    public let mean: [Float]
+    /// The components as rows (`2 x D`).
+    public let components: Matrix
+    /// The variance along each component (the covariance eigenvalues), decreasing.
+    public let explainedVariance: [Float]
+    /// The centred data projected on the components: the PCA scores.
+    public let scores: PlanarPoints
+
+    public init(fitting x: Matrix) throws {
+        guard x.rows >= 2, x.columns >= 2 else { throw ProjectionError.tooFewSamples(x.rows, x.columns) }
+        let n = x.rows, d = x.columns
+
+        var sums = [Double](repeating: 0, count: d)
+        x.storage.withUnsafeBufferPointer { p in
+            for i in 0..<n {
+                let row = p.baseAddress! + i * d
+                for j in 0..<d { sums[j] += Double(row[j]) }
+            }
+        }
+        let mean = sums.map { Float($0 / Double(n)) }
+
+        var centred = x
+        centred.storage.withUnsafeMutableBufferPointer { p in
+            for i in 0..<n {
+                let row = p.baseAddress! + i * d
+                for j in 0..<d { row[j] -= mean[j] }
+            }
+        }
+
+        let covariance = BLAS.gram(centred, alpha: 1 / Float(n - 1))
+        let eigen = try SymmetricEigen(largest: 2, of: covariance)
+        var components = eigen.vectors
+        for r in 0..<2 {
+            // svd_flip: the entry of largest magnitude (first one on ties) becomes positive.
+            var best = 0
+            for j in 1..<d where abs(components[r, j]) > abs(components[r, best]) { best = j }
+            if components[r, best] < 0 {
+                for j in 0..<d { components[r, j] = -components[r, j] }
+            }
+        }
+
+        let transposed = Matrix(rows: d, columns: 2, storage: (0..<d).flatMap { [components[0, $0], components[1, $0]] })
+        self.mean = mean
+        self.components = components
+        self.explainedVariance = eigen.values.map { max($0, 0) }
+        self.scores = PlanarPoints(BLAS.multiply(centred, transposed))
+    }
+}
+
+public enum ProjectionError: Error, Equatable, CustomStringConvertible {
+    case tooFewSamples(Int, Int)
+    case degenerate
+
+    public var description: String {
+        switch self {
+        case .tooFewSamples(let n, let d):
+            return "need at least 2 samples of at least 2 features for PCA, got \(n) x \(d)"
+        case .degenerate:
+            return "all points coincide: the projection has no spread to align"
+        }
+    }
+}

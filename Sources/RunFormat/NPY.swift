@@ -1,0 +1,291 @@
+import LinearAlgebra
+
+/// The element types Embedlapse reads from `.npy` files.
+public enum NPYElement: Sendable, Equatable, CustomStringConvertible {
+    case float(bytes: Int)      // 2, 4, 8
+    case signed(bytes: Int)     // 1, 2, 4, 8
+    case unsigned(bytes: Int)   // 1, 2, 4, 8
+    case bool
+
+    public var size: Int {
+        switch self {
+        case .float(let b), .signed(let b), .unsigned(let b): return b
+        case .bool: return 1
+        }
+    }
+
+    public var isInteger: Bool {
+        switch self {
+        case .signed, .unsigned, .bool: return true
+        case .float: return false
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .float(let b): return "float\(b * 8)"
+        case .signed(let b): return "int\(b * 8)"
+        case .unsigned(let b): return "uint\(b * 8)"
+        case .bool: return "bool"
+        }
+    }
+}
+
+/// A `.npy` file (format versions 1.0 to 3.0), memory-mapped; values are converted on demand.
+public struct NPYArray: Sendable {
+    public let path: String
+    public let element: NPYElement
+    public let bigEndian: Bool
+    public let fortranOrder: Bool
+    public let shape: [Int]
+    let dataOffset: Int
+    let file: MappedFile
+
+    public var elementCount: Int { shape.reduce(1, *) }
+
+    /// Opens and validates the header; checks that the file holds all the data it announces.
+    public init(path: String) throws(RunFormatError) {
+        let file = try MappedFile(path: path)
+        self.path = path
+        self.file = file
+        let header = try file.withBytes { bytes throws(RunFormatError) in try NPYHeader(bytes, path: path) }
+        element = header.element
+        bigEndian = header.bigEndian
+        fortranOrder = header.fortranOrder
+        shape = header.shape
+        dataOffset = header.dataOffset
+        let expected = shape.reduce(1, *) * element.size
+        let available = file.count - dataOffset
+        if available < expected {
+            throw RunFormatError(path, "truncated: shape \(Self.shapeText(shape)) needs \(expected) bytes of data, the file has \(available)")
+        }
+    }
+
+    static func shapeText(_ shape: [Int]) -> String {
+        "(" + shape.map(String.init).joined(separator: ", ") + (shape.count == 1 ? ",)" : ")")
+    }
+
+    public var shapeText: String { Self.shapeText(shape) }
+
+    /// The array as an `N x D` float32 matrix, in row-major order. Refuses non-floating dtypes.
+    public func floatMatrix() throws(RunFormatError) -> Matrix {
+        guard shape.count == 2 else { throw RunFormatError(path, "expected a 2-D array (N, D), got shape \(shapeText)") }
+        guard case .float = element else {
+            throw RunFormatError(path, "expected float16, float32 or float64 embeddings, got \(element)")
+        }
+        let rows = shape[0], columns = shape[1]
+        var values = [Float](repeating: 0, count: rows * columns)
+        let element = self.element, swap = bigEndian, offset = dataOffset
+        file.withBytes { bytes in
+            let data = UnsafeRawBufferPointer(rebasing: bytes[offset...])
+            values.withUnsafeMutableBufferPointer { out in
+                switch element {
+                case .float(bytes: 2):
+                    for i in 0..<out.count {
+                        let bits = data.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self)
+                        out[i] = Float(Float16(bitPattern: swap ? bits.byteSwapped : bits))
+                    }
+                case .float(bytes: 4):
+                    if swap {
+                        for i in 0..<out.count {
+                            out[i] = Float(bitPattern: data.loadUnaligned(fromByteOffset: 4 * i, as: UInt32.self).byteSwapped)
+                        }
+                    } else {
+                        UnsafeMutableRawBufferPointer(out).copyMemory(from: UnsafeRawBufferPointer(rebasing: data[..<(4 * out.count)]))
+                    }
+                default:
+                    for i in 0..<out.count {
+                        let bits = data.loadUnaligned(fromByteOffset: 8 * i, as: UInt64.self)
+                        out[i] = Float(Double(bitPattern: swap ? bits.byteSwapped : bits))
+                    }
+                }
+            }
+        }
+        if fortranOrder {
+            // Column-major on disk: transpose into row-major.
+            var transposed = [Float](repeating: 0, count: values.count)
+            for r in 0..<rows {
+                for c in 0..<columns { transposed[r * columns + c] = values[c * rows + r] }
+            }
+            values = transposed
+        }
+        return Matrix(rows: rows, columns: columns, storage: values)
+    }
+
+    /// A 1-D integer array (any integer dtype) as `Int`s.
+    public func integers() throws(RunFormatError) -> [Int] {
+        guard shape.count == 1 else { throw RunFormatError(path, "expected a 1-D array (N,), got shape \(shapeText)") }
+        guard element.isInteger else { throw RunFormatError(path, "expected an integer dtype, got \(element)") }
+        let element = self.element, swap = bigEndian, offset = dataOffset, n = shape[0]
+        return file.withBytes { bytes in
+            let data = UnsafeRawBufferPointer(rebasing: bytes[offset...])
+            return (0..<n).map { i -> Int in
+                switch element {
+                case .bool, .unsigned(bytes: 1): return Int(data[i])
+                case .signed(bytes: 1): return Int(Int8(bitPattern: data[i]))
+                case .signed(bytes: 2), .unsigned(bytes: 2):
+                    let v = data.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self)
+                    let bits = swap ? v.byteSwapped : v
+                    return element == .signed(bytes: 2) ? Int(Int16(bitPattern: bits)) : Int(bits)
+                case .signed(bytes: 4), .unsigned(bytes: 4):
+                    let v = data.loadUnaligned(fromByteOffset: 4 * i, as: UInt32.self)
+                    let bits = swap ? v.byteSwapped : v
+                    return element == .signed(bytes: 4) ? Int(Int32(bitPattern: bits)) : Int(bits)
+                default:
+                    let v = data.loadUnaligned(fromByteOffset: 8 * i, as: UInt64.self)
+                    let bits = swap ? v.byteSwapped : v
+                    return element == .signed(bytes: 8) ? Int(Int64(bitPattern: bits)) : Int(truncatingIfNeeded: bits)
+                }
+            }
+        }
+    }
+
+    /// The raw bytes of a uint8 array in C order (Fortran order is transposed).
+    public func bytes() throws(RunFormatError) -> [UInt8] {
+        guard element == .unsigned(bytes: 1) else { throw RunFormatError(path, "expected uint8, got \(element)") }
+        let offset = dataOffset, count = elementCount
+        let raw = file.withBytes { Array(UnsafeRawBufferPointer(rebasing: $0[offset ..< offset + count])) }
+        guard fortranOrder, shape.count > 1 else { return raw }
+        // Fortran order: the first index varies fastest. Re-index into C order.
+        var out = [UInt8](repeating: 0, count: count)
+        var cStrides = [Int](repeating: 1, count: shape.count)
+        var fStrides = [Int](repeating: 1, count: shape.count)
+        for axis in stride(from: shape.count - 2, through: 0, by: -1) { cStrides[axis] = cStrides[axis + 1] * shape[axis + 1] }
+        for axis in 1..<shape.count { fStrides[axis] = fStrides[axis - 1] * shape[axis - 1] }
+        for c in 0..<count {
+            var rest = c, f = 0
+            for axis in 0..<shape.count {
+                f += (rest / cStrides[axis]) * fStrides[axis]
+                rest %= cStrides[axis]
+            }
+            out[c] = raw[f]
+        }
+        return out
+    }
+}
+
+/// The parsed `.npy` preamble: magic, version, header length and the header dictionary.
+struct NPYHeader {
+    let element: NPYElement
+    let bigEndian: Bool
+    let fortranOrder: Bool
+    let shape: [Int]
+    let dataOffset: Int
+
+    init(_ bytes: UnsafeRawBufferPointer, path: String) throws(RunFormatError) {
+        let magic: [UInt8] = [0x93, 0x4E, 0x55, 0x4D, 0x50, 0x59]  // "\x93NUMPY"
+        guard bytes.count >= 10, Array(bytes[0..<6]) == magic else {
+            throw RunFormatError(path, bytes.isEmpty ? "empty file, not a .npy array" : "not a .npy file (bad magic bytes)")
+        }
+        let major = bytes[6]
+        let headerLength: Int, start: Int
+        switch major {
+        case 1:
+            headerLength = Int(bytes[8]) | Int(bytes[9]) << 8
+            start = 10
+        case 2, 3:
+            guard bytes.count >= 12 else { throw RunFormatError(path, "truncated .npy header") }
+            headerLength = (0..<4).reduce(0) { $0 | Int(bytes[8 + $1]) << (8 * $1) }
+            start = 12
+        default:
+            throw RunFormatError(path, "unsupported .npy format version \(major).\(bytes[7])")
+        }
+        guard start + headerLength <= bytes.count else { throw RunFormatError(path, "truncated .npy header") }
+        let text = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[start ..< start + headerLength]), as: UTF8.self)
+        dataOffset = start + headerLength
+
+        guard let descr = Self.value(of: "descr", in: text), let quoted = Self.quoted(descr) else {
+            throw RunFormatError(path, "malformed .npy header: no 'descr'")
+        }
+        guard let fortran = Self.value(of: "fortran_order", in: text) else {
+            throw RunFormatError(path, "malformed .npy header: no 'fortran_order'")
+        }
+        guard let shapeValue = Self.value(of: "shape", in: text), let shape = Self.tuple(shapeValue) else {
+            throw RunFormatError(path, "malformed .npy header: no readable 'shape'")
+        }
+        fortranOrder = fortran.hasPrefix("True")
+        self.shape = shape
+        let order = quoted.first ?? "|"
+        bigEndian = order == ">"
+        let code = order == "<" || order == ">" || order == "|" || order == "=" ? String(quoted.dropFirst()) : quoted
+        switch code {
+        case "f2": element = .float(bytes: 2)
+        case "f4": element = .float(bytes: 4)
+        case "f8": element = .float(bytes: 8)
+        case "i1": element = .signed(bytes: 1)
+        case "i2": element = .signed(bytes: 2)
+        case "i4": element = .signed(bytes: 4)
+        case "i8": element = .signed(bytes: 8)
+        case "u1": element = .unsigned(bytes: 1)
+        case "u2": element = .unsigned(bytes: 2)
+        case "u4": element = .unsigned(bytes: 4)
+        case "u8": element = .unsigned(bytes: 8)
+        case "b1": element = .bool
+        default: throw RunFormatError(path, "unsupported dtype '\(quoted)'")
+        }
+    }
+
+    /// The text after `'key':` up to the next top-level comma or closing brace.
+    static func value(of key: String, in header: String) -> Substring? {
+        guard let range = header.range(of: "'\(key)':") else { return nil }
+        let rest = header[range.upperBound...].drop { $0 == " " }
+        var depth = 0
+        var end = rest.startIndex
+        for index in rest.indices {
+            let c = rest[index]
+            if c == "(" { depth += 1 }
+            if c == ")" { depth -= 1 }
+            if depth == 0 && (c == "," || c == "}") { end = index; return rest[..<end] }
+            end = rest.index(after: index)
+        }
+        return rest[..<end]
+    }
+
+    static func quoted(_ value: Substring) -> String? {
+        let trimmed = value.trimmingSpaces
+        guard trimmed.count >= 2, let q = trimmed.first, q == "'" || q == "\"", trimmed.last == q else { return nil }
+        return String(trimmed.dropFirst().dropLast())
+    }
+
+    static func tuple(_ value: Substring) -> [Int]? {
+        let trimmed = value.trimmingSpaces
+        guard trimmed.first == "(", trimmed.last == ")" else { return nil }
+        let parts = trimmed.dropFirst().dropLast().split(separator: ",").map { $0.trimmingSpaces }.filter { !$0.isEmpty }
+        let numbers = parts.map { Int($0.hasSuffix("L") ? $0.dropLast() : $0) }
+        guard numbers.allSatisfy({ $0 != nil && $0! >= 0 }) else { return nil }
+        return numbers.map { $0! }
+    }
+}
+
+extension Substring {
+    var trimmingSpaces: Substring {
+        var s = self
+        while s.first == " " || s.first == "\n" { s.removeFirst() }
+        while s.last == " " || s.last == "\n" { s.removeLast() }
+        return s
+    }
+}
+
+/// Writes little-endian, C-order `.npy` files (format 1.0).
+public enum NPYWriter {
+    /// The complete file bytes for a float32 array of the given shape.
+    public static func encode(float32 values: [Float], shape: [Int]) -> [UInt8] {
+        precondition(values.count == shape.reduce(1, *))
+        var bytes = header(descr: "<f4", shape: shape)
+        values.withUnsafeBytes { bytes.append(contentsOf: $0) }
+        return bytes
+    }
+
+    static func header(descr: String, shape: [Int]) -> [UInt8] {
+        let shapeText = NPYArray.shapeText(shape)
+        var dict = "{'descr': '\(descr)', 'fortran_order': False, 'shape': \(shapeText), }"
+        // Pad with spaces so the data starts on a 64-byte boundary; the header ends with a newline.
+        let unpadded = 10 + dict.utf8.count + 1
+        dict += String(repeating: " ", count: (64 - unpadded % 64) % 64) + "\n"
+        var out: [UInt8] = [0x93, 0x4E, 0x55, 0x4D, 0x50, 0x59, 1, 0]
+        let length = dict.utf8.count
+        out += [UInt8(length & 0xFF), UInt8(length >> 8)]
+        out += Array(dict.utf8)
+        return out
+    }
+}

@@ -1,0 +1,198 @@
+import Foundation
+import LinearAlgebra
+
+/// One `checkpoint-<step>` folder with embeddings, its header already validated.
+public struct CheckpointFile: Sendable {
+    public let step: Int
+    public let directory: String
+    public let embeddings: NPYArray
+    /// `epoch` from the folder's `trainer_state.json`, if it has one.
+    public let epoch: Double?
+
+    public var embeddingsPath: String { embeddings.path }
+    public var sampleCount: Int { embeddings.shape[0] }
+    public var dimension: Int { embeddings.shape[1] }
+
+    /// Reads the embeddings as float32 and checks every value is finite.
+    public func loadEmbeddings() throws(RunFormatError) -> Matrix {
+        let matrix = try embeddings.floatMatrix()
+        for i in 0..<matrix.rows {
+            for value in matrix.row(i) where !value.isFinite {
+                throw RunFormatError(embeddingsPath, "row \(i) holds \(value.isNaN ? "NaN" : "Inf"): embeddings must be finite")
+            }
+        }
+        return matrix
+    }
+}
+
+/// Thumbnails of the evaluation samples: `count` images of `height x width x channels` bytes.
+public struct Thumbnails: Sendable {
+    public let count: Int
+    public let height: Int
+    public let width: Int
+    /// 1 (grey), 3 (RGB) or 4 (RGBA).
+    public let channels: Int
+    public let pixels: [UInt8]
+
+    public init(count: Int, height: Int, width: Int, channels: Int, pixels: [UInt8]) {
+        precondition(pixels.count == count * height * width * channels)
+        self.count = count
+        self.height = height
+        self.width = width
+        self.channels = channels
+        self.pixels = pixels
+    }
+
+    /// The bytes of image `index`.
+    public func image(_ index: Int) -> ArraySlice<UInt8> {
+        let size = height * width * channels
+        return pixels[index * size ..< (index + 1) * size]
+    }
+}
+
+/// A run directory as written by a training (see docs/run-layout.md), validated up front:
+/// every checkpoint's `.npy` header is read, so shape problems show before any frame is drawn.
+public struct RunDirectory: Sendable {
+    public let path: String
+    /// Checkpoints with embeddings, by increasing integer step.
+    public let checkpoints: [CheckpointFile]
+    public let labels: [Int]?
+    public let classNames: [String]?
+    public let thumbnails: Thumbnails?
+    public let losses: LossHistory
+    /// Things that were skipped, such as checkpoint folders without embeddings.
+    public let warnings: [String]
+
+    public var sampleCount: Int { checkpoints.first?.sampleCount ?? 0 }
+    public var dimension: Int { checkpoints.first?.dimension ?? 0 }
+
+    public init(path: String) throws(RunFormatError) {
+        self.path = path
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
+            throw RunFormatError(path, "no such run directory")
+        }
+        guard isDirectory.boolValue else { throw RunFormatError(path, "not a directory: expected a run directory") }
+        let names: [String]
+        do { names = try FileManager.default.contentsOfDirectory(atPath: path) } catch {
+            throw RunFormatError(path, "unreadable directory: \(error.localizedDescription)")
+        }
+
+        var warnings: [String] = []
+        var found: [(step: Int, directory: String)] = []
+        for name in names where name.hasPrefix("checkpoint-") {
+            guard let step = Int(name.dropFirst("checkpoint-".count)), step >= 0 else { continue }
+            let directory = (path as NSString).appendingPathComponent(name)
+            let embeddings = (directory as NSString).appendingPathComponent("embeddings.npy")
+            if FileManager.default.fileExists(atPath: embeddings) {
+                found.append((step, directory))
+            } else {
+                warnings.append("\(directory): no embeddings.npy, skipped")
+            }
+        }
+        found.sort { $0.step < $1.step }
+        guard !found.isEmpty else {
+            throw RunFormatError(path, "no checkpoint-<step>/embeddings.npy found: not a run directory, or an empty run")
+        }
+
+        var checkpoints: [CheckpointFile] = []
+        var states: [[[String: Any]]] = []
+        for (step, directory) in found {
+            let array = try NPYArray(path: (directory as NSString).appendingPathComponent("embeddings.npy"))
+            guard array.shape.count == 2 else {
+                throw RunFormatError(array.path, "expected a 2-D array (N, D), got shape \(array.shapeText)")
+            }
+            guard case .float = array.element else {
+                throw RunFormatError(array.path, "expected float16, float32 or float64 embeddings, got \(array.element)")
+            }
+            if let first = checkpoints.first {
+                guard array.shape[0] == first.sampleCount else {
+                    throw RunFormatError(array.path, "has \(array.shape[0]) rows but \(first.embeddingsPath) has \(first.sampleCount): every checkpoint must embed the same evaluation set")
+                }
+                guard array.shape[1] == first.dimension else {
+                    throw RunFormatError(array.path, "has dimension \(array.shape[1]) but \(first.embeddingsPath) has \(first.dimension): D must not change during a run")
+                }
+            } else {
+                guard array.shape[0] >= 3 else { throw RunFormatError(array.path, "only \(array.shape[0]) rows: need at least 3 samples") }
+                guard array.shape[1] >= 2 else { throw RunFormatError(array.path, "dimension \(array.shape[1]): need at least 2 features to project to 2-D") }
+            }
+            let statePath = (directory as NSString).appendingPathComponent("trainer_state.json")
+            var epoch: Double?
+            if FileManager.default.fileExists(atPath: statePath) {
+                let state = try Self.readJSONObject(statePath)
+                epoch = (state["epoch"] as? NSNumber)?.doubleValue
+                states.append(state["log_history"] as? [[String: Any]] ?? [])
+            }
+            checkpoints.append(CheckpointFile(step: step, directory: directory, embeddings: array, epoch: epoch))
+        }
+        let n = checkpoints[0].sampleCount
+
+        let csvPath = (path as NSString).appendingPathComponent("losses.csv")
+        var losses = LossHistory.merge(trainerStates: states)
+        if FileManager.default.fileExists(atPath: csvPath) {
+            let csv = try LossHistory.read(csv: csvPath)
+            losses = LossHistory(training: csv.training, evaluation: losses.evaluation,
+                                 epochs: csv.epochs.isEmpty ? losses.epochs : csv.epochs, source: csv.source)
+        }
+
+        let labelsPath = (path as NSString).appendingPathComponent("labels.npy")
+        var labels: [Int]?
+        if FileManager.default.fileExists(atPath: labelsPath) {
+            let values = try NPYArray(path: labelsPath).integers()
+            guard values.count == n else {
+                throw RunFormatError(labelsPath, "has \(values.count) labels but the checkpoints embed \(n) samples")
+            }
+            guard values.allSatisfy({ $0 >= 0 }) else { throw RunFormatError(labelsPath, "labels must be non-negative class indices") }
+            labels = values
+        }
+
+        let namesPath = (path as NSString).appendingPathComponent("class_names.json")
+        var classNames: [String]?
+        if FileManager.default.fileExists(atPath: namesPath) {
+            guard let list = try Self.readJSON(namesPath) as? [Any] else {
+                throw RunFormatError(namesPath, "expected a JSON list of class names")
+            }
+            classNames = list.map { ($0 as? String) ?? "\($0)" }
+            if let labels, let top = labels.max(), top >= classNames!.count {
+                throw RunFormatError(namesPath, "names \(classNames!.count) classes but labels.npy uses class \(top)")
+            }
+        }
+
+        let imagesPath = (path as NSString).appendingPathComponent("images.npy")
+        var thumbnails: Thumbnails?
+        if FileManager.default.fileExists(atPath: imagesPath) {
+            let array = try NPYArray(path: imagesPath)
+            let s = array.shape
+            guard array.element == .unsigned(bytes: 1), s.count == 3 || (s.count == 4 && (s[3] == 3 || s[3] == 4)) else {
+                throw RunFormatError(imagesPath, "expected uint8 images of shape (N, H, W), (N, H, W, 3) or (N, H, W, 4), got \(array.element) \(array.shapeText)")
+            }
+            guard s[0] == n else { throw RunFormatError(imagesPath, "has \(s[0]) images but the checkpoints embed \(n) samples") }
+            guard s[1] > 0, s[2] > 0 else { throw RunFormatError(imagesPath, "images of size \(s[1]) x \(s[2])") }
+            thumbnails = Thumbnails(count: s[0], height: s[1], width: s[2], channels: s.count == 4 ? s[3] : 1, pixels: try array.bytes())
+        }
+
+        self.checkpoints = checkpoints
+        self.labels = labels
+        self.classNames = classNames
+        self.thumbnails = thumbnails
+        self.losses = losses
+        self.warnings = warnings
+    }
+
+    static func readJSON(_ path: String) throws(RunFormatError) -> Any {
+        let data: Data
+        do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
+            throw RunFormatError(path, "unreadable: \(error.localizedDescription)")
+        }
+        do { return try JSONSerialization.jsonObject(with: data) } catch {
+            throw RunFormatError(path, "invalid JSON")
+        }
+    }
+
+    static func readJSONObject(_ path: String) throws(RunFormatError) -> [String: Any] {
+        guard let object = try readJSON(path) as? [String: Any] else {
+            throw RunFormatError(path, "expected a JSON object")
+        }
+        return object
+    }
+}
