@@ -10,7 +10,6 @@ import PackageDescription
 //   Embedlapse (checkpoint events, sources, the pipeline) -> embedlapse (CLI)
 let package = Package(
     name: "Embedlapse",
-    platforms: [.macOS(.v13)],
     products: [
         .executable(name: "embedlapse", targets: ["EmbedlapseCLI"]),
         .library(name: "Embedlapse", targets: ["Embedlapse"]),
@@ -34,18 +33,18 @@ let package = Package(
         .target(name: "Projection", dependencies: ["LinearAlgebra"]),
         .target(name: "RunFormat", dependencies: ["LinearAlgebra"]),
         .target(name: "Canvas", dependencies: ["CCairo"]),
-        .target(name: "Compositor", dependencies: ["Canvas"]),
+        .target(name: "Compositor", dependencies: ["Canvas", "RunFormat", "LinearAlgebra"]),
         .target(name: "MediaEncoder", dependencies: ["CFFmpeg"]),
         .target(
             name: "Embedlapse",
             dependencies: [
-                "Projection", "RunFormat", "Compositor", "MediaEncoder", "Canvas",
+                "LinearAlgebra", "Projection", "RunFormat", "Compositor", "MediaEncoder", "Canvas",
                 .product(name: "AsyncAlgorithms", package: "swift-async-algorithms"),
             ]),
         .executableTarget(
             name: "EmbedlapseCLI",
             dependencies: [
-                "Embedlapse",
+                "Embedlapse", "Projection", "RunFormat",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
 

@@ -66,71 +66,87 @@ public struct RunDirectory: Sendable {
     public var sampleCount: Int { checkpoints.first?.sampleCount ?? 0 }
     public var dimension: Int { checkpoints.first?.dimension ?? 0 }
 
+    /// Opens a run, throwing its first problem.
     public init(path: String) throws(RunFormatError) {
+        let scan = Self.scan(path: path)
+        if let problem = scan.problems.first { throw problem }
+        self = scan.run!
+    }
+
+    private init(path: String, checkpoints: [CheckpointFile], labels: [Int]?, classNames: [String]?,
+                 thumbnails: Thumbnails?, losses: LossHistory, warnings: [String]) {
         self.path = path
-        var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
-            throw RunFormatError(path, "no such run directory")
-        }
-        guard isDirectory.boolValue else { throw RunFormatError(path, "not a directory: expected a run directory") }
-        let names: [String]
-        do { names = try FileManager.default.contentsOfDirectory(atPath: path) } catch {
-            throw RunFormatError(path, "unreadable directory: \(error.localizedDescription)")
+        self.checkpoints = checkpoints
+        self.labels = labels
+        self.classNames = classNames
+        self.thumbnails = thumbnails
+        self.losses = losses
+        self.warnings = warnings
+    }
+
+    /// Every problem of a run, each file checked on its own; `run` is set only when there are none.
+    public struct Scan: Sendable {
+        public let run: RunDirectory?
+        public let problems: [RunFormatError]
+        public let warnings: [String]
+    }
+
+    /// Reads the whole layout (headers only for embeddings) and collects every problem found.
+    public static func scan(path: String) -> Scan {
+        var problems: [RunFormatError] = []
+        var warnings: [String] = []
+        func attempt<T>(_ body: () throws(RunFormatError) -> T) -> T? {
+            do { return try body() } catch { problems.append(error); return nil }
         }
 
-        var warnings: [String] = []
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
+            return Scan(run: nil, problems: [RunFormatError(path, "no such run directory")], warnings: [])
+        }
+        guard isDirectory.boolValue else {
+            return Scan(run: nil, problems: [RunFormatError(path, "not a directory: expected a run directory")], warnings: [])
+        }
+        let names: [String]
+        do { names = try FileManager.default.contentsOfDirectory(atPath: path) } catch {
+            return Scan(run: nil, problems: [RunFormatError(path, "unreadable directory: \(error.localizedDescription)")], warnings: [])
+        }
+
         var found: [(step: Int, directory: String)] = []
         for name in names where name.hasPrefix("checkpoint-") {
             guard let step = Int(name.dropFirst("checkpoint-".count)), step >= 0 else { continue }
             let directory = (path as NSString).appendingPathComponent(name)
-            let embeddings = (directory as NSString).appendingPathComponent("embeddings.npy")
-            if FileManager.default.fileExists(atPath: embeddings) {
+            if FileManager.default.fileExists(atPath: (directory as NSString).appendingPathComponent("embeddings.npy")) {
                 found.append((step, directory))
             } else {
                 warnings.append("\(directory): no embeddings.npy, skipped")
             }
         }
         found.sort { $0.step < $1.step }
-        guard !found.isEmpty else {
-            throw RunFormatError(path, "no checkpoint-<step>/embeddings.npy found: not a run directory, or an empty run")
+        if found.isEmpty {
+            problems.append(RunFormatError(path, "no checkpoint-<step>/embeddings.npy found: not a run directory, or an empty run"))
         }
 
         var checkpoints: [CheckpointFile] = []
         var states: [[[String: Any]]] = []
+        var shape: (n: Int, d: Int, path: String)?
         for (step, directory) in found {
-            let array = try NPYArray(path: (directory as NSString).appendingPathComponent("embeddings.npy"))
-            guard array.shape.count == 2 else {
-                throw RunFormatError(array.path, "expected a 2-D array (N, D), got shape \(array.shapeText)")
-            }
-            guard case .float = array.element else {
-                throw RunFormatError(array.path, "expected float16, float32 or float64 embeddings, got \(array.element)")
-            }
-            if let first = checkpoints.first {
-                guard array.shape[0] == first.sampleCount else {
-                    throw RunFormatError(array.path, "has \(array.shape[0]) rows but \(first.embeddingsPath) has \(first.sampleCount): every checkpoint must embed the same evaluation set")
-                }
-                guard array.shape[1] == first.dimension else {
-                    throw RunFormatError(array.path, "has dimension \(array.shape[1]) but \(first.embeddingsPath) has \(first.dimension): D must not change during a run")
-                }
-            } else {
-                guard array.shape[0] >= 3 else { throw RunFormatError(array.path, "only \(array.shape[0]) rows: need at least 3 samples") }
-                guard array.shape[1] >= 2 else { throw RunFormatError(array.path, "dimension \(array.shape[1]): need at least 2 features to project to 2-D") }
-            }
             let statePath = (directory as NSString).appendingPathComponent("trainer_state.json")
             var epoch: Double?
-            if FileManager.default.fileExists(atPath: statePath) {
-                let state = try Self.readJSONObject(statePath)
+            if FileManager.default.fileExists(atPath: statePath), let state = attempt({ () throws(RunFormatError) in try readJSONObject(statePath) }) {
                 epoch = (state["epoch"] as? NSNumber)?.doubleValue
                 states.append(state["log_history"] as? [[String: Any]] ?? [])
             }
+            guard let array = attempt({ () throws(RunFormatError) in
+                try checkedEmbeddings((directory as NSString).appendingPathComponent("embeddings.npy"), like: shape)
+            }) else { continue }
+            if shape == nil { shape = (array.shape[0], array.shape[1], array.path) }
             checkpoints.append(CheckpointFile(step: step, directory: directory, embeddings: array, epoch: epoch))
         }
-        let n = checkpoints[0].sampleCount
+        let n = shape?.n
 
         let csvPath = (path as NSString).appendingPathComponent("losses.csv")
         var losses = LossHistory.merge(trainerStates: states)
-        if FileManager.default.fileExists(atPath: csvPath) {
-            let csv = try LossHistory.read(csv: csvPath)
+        if FileManager.default.fileExists(atPath: csvPath), let csv = attempt({ () throws(RunFormatError) in try LossHistory.read(csv: csvPath) }) {
             losses = LossHistory(training: csv.training, evaluation: losses.evaluation,
                                  epochs: csv.epochs.isEmpty ? losses.epochs : csv.epochs, source: csv.source)
         }
@@ -138,45 +154,77 @@ public struct RunDirectory: Sendable {
         let labelsPath = (path as NSString).appendingPathComponent("labels.npy")
         var labels: [Int]?
         if FileManager.default.fileExists(atPath: labelsPath) {
-            let values = try NPYArray(path: labelsPath).integers()
-            guard values.count == n else {
-                throw RunFormatError(labelsPath, "has \(values.count) labels but the checkpoints embed \(n) samples")
+            labels = attempt { () throws(RunFormatError) in
+                let values = try NPYArray(path: labelsPath).integers()
+                if let n, values.count != n {
+                    throw RunFormatError(labelsPath, "has \(values.count) labels but the checkpoints embed \(n) samples")
+                }
+                guard values.allSatisfy({ $0 >= 0 && $0 < 100_000 }) else {
+                    throw RunFormatError(labelsPath, "labels must be class indices from 0 (got \(values.min()!) to \(values.max()!))")
+                }
+                return values
             }
-            guard values.allSatisfy({ $0 >= 0 }) else { throw RunFormatError(labelsPath, "labels must be non-negative class indices") }
-            labels = values
         }
 
         let namesPath = (path as NSString).appendingPathComponent("class_names.json")
         var classNames: [String]?
         if FileManager.default.fileExists(atPath: namesPath) {
-            guard let list = try Self.readJSON(namesPath) as? [Any] else {
-                throw RunFormatError(namesPath, "expected a JSON list of class names")
-            }
-            classNames = list.map { ($0 as? String) ?? "\($0)" }
-            if let labels, let top = labels.max(), top >= classNames!.count {
-                throw RunFormatError(namesPath, "names \(classNames!.count) classes but labels.npy uses class \(top)")
+            classNames = attempt { () throws(RunFormatError) in
+                guard let list = try readJSON(namesPath) as? [Any] else {
+                    throw RunFormatError(namesPath, "expected a JSON list of class names")
+                }
+                let names = list.map { ($0 as? String) ?? "\($0)" }
+                if let top = labels?.max(), top >= names.count {
+                    throw RunFormatError(namesPath, "names \(names.count) classes but labels.npy uses class \(top)")
+                }
+                return names
             }
         }
 
         let imagesPath = (path as NSString).appendingPathComponent("images.npy")
         var thumbnails: Thumbnails?
         if FileManager.default.fileExists(atPath: imagesPath) {
-            let array = try NPYArray(path: imagesPath)
-            let s = array.shape
-            guard array.element == .unsigned(bytes: 1), s.count == 3 || (s.count == 4 && (s[3] == 3 || s[3] == 4)) else {
-                throw RunFormatError(imagesPath, "expected uint8 images of shape (N, H, W), (N, H, W, 3) or (N, H, W, 4), got \(array.element) \(array.shapeText)")
+            thumbnails = attempt { () throws(RunFormatError) in
+                let array = try NPYArray(path: imagesPath)
+                let s = array.shape
+                guard array.element == .unsigned(bytes: 1), s.count == 3 || (s.count == 4 && (s[3] == 3 || s[3] == 4)) else {
+                    throw RunFormatError(imagesPath, "expected uint8 images of shape (N, H, W), (N, H, W, 3) or (N, H, W, 4), got \(array.element) \(array.shapeText)")
+                }
+                if let n, s[0] != n { throw RunFormatError(imagesPath, "has \(s[0]) images but the checkpoints embed \(n) samples") }
+                guard s[1] > 0, s[2] > 0, s[1] <= 4096, s[2] <= 4096 else {
+                    throw RunFormatError(imagesPath, "images of size \(s[1]) x \(s[2]): expected 1 to 4096 pixels a side")
+                }
+                return Thumbnails(count: s[0], height: s[1], width: s[2], channels: s.count == 4 ? s[3] : 1, pixels: try array.bytes())
             }
-            guard s[0] == n else { throw RunFormatError(imagesPath, "has \(s[0]) images but the checkpoints embed \(n) samples") }
-            guard s[1] > 0, s[2] > 0 else { throw RunFormatError(imagesPath, "images of size \(s[1]) x \(s[2])") }
-            thumbnails = Thumbnails(count: s[0], height: s[1], width: s[2], channels: s.count == 4 ? s[3] : 1, pixels: try array.bytes())
         }
 
-        self.checkpoints = checkpoints
-        self.labels = labels
-        self.classNames = classNames
-        self.thumbnails = thumbnails
-        self.losses = losses
-        self.warnings = warnings
+        guard problems.isEmpty else { return Scan(run: nil, problems: problems, warnings: warnings) }
+        let run = RunDirectory(path: path, checkpoints: checkpoints, labels: labels, classNames: classNames,
+                               thumbnails: thumbnails, losses: losses, warnings: warnings)
+        return Scan(run: run, problems: [], warnings: warnings)
+    }
+
+    /// Opens one checkpoint's embeddings and checks dtype and shape against the first checkpoint's.
+    static func checkedEmbeddings(_ path: String, like first: (n: Int, d: Int, path: String)?) throws(RunFormatError) -> NPYArray {
+        let array = try NPYArray(path: path)
+        guard array.shape.count == 2 else {
+            throw RunFormatError(path, "expected a 2-D array (N, D), got shape \(array.shapeText)")
+        }
+        guard case .float = array.element else {
+            throw RunFormatError(path, "expected float16, float32 or float64 embeddings, got \(array.element)")
+        }
+        if let first {
+            guard array.shape[0] == first.n else {
+                throw RunFormatError(path, "has \(array.shape[0]) rows but \(first.path) has \(first.n): every checkpoint must embed the same evaluation set")
+            }
+            guard array.shape[1] == first.d else {
+                throw RunFormatError(path, "has dimension \(array.shape[1]) but \(first.path) has \(first.d): D must not change during a run")
+            }
+        } else {
+            guard array.shape[0] >= 3 else { throw RunFormatError(path, "only \(array.shape[0]) rows: need at least 3 samples") }
+            guard array.shape[1] >= 2 else { throw RunFormatError(path, "dimension \(array.shape[1]): need at least 2 features to project to 2-D") }
+        }
+        return array
     }
 
     static func readJSON(_ path: String) throws(RunFormatError) -> Any {

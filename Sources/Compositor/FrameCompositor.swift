@@ -1,0 +1,339 @@
+import Canvas
+import LinearAlgebra
+import RunFormat
+
+/// What stays the same in every frame of one film.
+public struct FilmSetting: Sendable {
+    public var sampleCount: Int
+    public var dimension: Int
+    public var labels: [Int]?
+    public var classNames: [String]
+    public var thumbnails: Thumbnails?
+    /// The whole run's losses when known in advance (offline); drawn faint behind the current part.
+    public var wholeRunLosses: LossHistory?
+    /// How many checkpoints the film will have, when known.
+    public var checkpointCount: Int?
+    public var title: String?
+    /// One phrase saying how frames are aligned, for the subtitle.
+    public var alignment: String
+
+    public init(sampleCount: Int, dimension: Int, labels: [Int]?, classNames: [String], thumbnails: Thumbnails?,
+                wholeRunLosses: LossHistory?, checkpointCount: Int?, title: String?, alignment: String) {
+        self.sampleCount = sampleCount
+        self.dimension = dimension
+        self.labels = labels
+        self.classNames = classNames
+        self.thumbnails = thumbnails
+        self.wholeRunLosses = wholeRunLosses
+        self.checkpointCount = checkpointCount
+        self.title = title
+        self.alignment = alignment
+    }
+}
+
+/// One frame's data: a checkpoint's aligned projection and outliers.
+public struct FrameContent: Sendable {
+    public struct Outlier: Sendable, Equatable {
+        public let index: Int
+        public let score: Float
+        public init(index: Int, score: Float) {
+            self.index = index
+            self.score = score
+        }
+    }
+
+    public var step: Int
+    public var epoch: Double?
+    /// 0-based position of the checkpoint in the run.
+    public var checkpointIndex: Int
+    /// Display coordinates (see `Aligner`): about unit radius.
+    public var points: PlanarPoints
+    /// Most atypical first.
+    public var outliers: [Outlier]
+    /// The losses logged up to this checkpoint.
+    public var losses: LossHistory
+
+    public init(step: Int, epoch: Double?, checkpointIndex: Int, points: PlanarPoints, outliers: [Outlier], losses: LossHistory) {
+        self.step = step
+        self.epoch = epoch
+        self.checkpointIndex = checkpointIndex
+        self.points = points
+        self.outliers = outliers
+        self.losses = losses
+    }
+}
+
+/// Draws frames: title, class-coloured scatter with ringed outliers, legend, loss chart and
+/// the leaderboard of the most atypical samples. Owns its Cairo surface; one frame at a time.
+public final class FrameCompositor {
+    public let surface: ImageSurface
+    private let context: GraphicsContext
+    private let setting: FilmSetting
+    private let layout: FrameLayout
+    private let classCounts: [Int]
+    private var thumbnailCache: [Int: ImageSurface] = [:]
+
+    /// Half the side of the scatter's view in display units: the 99th-percentile radius is 1,
+    /// so the few points beyond 1.08 sit clamped on the border.
+    public static let viewHalfExtent = 1.08
+
+    public init(width: Int, height: Int, setting: FilmSetting) throws(CanvasError) {
+        surface = try ImageSurface(width: width, height: height)
+        context = try GraphicsContext(surface)
+        self.setting = setting
+        layout = FrameLayout(width: Double(width), height: Double(height), legendEntries: setting.classNames.count)
+        var counts = [Int](repeating: 0, count: setting.classNames.count)
+        for label in setting.labels ?? [] where label < counts.count { counts[label] += 1 }
+        classCounts = counts
+    }
+
+    /// Draws `frame` onto `surface` and checks Cairo's status.
+    public func draw(_ frame: FrameContent) throws(CanvasError) {
+        let u = layout.unit
+        context.fill(Rect(x: 0, y: 0, width: layout.width, height: layout.height), .white)
+        drawTitle(frame, u: u)
+        drawScatter(frame, u: u)
+        drawLegend(u: u)
+        drawLossChart(frame, u: u)
+        try drawLeaderboard(frame, u: u)
+        try context.checkStatus()
+    }
+
+    // MARK: Title
+
+    private func drawTitle(_ frame: FrameContent, u: Double) {
+        var heading = "Step \(NumberText.grouped(frame.step))"
+        if let epoch = frame.epoch { heading += "  ·  epoch \(Ticks.formatted(epoch, decimals: 2))" }
+        let x = layout.margin
+        let headingWidth = context.text(heading, x: x, y: 34 * u, size: 24 * u, weight: .bold, color: Palette.ink)
+        var trail = "checkpoint \(frame.checkpointIndex + 1)"
+        if let total = setting.checkpointCount { trail += " of \(total)" }
+        if let title = setting.title, !title.isEmpty { trail = title + "  ·  " + trail }
+        context.text(context.fitting(trail, maxWidth: layout.width - x - headingWidth - 30 * u - layout.margin, size: 15 * u),
+                     x: x + headingWidth + 18 * u, y: 34 * u, size: 15 * u, color: Palette.secondaryInk)
+        let subtitle = "PCA of \(NumberText.grouped(setting.sampleCount)) evaluation embeddings (\(setting.dimension)-d)  ·  \(setting.alignment)"
+        context.text(context.fitting(subtitle, maxWidth: layout.width - 2 * layout.margin, size: 13 * u),
+                     x: x, y: 58 * u, size: 13 * u, color: Palette.secondaryInk)
+    }
+
+    // MARK: Scatter
+
+    private func screen(_ x: Float, _ y: Float) -> (Double, Double) {
+        let box = layout.scatter
+        let half = Self.viewHalfExtent
+        let sx = box.x + (Double(x) + half) / (2 * half) * box.width
+        let sy = box.y + (half - Double(y)) / (2 * half) * box.height
+        return (min(max(sx, box.x + 2), box.maxX - 2), min(max(sy, box.y + 2), box.maxY - 2))
+    }
+
+    private func drawScatter(_ frame: FrameContent, u: Double) {
+        let box = layout.scatter
+        context.fill(box, Palette.panel)
+        // Faint cross-hairs through the centroid give the eye a fixed reference as the cloud turns.
+        let centre = screen(0, 0)
+        context.line(from: (box.x, centre.1), to: (box.maxX, centre.1), Palette.grid, width: 1)
+        context.line(from: (centre.0, box.y), to: (centre.0, box.maxY), Palette.grid, width: 1)
+        context.strokeRect(box, Palette.rule, width: 1)
+
+        let n = frame.points.count
+        let radius = (n <= 2_000 ? 3.2 : n <= 6_000 ? 2.5 : n <= 20_000 ? 2.0 : 1.5) * u
+        let rasterizer = DotRasterizer(radius: radius, clip: Rect(x: box.x + 1, y: box.y + 1, width: box.width - 2, height: box.height - 2))
+        let labels = setting.labels
+        let colours = (0..<max(setting.classNames.count, 1)).map { Palette.color(forClass: $0).withAlpha(0.8) }
+        surface.withMutablePixels { pixels, stride in
+            for i in 0..<n {
+                let (sx, sy) = screen(frame.points.x[i], frame.points.y[i])
+                let colour = labels.map { colours[$0[i] % colours.count] } ?? colours[0]
+                rasterizer.draw(cx: sx, cy: sy, color: colour, into: pixels, stride: stride)
+            }
+        }
+
+        for (rank, outlier) in frame.outliers.enumerated().reversed() where outlier.index < n {
+            let p = screen(frame.points.x[outlier.index], frame.points.y[outlier.index])
+            context.circle(center: p, radius: 8 * u, stroke: Color.white.withAlpha(0.9), lineWidth: 4 * u)
+            context.circle(center: p, radius: 8 * u, stroke: Palette.ink, lineWidth: 1.6 * u)
+            let labelX = p.0 + 9 * u < box.maxX - 14 * u ? p.0 + 9 * u : p.0 - 18 * u
+            context.text("\(rank + 1)", x: labelX, y: p.1 - 7 * u, size: 12 * u, weight: .bold, color: Palette.ink)
+        }
+    }
+
+    private func drawLegend(u: Double) {
+        guard !setting.classNames.isEmpty else { return }
+        let box = layout.legend
+        context.text("Classes", x: box.x, y: box.y + 12 * u, size: 13 * u, weight: .bold, color: Palette.ink)
+        let rowHeight = min(22 * u, (box.height - 24 * u) / Double(setting.classNames.count))
+        let textSize = min(13 * u, rowHeight * 0.7)
+        for (label, name) in setting.classNames.enumerated() {
+            let y = box.y + 24 * u + (Double(label) + 0.5) * rowHeight
+            context.circle(center: (box.x + 6 * u, y), radius: 5 * u, fill: Palette.color(forClass: label))
+            let count = setting.labels == nil ? "" : " (\(classCounts[label]))"
+            context.text(context.fitting(name + count, maxWidth: box.width - 16 * u, size: textSize),
+                         x: box.x + 16 * u, y: y + textSize * 0.36, size: textSize, color: Palette.ink)
+        }
+    }
+
+    // MARK: Loss chart
+
+    private func drawLossChart(_ frame: FrameContent, u: Double) {
+        let area = layout.lossChart
+        context.text("Training loss", x: area.x, y: area.y + 14 * u, size: 15 * u, weight: .bold, color: Palette.ink)
+        let whole = setting.wholeRunLosses ?? frame.losses
+        let current = frame.losses
+        let plot = Rect(x: area.x + 46 * u, y: area.y + 28 * u, width: area.width - 52 * u, height: area.height - 62 * u)
+        let finite = (whole.training + whole.evaluation + current.training + current.evaluation).filter { $0.loss.isFinite }
+        guard !finite.isEmpty else {
+            context.strokeRect(plot, Palette.rule, width: 1)
+            context.text("no loss logged", x: plot.x + plot.width / 2, y: plot.y + plot.height / 2, size: 13 * u,
+                         color: Palette.faintInk, anchor: .center)
+            return
+        }
+        let maxStep = Double(max(finite.map(\.step).max()!, frame.step, 1))
+        let minStep = Double(min(finite.map(\.step).min()!, 0))
+        let top = finite.map(\.loss).max()! * 1.08
+        let bottom = min(0, finite.map(\.loss).min()!)
+        let span = top > bottom ? top - bottom : 1
+        func px(_ step: Double) -> Double { plot.x + (step - minStep) / (maxStep - minStep) * plot.width }
+        func py(_ loss: Double) -> Double { plot.maxY - (loss - bottom) / span * plot.height }
+
+        let yTicks = Ticks.values(from: bottom, to: bottom + span, about: 4)
+        let yStep = yTicks.count > 1 ? yTicks[1] - yTicks[0] : span
+        for tick in yTicks {
+            context.line(from: (plot.x, py(tick)), to: (plot.maxX, py(tick)), Palette.grid, width: 1)
+            context.text(Ticks.label(tick, step: yStep), x: plot.x - 6 * u, y: py(tick) + 4 * u, size: 11 * u,
+                         color: Palette.secondaryInk, anchor: .right)
+        }
+        let xTicks = Ticks.values(from: minStep, to: maxStep, about: 5)
+        let xStep = xTicks.count > 1 ? xTicks[1] - xTicks[0] : maxStep
+        for tick in xTicks {
+            context.line(from: (px(tick), plot.maxY), to: (px(tick), plot.maxY + 4 * u), Palette.faintInk, width: 1)
+            context.text(Ticks.label(tick, step: xStep), x: px(tick), y: plot.maxY + 16 * u, size: 11 * u,
+                         color: Palette.secondaryInk, anchor: .center)
+        }
+        context.line(from: (plot.x, plot.maxY), to: (plot.maxX, plot.maxY), Palette.faintInk, width: 1)
+        context.line(from: (plot.x, plot.y), to: (plot.x, plot.maxY), Palette.faintInk, width: 1)
+        context.text("step", x: plot.x + plot.width / 2, y: plot.maxY + 31 * u, size: 12 * u, color: Palette.secondaryInk, anchor: .center)
+        context.verticalText("loss", x: area.x + 8 * u, y: plot.y + plot.height / 2, size: 12 * u, color: Palette.secondaryInk)
+
+        func curve(_ points: [LossHistory.Point]) -> [(Double, Double)] {
+            points.filter { $0.loss.isFinite }.map { (px(Double($0.step)), py($0.loss)) }
+        }
+        context.polyline(curve(whole.training), Palette.loss.withAlpha(0.25), width: 1.5 * u)
+        context.polyline(curve(current.training), Palette.loss, width: 2 * u)
+        if !whole.evaluation.isEmpty {
+            context.setDash([5 * u, 4 * u])
+            context.polyline(curve(whole.evaluation), Palette.evaluationLoss.withAlpha(0.25), width: 1.5 * u)
+            context.polyline(curve(current.evaluation), Palette.evaluationLoss, width: 2 * u)
+            context.setDash([])
+        }
+        // The current step: a vertical rule, and a marker on the last logged loss.
+        let x = px(Double(frame.step))
+        context.line(from: (x, plot.y), to: (x, plot.maxY), Palette.highlight.withAlpha(0.5), width: 1 * u)
+        var readout = "step \(NumberText.grouped(frame.step))"
+        if let last = current.training.last(where: { $0.loss.isFinite }) {
+            context.circle(center: (px(Double(last.step)), py(last.loss)), radius: 4.5 * u, fill: Palette.highlight,
+                           stroke: .white, lineWidth: 1.5 * u)
+            readout = "loss \(NumberText.significant(last.loss, 4))"
+        }
+        if let eval = current.evaluation.last(where: { $0.loss.isFinite }) {
+            readout += "   eval \(NumberText.significant(eval.loss, 4))"
+        }
+        context.text(readout, x: plot.maxX, y: area.y + 14 * u, size: 13 * u, color: Palette.ink, anchor: .right)
+        if !whole.evaluation.isEmpty {
+            let keyY = plot.y + 12 * u
+            context.line(from: (plot.maxX - 150 * u, keyY), to: (plot.maxX - 132 * u, keyY), Palette.loss, width: 2 * u)
+            context.text("train", x: plot.maxX - 128 * u, y: keyY + 4 * u, size: 11 * u, color: Palette.secondaryInk)
+            context.setDash([5 * u, 4 * u])
+            context.line(from: (plot.maxX - 80 * u, keyY), to: (plot.maxX - 62 * u, keyY), Palette.evaluationLoss, width: 2 * u)
+            context.setDash([])
+            context.text("eval", x: plot.maxX - 58 * u, y: keyY + 4 * u, size: 11 * u, color: Palette.secondaryInk)
+        }
+    }
+
+    // MARK: Leaderboard
+
+    private func drawLeaderboard(_ frame: FrameContent, u: Double) throws(CanvasError) {
+        let area = layout.leaderboard
+        context.text("Most atypical samples", x: area.x, y: area.y + 14 * u, size: 15 * u, weight: .bold, color: Palette.ink)
+        context.text("kNN outlier score: lower is more atypical", x: area.x, y: area.y + 32 * u, size: 12 * u,
+                     color: Palette.secondaryInk)
+        let entries = frame.outliers
+        guard !entries.isEmpty else { return }
+        let columns = entries.count > 4 ? 2 : 1
+        let rows = (entries.count + columns - 1) / columns
+        let top = area.y + 40 * u
+        let cellWidth = area.width / Double(columns)
+        let cellHeight = (area.maxY - top) / Double(rows)
+        let thumb = min(cellHeight - 8 * u, 64 * u)
+        let textSize = min(13 * u, cellHeight * 0.26)
+        for (rank, entry) in entries.enumerated() {
+            let column = rank / rows, row = rank % rows
+            let x = area.x + Double(column) * cellWidth
+            let y = top + Double(row) * cellHeight + (cellHeight - thumb) / 2
+            let frameRect = Rect(x: x, y: y, width: thumb, height: thumb)
+            if let image = try thumbnail(entry.index) {
+                context.draw(image, in: frameRect, pixelated: image.width * 2 <= Int(thumb))
+            } else {
+                context.fill(frameRect, Palette.grid)
+            }
+            context.strokeRect(frameRect, Palette.rule, width: 1)
+            let textX = x + thumb + 10 * u
+            let maxWidth = cellWidth - thumb - 16 * u
+            let lineGap = textSize * 1.35
+            let baseline = y + thumb / 2 - lineGap + textSize * 0.35
+            let rankWidth = context.text("#\(rank + 1)", x: textX, y: baseline, size: textSize, weight: .bold, color: Palette.ink)
+            let className = className(of: entry.index)
+            if let label = setting.labels?[entry.index] {
+                context.circle(center: (textX + rankWidth + 10 * u, baseline - textSize * 0.35), radius: 4 * u,
+                               fill: Palette.color(forClass: label))
+            }
+            context.text(context.fitting(className, maxWidth: maxWidth - rankWidth - 20 * u, size: textSize),
+                         x: textX + rankWidth + 18 * u, y: baseline, size: textSize, color: Palette.ink)
+            context.text("score \(NumberText.significant(Double(entry.score), 4))", x: textX, y: baseline + lineGap,
+                         size: textSize * 0.92, color: Palette.secondaryInk)
+            context.text("sample \(entry.index)", x: textX, y: baseline + 2 * lineGap, size: textSize * 0.92, color: Palette.secondaryInk)
+        }
+    }
+
+    private func className(of index: Int) -> String {
+        guard let label = setting.labels?[index] else { return "unlabelled" }
+        return label < setting.classNames.count ? setting.classNames[label] : "class \(label)"
+    }
+
+    private func thumbnail(_ index: Int) throws(CanvasError) -> ImageSurface? {
+        guard let thumbnails = setting.thumbnails, index < thumbnails.count else { return nil }
+        if let cached = thumbnailCache[index] { return cached }
+        let image = try ImageSurface(pixels: thumbnails.image(index), width: thumbnails.width,
+                                     height: thumbnails.height, channels: thumbnails.channels)
+        if thumbnailCache.count > 256 { thumbnailCache.removeAll() }
+        thumbnailCache[index] = image
+        return image
+    }
+}
+
+/// Where each part of the frame goes, in pixels; everything scales with the frame height.
+struct FrameLayout {
+    let width: Double
+    let height: Double
+    let unit: Double
+    let margin: Double
+    let scatter: Rect
+    let legend: Rect
+    let lossChart: Rect
+    let leaderboard: Rect
+
+    init(width: Double, height: Double, legendEntries: Int) {
+        self.width = width
+        self.height = height
+        unit = min(height / 720, width / 1280 * 1.2)
+        margin = 24 * unit
+        let top = 76 * unit
+        let side = min(height - top - margin, width * 0.5)
+        scatter = Rect(x: margin, y: top, width: side, height: side)
+        let legendWidth = legendEntries > 0 ? min(170 * unit, width * 0.15) : 0
+        legend = Rect(x: scatter.maxX + 14 * unit, y: top, width: legendWidth, height: side)
+        let rightX = legend.maxX + (legendEntries > 0 ? 16 * unit : 0)
+        let rightWidth = width - rightX - margin
+        lossChart = Rect(x: rightX, y: top, width: rightWidth, height: side * 0.42)
+        leaderboard = Rect(x: rightX, y: lossChart.maxY + 14 * unit, width: rightWidth, height: top + side - lossChart.maxY - 14 * unit)
+    }
+}

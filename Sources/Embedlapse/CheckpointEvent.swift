@@ -1,0 +1,70 @@
+import LinearAlgebra
+import Projection
+import RunFormat
+
+/// One checkpoint of a training, as every source emits it.
+public struct CheckpointEvent: Sendable {
+    /// 0-based position in the run.
+    public let index: Int
+    public let step: Int
+    public let epoch: Double?
+    /// The `N x D` embeddings of the evaluation set at this checkpoint.
+    public let embeddings: Matrix
+    /// The losses logged up to this checkpoint's step.
+    public let losses: LossHistory
+    /// Where the embeddings came from, for error messages (a file path, or a description).
+    public let origin: String
+
+    public init(index: Int, step: Int, epoch: Double?, embeddings: Matrix, losses: LossHistory, origin: String) {
+        self.index = index
+        self.step = step
+        self.epoch = epoch
+        self.embeddings = embeddings
+        self.losses = losses
+        self.origin = origin
+    }
+}
+
+/// A checkpoint after the numeric stages: what the compositor draws and `--dump-data` writes.
+public struct AnalysedCheckpoint: Sendable {
+    public let index: Int
+    public let step: Int
+    public let epoch: Double?
+    public let losses: LossHistory
+    /// PCA scores before alignment.
+    public let pca: PlanarPoints
+    public let alignment: AlignedFrame
+    public let outliers: OutlierScores
+    /// The most atypical samples, most atypical first.
+    public let top: [OutlierScores.Ranked]
+}
+
+/// The numeric stages in order: PCA, Procrustes alignment, outlier scores.
+struct CheckpointAnalyser: Sendable {
+    private var aligner: Aligner
+    let topCount: Int
+
+    init(aligner: Aligner, topCount: Int) {
+        self.aligner = aligner
+        self.topCount = topCount
+    }
+
+    mutating func analyse(_ event: CheckpointEvent) throws(PipelineError) -> AnalysedCheckpoint {
+        do {
+            let pca = try PrincipalComponents(fitting: event.embeddings)
+            let alignment = try aligner.align(pca.scores)
+            let outliers = try OutlierScores(embeddings: event.embeddings)
+            return AnalysedCheckpoint(index: event.index, step: event.step, epoch: event.epoch, losses: event.losses,
+                                      pca: pca.scores, alignment: alignment, outliers: outliers,
+                                      top: outliers.mostAtypical(topCount))
+        } catch {
+            throw PipelineError("\(event.origin): \(error)")
+        }
+    }
+}
+
+/// A failure anywhere in the pipeline, as the one line the user sees.
+public struct PipelineError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}

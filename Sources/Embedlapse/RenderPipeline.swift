@@ -1,0 +1,136 @@
+import AsyncAlgorithms
+import Canvas
+import Compositor
+import Foundation
+import LinearAlgebra
+import Projection
+import RunFormat
+
+/// What to render and where.
+public struct RenderOptions: Sendable {
+    /// `.mp4` and `.gif` paths; one encode each from the same frames.
+    public var videoPaths: [String] = []
+    public var framesDirectory: String?
+    public var dumpDirectory: String?
+    public var width = 1280
+    public var height = 720
+    public var fps = 5.0
+    public var alignment: AlignmentTarget = .previous
+    public var topCount = 8
+    public var title: String?
+
+    public init() {}
+}
+
+public struct RenderSummary: Sendable {
+    public let frames: Int
+    /// True when a stop request ended the render early; the outputs are still complete.
+    public let interrupted: Bool
+}
+
+/// The streaming pipeline, source to encoders:
+///
+///     source ──channel──▶ analysis (PCA, Procrustes, outliers) ──channel──▶ compositor ▶ encoders
+///
+/// Each stage runs in its own task; the channels hold nothing, so a fast stage waits for a
+/// slow one instead of queueing checkpoints (bounded memory, nothing dropped).
+public enum RenderPipeline {
+    public static func run(source: some CheckpointSource, setting: FilmSetting, options: RenderOptions,
+                           stop: StopFlag, finalScores: PlanarPoints? = nil,
+                           progress: (@Sendable (Int) -> Void)? = nil) async throws -> RenderSummary {
+        let sinks = try openSinks(options)
+        var dump: DataDump?
+        do {
+            if let directory = options.dumpDirectory { dump = try DataDump(directory: directory, target: options.alignment) }
+            let compositor: FrameCompositor
+            do { compositor = try FrameCompositor(width: options.width, height: options.height, setting: setting) } catch {
+                throw PipelineError("cannot draw frames: \(error)")
+            }
+
+            let events = AsyncThrowingChannel<CheckpointEvent, any Error>()
+            let analysed = AsyncThrowingChannel<AnalysedCheckpoint, any Error>()
+            let analyser = CheckpointAnalyser(aligner: Aligner(target: options.alignment, finalScores: finalScores),
+                                              topCount: options.topCount)
+            let frames = try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask { await source.emit(into: events, stop: stop) }
+                group.addTask {
+                    var analyser = analyser
+                    do {
+                        for try await event in events { await analysed.send(try analyser.analyse(event)) }
+                        analysed.finish()
+                    } catch {
+                        analysed.fail(error)
+                    }
+                }
+                var count = 0
+                do {
+                    for try await checkpoint in analysed {
+                        try dump?.record(checkpoint)
+                        try draw(checkpoint, with: compositor)
+                        for sink in sinks { try sink.write(compositor.surface, index: count) }
+                        count += 1
+                        progress?(count)
+                    }
+                } catch {
+                    group.cancelAll()
+                    throw error
+                }
+                try await group.waitForAll()
+                return count
+            }
+            guard frames > 0 else { throw PipelineError("no frame was rendered: stopped before the first checkpoint") }
+            try dump?.finish()
+            for sink in sinks { try sink.finish() }
+            return RenderSummary(frames: frames, interrupted: stop.isRaised)
+        } catch {
+            for sink in sinks { sink.abandon() }
+            throw error
+        }
+    }
+
+    /// Renders a saved run: the run-directory source feeding `run(source:...)`.
+    public static func render(run: RunDirectory, options: RenderOptions, stop: StopFlag,
+                              progress: (@Sendable (Int) -> Void)? = nil) async throws -> RenderSummary {
+        let source = RunDirectorySource(run: run)
+        let finalScores = options.alignment == .last ? try source.finalProjection() : nil
+        return try await self.run(source: source, setting: FilmSetting(run: run, options: options), options: options,
+                                  stop: stop, finalScores: finalScores, progress: progress)
+    }
+
+    static func openSinks(_ options: RenderOptions) throws -> [any FrameSink] {
+        var sinks: [any FrameSink] = []
+        do {
+            for path in options.videoPaths {
+                sinks.append(try VideoOutput(path: path, width: options.width, height: options.height, fps: options.fps))
+            }
+            if let directory = options.framesDirectory { sinks.append(try PNGSequenceOutput(directory: directory)) }
+        } catch {
+            for sink in sinks { sink.abandon() }
+            throw error
+        }
+        return sinks
+    }
+
+    static func draw(_ c: AnalysedCheckpoint, with compositor: FrameCompositor) throws {
+        let content = FrameContent(step: c.step, epoch: c.epoch, checkpointIndex: c.index, points: c.alignment.display,
+                                   outliers: c.top.map { .init(index: $0.index, score: $0.score) }, losses: c.losses)
+        do { try compositor.draw(content) } catch { throw PipelineError("drawing step \(c.step): \(error)") }
+    }
+}
+
+extension FilmSetting {
+    /// The film's fixed parts for a saved run.
+    public init(run: RunDirectory, options: RenderOptions) {
+        let classCount = max((run.labels?.max() ?? -1) + 1, run.classNames?.count ?? 0)
+        let names = run.classNames ?? (0..<classCount).map { "class \($0)" }
+        let alignment: String
+        switch options.alignment {
+        case .previous: alignment = "each frame rotated onto the previous one (Procrustes)"
+        case .last: alignment = "every frame rotated onto the final checkpoint (Procrustes)"
+        case .none: alignment = "raw principal axes, not aligned"
+        }
+        self.init(sampleCount: run.sampleCount, dimension: run.dimension, labels: run.labels, classNames: names,
+                  thumbnails: run.thumbnails, wholeRunLosses: run.losses, checkpointCount: run.checkpoints.count,
+                  title: options.title, alignment: alignment)
+    }
+}
