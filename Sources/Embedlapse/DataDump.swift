@@ -40,6 +40,7 @@ final class DataDump {
             "disparity": a.fit.disparity,
             "frobenius_norm": a.frobeniusNorm,
             "display_scale": a.displayScale,
+            "centre": [a.centre.x, a.centre.y],
         ])
     }
 
@@ -47,7 +48,7 @@ final class DataDump {
     func finish() throws {
         let document: [String: Any] = [
             "align": target.rawValue,
-            "display": "aligned = (pca - mean(pca)) @ rotation.T / display_scale; scipy.spatial.procrustes' second matrix = aligned * display_scale * scale / frobenius_norm",
+            "display": "aligned = (pca - centre) @ rotation.T / display_scale; scipy.spatial.procrustes' second matrix = (aligned * display_scale + (centre - mean(pca)) @ rotation.T) * scale / frobenius_norm",
             "checkpoints": alignment,
         ]
         try AtomicFile.write(try Self.json(document), to: path("alignment.json"))

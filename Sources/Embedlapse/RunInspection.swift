@@ -15,10 +15,6 @@ public struct RunInspection {
             let dtypes = Set(run.checkpoints.map { $0.embeddings.element.description }).sorted().joined(separator: ", ")
             lines.append("checkpoints: \(steps.count) (steps \(steps.first!) to \(steps.last!))")
             lines.append("embeddings: N = \(run.sampleCount) samples, D = \(run.dimension), \(dtypes)")
-            // Values are read only here, one checkpoint at a time: NaN and Inf hide inside files.
-            for checkpoint in run.checkpoints {
-                do { _ = try checkpoint.loadEmbeddings() } catch { problems.append(error.description) }
-            }
             if let labels = run.labels {
                 let classes = Set(labels).count
                 lines.append("labels: \(labels.count), \(classes) classes" + (run.classNames.map { ": " + $0.joined(separator: ", ") } ?? ""))
@@ -37,6 +33,10 @@ public struct RunInspection {
             } else {
                 lines.append("loss: none logged")
             }
+        }
+        // Values are read only here, one checkpoint at a time: NaN and Inf hide inside files.
+        for checkpoint in scan.checkpoints {
+            do { _ = try checkpoint.loadEmbeddings() } catch { problems.append(error.description) }
         }
         lines += scan.warnings.map { "warning: \($0)" }
         lines.append(problems.isEmpty ? "problems: none" : "problems: \(problems.count)")

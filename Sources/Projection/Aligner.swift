@@ -12,26 +12,27 @@ public enum AlignmentTarget: String, Sendable, CaseIterable {
 
 /// One checkpoint's projection ready to draw, and how it was obtained.
 public struct AlignedFrame: Sendable {
-    /// Display coordinates: the centred PCA scores rotated by `fit.rotation`, divided by `displayScale`.
+    /// Display coordinates: `(scores - centre) * rotation^T / displayScale`.
     public let display: PlanarPoints
+    /// The point of the PCA plane at the middle of the view: the coordinate-wise median,
+    /// which one far outlier cannot drag the way it drags the mean.
+    public let centre: (x: Double, y: Double)
     /// The Procrustes fit onto the target (identity for `.none`).
     public let fit: ProcrustesFit
     /// The Frobenius norm of the centred PCA scores (scipy's standardisation divisor).
     public let frobeniusNorm: Double
-    /// The 99th percentile of the points' distances from their centroid: one unit on screen.
+    /// The 99th percentile of the points' distances from `centre`: one unit on screen.
     public let displayScale: Double
-
-    /// scipy's transformed second matrix (`procrustes(target, scores)[1]`) from the display coordinates.
-    public var scipyScaleFactor: Double { displayScale * fit.scale / frobeniusNorm }
 }
 
 /// Rotates each checkpoint's PCA scores onto its target so the film neither flips nor jumps.
 ///
 /// Rotation (and reflection) follows scipy's Procrustes, but the film does not use scipy's
 /// scale: scipy shrinks a frame by how well it matches its target, which collapses the early,
-/// blob-like frames to a dot. Each frame is instead divided by a robust radius (the 99th
-/// percentile of distances from the centroid), so one far outlier cannot re-zoom the film and
-/// the view bounds can stay fixed for the whole run, known before the first frame.
+/// blob-like frames to a dot. Each frame is instead centred on its coordinate-wise median and
+/// divided by a robust radius (the 99th percentile of distances from that centre), so one far
+/// outlier can neither pan nor re-zoom the film, and the view bounds stay fixed for the whole
+/// run, known before the first frame (which live rendering needs).
 public struct Aligner: Sendable {
     public let target: AlignmentTarget
     private var previous: PlanarPoints?
@@ -56,15 +57,24 @@ public struct Aligner: Sendable {
         for i in 0..<centred.count {
             sumSquares += Double(centred.x[i]) * Double(centred.x[i]) + Double(centred.y[i]) * Double(centred.y[i])
         }
-        let scale = Self.robustRadius(centred)
-        var display = fit.rotate(centred)
+        let centre = (x: Self.median(scores.x), y: Self.median(scores.y))
+        let shifted = PlanarPoints(x: scores.x.map { Float(Double($0) - centre.x) }, y: scores.y.map { Float(Double($0) - centre.y) })
+        let scale = Self.robustRadius(shifted)
+        var display = fit.rotate(shifted)
         let inverse = Float(1 / scale)
         for i in 0..<display.count {
             display.x[i] *= inverse
             display.y[i] *= inverse
         }
         previous = display
-        return AlignedFrame(display: display, fit: fit, frobeniusNorm: sumSquares.squareRoot(), displayScale: scale)
+        return AlignedFrame(display: display, centre: centre, fit: fit, frobeniusNorm: sumSquares.squareRoot(), displayScale: scale)
+    }
+
+    static func median(_ values: [Float]) -> Double {
+        let sorted = values.sorted()
+        guard !sorted.isEmpty else { return 0 }
+        let mid = sorted.count / 2
+        return sorted.count % 2 == 1 ? Double(sorted[mid]) : (Double(sorted[mid - 1]) + Double(sorted[mid])) / 2
     }
 
     static func centred(_ p: PlanarPoints) -> PlanarPoints {

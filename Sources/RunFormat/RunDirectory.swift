@@ -87,6 +87,8 @@ public struct RunDirectory: Sendable {
     /// Every problem of a run, each file checked on its own; `run` is set only when there are none.
     public struct Scan: Sendable {
         public let run: RunDirectory?
+        /// The checkpoints whose headers are sound, also when other files have problems.
+        public let checkpoints: [CheckpointFile]
         public let problems: [RunFormatError]
         public let warnings: [String]
     }
@@ -101,14 +103,14 @@ public struct RunDirectory: Sendable {
 
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
-            return Scan(run: nil, problems: [RunFormatError(path, "no such run directory")], warnings: [])
+            return Scan(run: nil, checkpoints: [], problems: [RunFormatError(path, "no such run directory")], warnings: [])
         }
         guard isDirectory.boolValue else {
-            return Scan(run: nil, problems: [RunFormatError(path, "not a directory: expected a run directory")], warnings: [])
+            return Scan(run: nil, checkpoints: [], problems: [RunFormatError(path, "not a directory: expected a run directory")], warnings: [])
         }
         let names: [String]
         do { names = try FileManager.default.contentsOfDirectory(atPath: path) } catch {
-            return Scan(run: nil, problems: [RunFormatError(path, "unreadable directory: \(error.localizedDescription)")], warnings: [])
+            return Scan(run: nil, checkpoints: [], problems: [RunFormatError(path, "unreadable directory: \(error.localizedDescription)")], warnings: [])
         }
 
         var found: [(step: Int, directory: String)] = []
@@ -198,10 +200,10 @@ public struct RunDirectory: Sendable {
             }
         }
 
-        guard problems.isEmpty else { return Scan(run: nil, problems: problems, warnings: warnings) }
+        guard problems.isEmpty else { return Scan(run: nil, checkpoints: checkpoints, problems: problems, warnings: warnings) }
         let run = RunDirectory(path: path, checkpoints: checkpoints, labels: labels, classNames: classNames,
                                thumbnails: thumbnails, losses: losses, warnings: warnings)
-        return Scan(run: run, problems: [], warnings: warnings)
+        return Scan(run: run, checkpoints: checkpoints, problems: [], warnings: warnings)
     }
 
     /// Opens one checkpoint's embeddings and checks dtype and shape against the first checkpoint's.

@@ -1,0 +1,61 @@
+import LinearAlgebra
+import Testing
+@testable import Projection
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+@Suite struct OutlierScoresTests {
+    /// The definition, written the slow obvious way in double precision.
+    func referenceAverages(_ x: Matrix, cosine: Bool) -> [Double] {
+        let n = x.rows, k = min(10, n - 1)
+        return (0..<n).map { i in
+            var distances: [Double] = []
+            for j in 0..<n where j != i {
+                let a = x.row(i).map(Double.init), b = x.row(j).map(Double.init)
+                if a == b { distances.append(0); continue }
+                if cosine {
+                    let dot = zip(a, b).reduce(0) { $0 + $1.0 * $1.1 }
+                    let na = a.reduce(0) { $0 + $1 * $1 }.squareRoot(), nb = b.reduce(0) { $0 + $1 * $1 }.squareRoot()
+                    distances.append(min(max(1 - dot / (na * nb), 0), 2))
+                } else {
+                    distances.append(zip(a, b).reduce(0) { $0 + ($1.0 - $1.1) * ($1.0 - $1.1) }.squareRoot())
+                }
+            }
+            return distances.sorted().prefix(k).reduce(0, +) / Double(k)
+        }
+    }
+
+    func randomMatrix(n: Int, d: Int, seed: UInt64) -> Matrix {
+        var g = SplitMix(seed: seed)
+        return Matrix(rows: n, columns: d, storage: (0..<n * d).map { _ in Float(g.normal()) })
+    }
+
+    @Test(arguments: [(120, 16), (40, 3), (25, 2)])
+    func matchesTheDefinition(n: Int, d: Int) throws {
+        var x = randomMatrix(n: n, d: d, seed: UInt64(n * d))
+        for j in 0..<d { x[5, j] = x[9, j] }  // an exact duplicate pair
+        let scores = try OutlierScores(embeddings: x)
+        #expect(scores.metric == (d > 3 ? .cosine : .euclidean))
+        let expected = referenceAverages(x, cosine: d > 3)
+        for i in 0..<n { #expect(abs(Double(scores.averageDistances[i]) - expected[i]) < 1e-5 * max(expected[i], 1e-2)) }
+        let sorted = expected.sorted()
+        let median = n % 2 == 1 ? sorted[n / 2] : (sorted[n / 2 - 1] + sorted[n / 2]) / 2
+        #expect(abs(scores.scalingFactor - median) < 1e-5 * median)
+        for i in 0..<n { #expect(abs(Double(scores.scores[i]) - exp(-expected[i] / median)) < 1e-4) }
+    }
+
+    @Test func aFarPointRanksFirstAndTiesGoToTheLowerIndex() throws {
+        var x = randomMatrix(n: 60, d: 8, seed: 4)
+        for i in 0..<60 { for j in 0..<8 { x[i, j] = 1 + 0.1 * x[i, j] } }  // one tight bundle of directions
+        for j in 0..<8 { x[33, j] = j % 2 == 0 ? -1 : 1 }  // and one sample pointing elsewhere
+        let top = try OutlierScores(embeddings: x).mostAtypical(3)
+        #expect(top[0].index == 33)
+        var identical = Matrix(zeros: 12, 4)
+        for i in 0..<12 { for j in 0..<4 { identical[i, j] = Float(j + 1) } }
+        let tied = try OutlierScores(embeddings: identical).mostAtypical(12)
+        #expect(tied.allSatisfy { $0.score == 1 }, "exact duplicates beyond k are at distance 0: score 1")
+        #expect(tied.map(\.index) == Array(0..<12))
+    }
+}

@@ -1,0 +1,54 @@
+"""Shared fixtures: the built binary, the runs to compare on, and rendered dumps (cached per session)."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SHARED = Path(os.environ.get("EMBEDLAPSE_SHARED", ROOT.parent / "shared"))
+BINARY = Path(os.environ.get("EMBEDLAPSE_BIN", ROOT / ".build" / "release" / "embedlapse"))
+
+
+def run_cli(*args, check=True, timeout=600):
+    """Runs the real embedlapse binary; returns the CompletedProcess."""
+    proc = subprocess.run([str(BINARY), *map(str, args)], capture_output=True, text=True, timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"embedlapse {' '.join(map(str, args))} failed ({proc.returncode}):\n{proc.stderr}")
+    return proc
+
+
+@pytest.fixture(scope="session")
+def binary():
+    assert BINARY.exists(), f"build first: {BINARY} is missing (make test builds it)"
+    return BINARY
+
+
+@pytest.fixture(scope="session")
+def synthetic_run(tmp_path_factory):
+    """A synthetic run from the shared reference generator: blob to clusters, planted outliers."""
+    generator = SHARED / "reference" / "make_synthetic_run.py"
+    assert generator.exists(), f"{generator} is missing: the tests need ../shared beside the repository"
+    out = tmp_path_factory.mktemp("synthetic") / "run"
+    subprocess.run([sys.executable, str(generator), str(out), "--n", "700", "--dim", "96", "--checkpoints", "8",
+                    "--seed", "11"], check=True, capture_output=True)
+    return out
+
+
+def runs_to_compare():
+    runs = [pytest.param("samples", id="cnn-fmnist"), pytest.param("synthetic", id="synthetic")]
+    for extra in filter(None, os.environ.get("EMBEDLAPSE_EXTRA_RUNS", "").split(":")):
+        runs.append(pytest.param(extra, id=Path(extra).name))
+    return runs
+
+
+@pytest.fixture
+def resolve_run(synthetic_run):
+    def resolve(name):
+        if name == "samples":
+            return ROOT / "samples" / "cnn-fmnist"
+        if name == "synthetic":
+            return synthetic_run
+        return Path(name)
+    return resolve
