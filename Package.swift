@@ -50,7 +50,7 @@ let package = Package(
 
         .testTarget(name: "ProjectionTests", dependencies: ["Projection"]),
         .testTarget(name: "RunFormatTests", dependencies: ["RunFormat"]),
-        .testTarget(name: "MediaTests", dependencies: ["MediaEncoder", "Compositor", "Canvas"]),
-        .testTarget(name: "EmbedlapseTests", dependencies: ["Embedlapse"]),
+        .testTarget(name: "MediaTests", dependencies: ["MediaEncoder", "Compositor", "Canvas", "LinearAlgebra", "RunFormat"]),
+        .testTarget(name: "EmbedlapseTests", dependencies: ["Embedlapse", "Compositor", "LinearAlgebra", "RunFormat", .product(name: "AsyncAlgorithms", package: "swift-async-algorithms")]),
     ]
 )

@@ -1,0 +1,36 @@
+# Embedlapse: `make demo` renders the sample run, `make test` runs every test.
+SHELL := /bin/bash
+APT_PACKAGES := libavcodec-dev libavformat-dev libavutil-dev libswscale-dev libcairo2-dev \
+                libopenblas-dev liblapacke-dev pkg-config fontconfig fonts-dejavu-core ffmpeg python3-venv
+VENV := .venv
+BIN := .build/release/embedlapse
+
+.PHONY: demo test deps build clean
+
+# Installs the Debian packages that are missing (sudo when not root).
+deps:
+	@missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:" $$missing; \
+	  sudo=$$([ "$$(id -u)" -eq 0 ] || echo sudo); \
+	  $$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+build: deps
+	swift build -c release --product embedlapse
+
+demo: build
+	$(BIN) render samples/cnn-fmnist -o demo.mp4 -o demo.gif
+
+# numpy, scipy, scikit-learn and cleanlab: the independent references the tests compare with.
+$(VENV)/.installed: Tests/reference/requirements.txt
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install -q --disable-pip-version-check -r Tests/reference/requirements.txt
+	touch $@
+
+test: build $(VENV)/.installed
+	swift test
+	cd Tests/reference && EMBEDLAPSE_BIN=$(CURDIR)/$(BIN) $(CURDIR)/$(VENV)/bin/python -m pytest -q
+
+clean:
+	rm -rf .build $(VENV) demo.mp4 demo.gif
