@@ -20,7 +20,6 @@ public struct Color: Sendable, Equatable {
     public func withAlpha(_ alpha: Double) -> Color { Color(red: red, green: green, blue: blue, alpha: alpha) }
 
     public static let white = Color(hex: 0xFFFFFF)
-    public static let black = Color(hex: 0x000000)
 }
 
 public struct Rect: Sendable, Equatable {

@@ -2,11 +2,6 @@ private import CLinearAlgebra
 
 /// Thin wrappers over the OpenBLAS and LAPACK calls the projection stages need.
 public enum BLAS {
-    /// Sets how many threads OpenBLAS may use (`openblas_set_num_threads`).
-    public static func setThreadCount(_ count: Int) {
-        openblas_set_num_threads(Int32(count))
-    }
-
     /// `C = alpha * A * B^T + beta * C` for row-major blocks (`cblas_sgemm`, B transposed).
     ///
     /// `a` is `m x k` with row stride `lda`, `b` is `n x k` with row stride `ldb`, `c` is `m x n`.

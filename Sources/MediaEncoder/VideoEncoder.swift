@@ -47,65 +47,63 @@ public final class VideoEncoder {
         var output: UnsafeMutablePointer<AVFormatContext>?
         try check(avformat_alloc_output_context2(&output, nil, format == .mp4 ? "mp4" : "gif", path), "\(path): cannot set up the container")
         formatContext = output
-        do {  // a scope only: errors propagate as MediaError
-            let codec: UnsafePointer<AVCodec>?
-            switch format {
-            case .mp4: codec = avcodec_find_encoder_by_name("libx264")
-            case .gif: codec = avcodec_find_encoder(AV_CODEC_ID_GIF)
-            }
-            guard let codec else { throw MediaError("\(path): FFmpeg has no \(format == .mp4 ? "libx264" : "GIF") encoder") }
-            guard let newStream = avformat_new_stream(output, nil) else { throw MediaError("\(path): cannot add a video stream") }
-            stream = newStream
-            guard let context = avcodec_alloc_context3(codec) else { throw MediaError("\(path): out of memory") }
-            codecContext = context
-            context.pointee.width = Int32(width)
-            context.pointee.height = Int32(height)
-            let rate = av_d2q(fps, 100_000)
-            frameRate = rate
-            switch format {
-            case .mp4:
-                context.pointee.pix_fmt = AV_PIX_FMT_YUV420P
-                context.pointee.time_base = AVRational(num: rate.den, den: rate.num)
-                context.pointee.framerate = rate
-                context.pointee.gop_size = 2 * Int32(max(1, fps.rounded()))
-                context.pointee.colorspace = AVCOL_SPC_BT709
-                context.pointee.color_primaries = AVCOL_PRI_BT709
-                context.pointee.color_trc = AVCOL_TRC_BT709
-                context.pointee.color_range = AVCOL_RANGE_MPEG
-                av_opt_set(context.pointee.priv_data, "preset", preset, 0)
-                av_opt_set(context.pointee.priv_data, "crf", String(crf), 0)
-            case .gif:
-                context.pointee.pix_fmt = AV_PIX_FMT_PAL8
-                context.pointee.time_base = AVRational(num: 1, den: 100)  // GIF delays are centiseconds
-            }
-            if (output!.pointee.oformat.pointee.flags & AVFMT_GLOBALHEADER) != 0 {
-                context.pointee.flags |= Int32(AV_CODEC_FLAG_GLOBAL_HEADER)
-            }
-            try check(avcodec_open2(context, codec, nil), "\(path): cannot open the encoder")
-            try check(avcodec_parameters_from_context(newStream.pointee.codecpar, context), "\(path): codec parameters")
-            newStream.pointee.time_base = context.pointee.time_base
+        let codec: UnsafePointer<AVCodec>?
+        switch format {
+        case .mp4: codec = avcodec_find_encoder_by_name("libx264")
+        case .gif: codec = avcodec_find_encoder(AV_CODEC_ID_GIF)
+        }
+        guard let codec else { throw MediaError("\(path): FFmpeg has no \(format == .mp4 ? "libx264" : "GIF") encoder") }
+        guard let newStream = avformat_new_stream(output, nil) else { throw MediaError("\(path): cannot add a video stream") }
+        stream = newStream
+        guard let context = avcodec_alloc_context3(codec) else { throw MediaError("\(path): out of memory") }
+        codecContext = context
+        context.pointee.width = Int32(width)
+        context.pointee.height = Int32(height)
+        let rate = av_d2q(fps, 100_000)
+        frameRate = rate
+        switch format {
+        case .mp4:
+            context.pointee.pix_fmt = AV_PIX_FMT_YUV420P
+            context.pointee.time_base = AVRational(num: rate.den, den: rate.num)
+            context.pointee.framerate = rate
+            context.pointee.gop_size = 2 * Int32(max(1, fps.rounded()))
+            context.pointee.colorspace = AVCOL_SPC_BT709
+            context.pointee.color_primaries = AVCOL_PRI_BT709
+            context.pointee.color_trc = AVCOL_TRC_BT709
+            context.pointee.color_range = AVCOL_RANGE_MPEG
+            av_opt_set(context.pointee.priv_data, "preset", preset, 0)
+            av_opt_set(context.pointee.priv_data, "crf", String(crf), 0)
+        case .gif:
+            context.pointee.pix_fmt = AV_PIX_FMT_PAL8
+            context.pointee.time_base = AVRational(num: 1, den: 100)  // GIF delays are centiseconds
+        }
+        if (output!.pointee.oformat.pointee.flags & AVFMT_GLOBALHEADER) != 0 {
+            context.pointee.flags |= Int32(AV_CODEC_FLAG_GLOBAL_HEADER)
+        }
+        try check(avcodec_open2(context, codec, nil), "\(path): cannot open the encoder")
+        try check(avcodec_parameters_from_context(newStream.pointee.codecpar, context), "\(path): codec parameters")
+        newStream.pointee.time_base = context.pointee.time_base
 
-            try check(avio_open(&output!.pointee.pb, path, AVIO_FLAG_WRITE), path)
-            var options: OpaquePointer?
-            defer { av_dict_free(&options) }
-            if format == .mp4 { av_dict_set(&options, "movflags", "+faststart", 0) } else { av_dict_set(&options, "loop", "0", 0) }
-            try check(avformat_write_header(output, &options), "\(path): cannot write the header")
+        try check(avio_open(&output!.pointee.pb, path, AVIO_FLAG_WRITE), path)
+        var options: OpaquePointer?
+        defer { av_dict_free(&options) }
+        if format == .mp4 { av_dict_set(&options, "movflags", "+faststart", 0) } else { av_dict_set(&options, "loop", "0", 0) }
+        try check(avformat_write_header(output, &options), "\(path): cannot write the header")
 
-            guard let newFrame = av_frame_alloc(), let newPacket = av_packet_alloc() else { throw MediaError("\(path): out of memory") }
-            frame = newFrame
-            packet = newPacket
-            newFrame.pointee.format = context.pointee.pix_fmt.rawValue
-            newFrame.pointee.width = Int32(width)
-            newFrame.pointee.height = Int32(height)
-            try check(av_frame_get_buffer(newFrame, 0), "\(path): frame buffer")
-            if format == .mp4 {
-                scaler = sws_getContext(Int32(width), Int32(height), AV_PIX_FMT_BGRA, Int32(width), Int32(height),
-                                        AV_PIX_FMT_YUV420P, SWS_BILINEAR | SWS_ACCURATE_RND, nil, nil, nil)
-                guard let scaler else { throw MediaError("\(path): cannot convert BGRA to yuv420p") }
-                // BT.709 coefficients, limited range: what the stream is tagged with.
-                let coefficients = sws_getCoefficients(SWS_CS_ITU709)
-                sws_setColorspaceDetails(scaler, coefficients, 1, coefficients, 0, 0, 1 << 16, 1 << 16)
-            }
+        guard let newFrame = av_frame_alloc(), let newPacket = av_packet_alloc() else { throw MediaError("\(path): out of memory") }
+        frame = newFrame
+        packet = newPacket
+        newFrame.pointee.format = context.pointee.pix_fmt.rawValue
+        newFrame.pointee.width = Int32(width)
+        newFrame.pointee.height = Int32(height)
+        try check(av_frame_get_buffer(newFrame, 0), "\(path): frame buffer")
+        if format == .mp4 {
+            scaler = sws_getContext(Int32(width), Int32(height), AV_PIX_FMT_BGRA, Int32(width), Int32(height),
+                                    AV_PIX_FMT_YUV420P, SWS_BILINEAR | SWS_ACCURATE_RND, nil, nil, nil)
+            guard let scaler else { throw MediaError("\(path): cannot convert BGRA to yuv420p") }
+            // BT.709 coefficients, limited range: what the stream is tagged with.
+            let coefficients = sws_getCoefficients(SWS_CS_ITU709)
+            sws_setColorspaceDetails(scaler, coefficients, 1, coefficients, 0, 0, 1 << 16, 1 << 16)
         }
     }
 
