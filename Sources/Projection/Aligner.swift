@@ -14,8 +14,8 @@ public enum AlignmentTarget: String, Sendable, CaseIterable {
 public struct AlignedFrame: Sendable {
     /// Display coordinates: `(scores - centre) * rotation^T / displayScale`.
     public let display: PlanarPoints
-    /// The point of the PCA plane at the middle of the view: the coordinate-wise median,
-    /// which one far outlier cannot drag the way it drags the mean.
+    /// The point of the PCA plane at the middle of the view: on each screen axis, halfway between
+    /// the 1st and 99th percentiles, so the cloud sits in the middle and one far outlier cannot drag it.
     public let centre: (x: Double, y: Double)
     /// The Procrustes fit onto the target (identity for `.none`).
     public let fit: ProcrustesFit
@@ -29,10 +29,11 @@ public struct AlignedFrame: Sendable {
 ///
 /// Rotation (and reflection) follows scipy's Procrustes, but the film does not use scipy's
 /// scale: scipy shrinks a frame by how well it matches its target, which collapses the early,
-/// blob-like frames to a dot. Each frame is instead centred on its coordinate-wise median and
-/// divided by a robust radius (the 99th percentile of distances from that centre), so one far
-/// outlier can neither pan nor re-zoom the film, and the view bounds stay fixed for the whole
-/// run, known before the first frame (which live rendering needs).
+/// blob-like frames to a dot. Each frame is instead centred on its robust mid-range (halfway
+/// between the 1st and 99th percentiles along each screen axis) and divided by a robust radius
+/// (the 99th percentile of distances from that centre), so one far outlier can neither pan nor
+/// re-zoom the film, and the view bounds stay fixed for the whole run, known before the first
+/// frame (which live rendering needs).
 public struct Aligner: Sendable {
     public let target: AlignmentTarget
     private var previous: PlanarPoints?
@@ -57,31 +58,49 @@ public struct Aligner: Sendable {
         for i in 0..<centred.count {
             sumSquares += Double(centred.x[i]) * Double(centred.x[i]) + Double(centred.y[i]) * Double(centred.y[i])
         }
-        let centre = (x: Self.median(scores.x), y: Self.median(scores.y))
-        let shifted = PlanarPoints(x: scores.x.map { Float(Double($0) - centre.x) }, y: scores.y.map { Float(Double($0) - centre.y) })
-        let scale = Self.robustRadius(shifted)
-        var display = fit.rotate(shifted)
+        var display = fit.rotate(centred)
+        let middle = (x: Self.midRange(display.x), y: Self.midRange(display.y))
+        for i in 0..<display.count {
+            display.x[i] -= Float(middle.x)
+            display.y[i] -= Float(middle.y)
+        }
+        let scale = Self.robustRadius(display)
         let inverse = Float(1 / scale)
         for i in 0..<display.count {
             display.x[i] *= inverse
             display.y[i] *= inverse
         }
         previous = display
+        // The screen middle back in PCA coordinates: mean + middle * R (R is orthogonal).
+        let r = fit.rotation
+        let mean = Self.mean(scores)
+        let centre = (x: mean.x + middle.x * r[0] + middle.y * r[2], y: mean.y + middle.x * r[1] + middle.y * r[3])
         return AlignedFrame(display: display, centre: centre, fit: fit, frobeniusNorm: sumSquares.squareRoot(), displayScale: scale)
     }
 
-    static func median(_ values: [Float]) -> Double {
+    /// Halfway between the 1st and 99th percentiles.
+    static func midRange(_ values: [Float]) -> Double {
         let sorted = values.sorted()
         guard !sorted.isEmpty else { return 0 }
-        let mid = sorted.count / 2
-        return sorted.count % 2 == 1 ? Double(sorted[mid]) : (Double(sorted[mid - 1]) + Double(sorted[mid])) / 2
+        return (percentile(sorted, 0.01) + percentile(sorted, 0.99)) / 2
+    }
+
+    /// numpy's default (linear) percentile of sorted values.
+    static func percentile<T: BinaryFloatingPoint>(_ sorted: [T], _ q: Double) -> Double {
+        let position = q * Double(sorted.count - 1)
+        let lower = Int(position), upper = min(lower + 1, sorted.count - 1)
+        let fraction = position - Double(lower)
+        return Double(sorted[lower]) + (Double(sorted[upper]) - Double(sorted[lower])) * fraction
+    }
+
+    static func mean(_ p: PlanarPoints) -> (x: Double, y: Double) {
+        let n = Double(max(p.count, 1))
+        return (p.x.reduce(0.0) { $0 + Double($1) } / n, p.y.reduce(0.0) { $0 + Double($1) } / n)
     }
 
     static func centred(_ p: PlanarPoints) -> PlanarPoints {
-        let n = Double(max(p.count, 1))
-        let mx = Float(p.x.reduce(0.0) { $0 + Double($1) } / n)
-        let my = Float(p.y.reduce(0.0) { $0 + Double($1) } / n)
-        return PlanarPoints(x: p.x.map { $0 - mx }, y: p.y.map { $0 - my })
+        let m = mean(p)
+        return PlanarPoints(x: p.x.map { Float(Double($0) - m.x) }, y: p.y.map { Float(Double($0) - m.y) })
     }
 
     /// The 99th percentile of distances from the origin (linear interpolation, as numpy's),
@@ -94,10 +113,7 @@ public struct Aligner: Sendable {
             radii[i] = (x * x + y * y).squareRoot()
         }
         radii.sort()
-        let position: Double = 0.99 * Double(radii.count - 1)
-        let lower = Int(position), upper = min(lower + 1, radii.count - 1)
-        let fraction: Double = position - Double(lower)
-        let q: Double = radii[lower] + (radii[upper] - radii[lower]) * fraction
+        let q = percentile(radii, 0.99)
         if q > 0 { return q }
         return radii.last! > 0 ? radii.last! : 1
     }
