@@ -263,23 +263,23 @@ public final class FrameCompositor {
         let top = area.y + 40 * u
         let cellWidth = area.width / Double(columns)
         let cellHeight = (area.maxY - top) / Double(rows)
-        let thumb = min(cellHeight - 8 * u, 64 * u)
+        // Without images, the text takes the whole cell instead of sitting beside empty tiles.
+        let thumb = setting.thumbnails == nil ? 0 : min(cellHeight - 8 * u, 64 * u)
         let textSize = min(13 * u, cellHeight * 0.26)
         for (rank, entry) in entries.enumerated() {
             let column = rank / rows, row = rank % rows
             let x = area.x + Double(column) * cellWidth
             let y = top + Double(row) * cellHeight + (cellHeight - thumb) / 2
-            let frameRect = Rect(x: x, y: y, width: thumb, height: thumb)
             if let image = try thumbnail(entry.index) {
+                let frameRect = Rect(x: x, y: y, width: thumb, height: thumb)
                 context.draw(image, in: frameRect, pixelated: image.width * 2 <= Int(thumb))
-            } else {
-                context.fill(frameRect, Palette.grid)
+                context.strokeRect(frameRect, Palette.rule, width: 1)
             }
-            context.strokeRect(frameRect, Palette.rule, width: 1)
-            let textX = x + thumb + 10 * u
+            let textX = x + (thumb > 0 ? thumb + 10 * u : 0)
             let maxWidth = cellWidth - thumb - 16 * u
             let lineGap = textSize * 1.35
-            let baseline = y + thumb / 2 - lineGap + textSize * 0.35
+            let middle = thumb > 0 ? y + thumb / 2 : top + (Double(row) + 0.5) * cellHeight
+            let baseline = middle - lineGap + textSize * 0.35
             let rankWidth = context.text("#\(rank + 1)", x: textX, y: baseline, size: textSize, weight: .bold, color: Palette.ink)
             let className = className(of: entry.index)
             if let label = setting.labels?[entry.index] {

@@ -12,22 +12,28 @@ protocol FrameSink: AnyObject {
     func abandon()
 }
 
-/// An MP4 or GIF, encoded under a temporary name and renamed into place by `finish()`,
-/// so a failed render never leaves a broken video where the user asked for one.
+/// An MP4 or GIF.
+///
+/// Offline, it is encoded under a temporary name and renamed into place by `finish()`, so a
+/// failed render never leaves a broken video where the user asked for one. Live, it is written
+/// in place as a fragmented MP4 that plays up to its last frame at any moment, and on a failure
+/// it is finalised rather than removed: the frames already shown stay watchable.
 final class VideoOutput: FrameSink {
     let path: String
+    let live: Bool
     private let temporaryPath: String
     private var encoder: VideoEncoder?
 
-    init(path: String, width: Int, height: Int, fps: Double) throws {
+    init(path: String, width: Int, height: Int, fps: Double, live: Bool) throws {
         let lowered = path.lowercased()
         let format: VideoFormat
-        if lowered.hasSuffix(".mp4") { format = .mp4 } else if lowered.hasSuffix(".gif") { format = .gif } else {
+        if lowered.hasSuffix(".mp4") { format = live ? .liveMP4 : .mp4 } else if lowered.hasSuffix(".gif") { format = .gif } else {
             throw PipelineError("\(path): unknown video type: the name must end in .mp4 or .gif")
         }
         try OutputChecks.parentIsWritable(path)
         self.path = path
-        temporaryPath = AtomicFile.temporaryPath(for: path)
+        self.live = live
+        temporaryPath = live ? path : AtomicFile.temporaryPath(for: path)
         do {
             encoder = try VideoEncoder(path: temporaryPath, format: format, width: width, height: height, fps: fps)
         } catch {
@@ -54,6 +60,7 @@ final class VideoOutput: FrameSink {
             throw PipelineError("\(path): \(error)")
         }
         self.encoder = nil
+        guard !live else { return }
         guard rename(temporaryPath, path) == 0 else {
             let reason = String(cString: strerror(errno))
             abandon()
@@ -62,9 +69,30 @@ final class VideoOutput: FrameSink {
     }
 
     func abandon() {
+        if live, let encoder, encoder.framesWritten > 0, (try? encoder.finish()) != nil {
+            self.encoder = nil
+            return
+        }
         encoder = nil
         try? FileManager.default.removeItem(atPath: temporaryPath)
     }
+}
+
+/// `--latest PNG`: the newest frame, replaced atomically after each frame (written, then renamed).
+final class LatestFrameOutput: FrameSink {
+    let path: String
+
+    init(path: String) throws {
+        try OutputChecks.parentIsWritable(path)
+        self.path = path
+    }
+
+    func write(_ surface: ImageSurface, index: Int) throws {
+        try PNGSequenceOutput.writePNG(surface, to: path)
+    }
+
+    func finish() {}
+    func abandon() {}
 }
 
 /// One PNG per frame, `frame-0000.png` upwards; each file appears whole (written, then renamed).
@@ -82,7 +110,10 @@ final class PNGSequenceOutput: FrameSink {
     }
 
     func write(_ surface: ImageSurface, index: Int) throws {
-        let path = (directory as NSString).appendingPathComponent(Self.fileName(index: index))
+        try Self.writePNG(surface, to: (directory as NSString).appendingPathComponent(Self.fileName(index: index)))
+    }
+
+    static func writePNG(_ surface: ImageSurface, to path: String) throws {
         let temporary = AtomicFile.temporaryPath(for: path)
         do {
             try surface.writePNG(to: temporary)

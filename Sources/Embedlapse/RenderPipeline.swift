@@ -18,6 +18,10 @@ public struct RenderOptions: Sendable {
     public var alignment: AlignmentTarget = .previous
     public var topCount = 8
     public var title: String?
+    /// Live: MP4s are fragmented and playable while written; finalised, not removed, on failure.
+    public var live = false
+    /// `--latest PNG`: the newest frame, replaced after each frame.
+    public var latestPath: String?
 
     public init() {}
 }
@@ -97,13 +101,27 @@ public enum RenderPipeline {
                                   stop: stop, finalScores: finalScores, progress: progress)
     }
 
+    /// Renders a run as another process writes it, until it is marked done, goes idle or is stopped.
+    /// Returns nil when no checkpoint appeared at all.
+    public static func watch(_ watcher: RunWatcher, options: RenderOptions, stop: StopFlag,
+                             progress: (@Sendable (Int) -> Void)? = nil) async throws -> RenderSummary? {
+        guard let start = try await watcher.waitForStart(stop: stop) else { return nil }
+        var options = options
+        options.live = true
+        options.topCount = min(options.topCount, start.sampleCount)
+        let setting = FilmSetting(sampleCount: start.sampleCount, dimension: start.dimension, annotations: start.annotations,
+                                  wholeRunLosses: nil, checkpointCount: nil, options: options)
+        return try await run(source: watcher, setting: setting, options: options, stop: stop, progress: progress)
+    }
+
     static func openSinks(_ options: RenderOptions) throws -> [any FrameSink] {
         var sinks: [any FrameSink] = []
         do {
             for path in options.videoPaths {
-                sinks.append(try VideoOutput(path: path, width: options.width, height: options.height, fps: options.fps))
+                sinks.append(try VideoOutput(path: path, width: options.width, height: options.height, fps: options.fps, live: options.live))
             }
             if let directory = options.framesDirectory { sinks.append(try PNGSequenceOutput(directory: directory)) }
+            if let path = options.latestPath { sinks.append(try LatestFrameOutput(path: path)) }
         } catch {
             for sink in sinks { sink.abandon() }
             throw error
@@ -121,16 +139,24 @@ public enum RenderPipeline {
 extension FilmSetting {
     /// The film's fixed parts for a saved run.
     public init(run: RunDirectory, options: RenderOptions) {
-        let classCount = max((run.labels?.max() ?? -1) + 1, run.classNames?.count ?? 0)
-        let names = run.classNames ?? (0..<classCount).map { "class \($0)" }
+        self.init(sampleCount: run.sampleCount, dimension: run.dimension,
+                  annotations: SampleAnnotations(labels: run.labels, classNames: run.classNames, thumbnails: run.thumbnails),
+                  wholeRunLosses: run.losses, checkpointCount: run.checkpoints.count, options: options)
+    }
+
+    /// The film's fixed parts from what is known before the first frame; live runs know no future losses.
+    public init(sampleCount: Int, dimension: Int, annotations: SampleAnnotations, wholeRunLosses: LossHistory?,
+                checkpointCount: Int?, options: RenderOptions) {
+        let classCount = max((annotations.labels?.max() ?? -1) + 1, annotations.classNames?.count ?? 0)
+        let names = annotations.classNames ?? (0..<classCount).map { "class \($0)" }
         let alignment: String
         switch options.alignment {
         case .previous: alignment = "each frame rotated onto the previous one (Procrustes)"
         case .last: alignment = "every frame rotated onto the final checkpoint (Procrustes)"
         case .none: alignment = "raw principal axes, not aligned"
         }
-        self.init(sampleCount: run.sampleCount, dimension: run.dimension, labels: run.labels, classNames: names,
-                  thumbnails: run.thumbnails, wholeRunLosses: run.losses, checkpointCount: run.checkpoints.count,
+        self.init(sampleCount: sampleCount, dimension: dimension, labels: annotations.labels, classNames: names,
+                  thumbnails: annotations.thumbnails, wholeRunLosses: wholeRunLosses, checkpointCount: checkpointCount,
                   title: options.title, alignment: alignment)
     }
 }

@@ -18,6 +18,55 @@ struct FrameSize: ExpressibleByArgument {
     }
 }
 
+/// The options every film-making command shares: outputs, frame size, speed, leaderboard.
+struct FilmOptions: ParsableArguments {
+    @Option(name: .shortAndLong, help: "Output video, .mp4 or .gif; repeat for both.")
+    var output: [String] = []
+
+    @Option(help: "Also write one PNG per frame into this directory.")
+    var framesDir: String?
+
+    @Option(help: "Write each checkpoint's PCA, aligned coordinates, outlier scores and alignment into this directory.")
+    var dumpData: String?
+
+    @Option(help: "Frames (checkpoints) per second of video.")
+    var fps: Double = 5
+
+    @Option(help: "Frame size WxH, even numbers.")
+    var size: FrameSize = FrameSize(argument: "1280x720")!
+
+    @Option(help: "How many outliers to ring and list.")
+    var top: Int = 8
+
+    @Option(help: "A title shown beside the step.")
+    var title: String?
+
+    func validate() throws {
+        guard size.width >= 320, size.height >= 180, size.width <= 7680, size.height <= 4320,
+              size.width % 2 == 0, size.height % 2 == 0 else {
+            throw ValidationError("--size \(size.width)x\(size.height): width and height must be even, from 320x180 to 7680x4320")
+        }
+        guard fps > 0, fps <= 120 else { throw ValidationError("--fps \(fps): must be above 0 and at most 120") }
+        guard (1...32).contains(top) else { throw ValidationError("--top \(top): must be from 1 to 32") }
+    }
+
+    var renderOptions: RenderOptions {
+        var options = RenderOptions()
+        options.videoPaths = output
+        options.framesDirectory = framesDir
+        options.dumpDirectory = dumpData
+        options.width = size.width
+        options.height = size.height
+        options.fps = fps
+        options.topCount = top
+        options.title = title
+        return options
+    }
+
+    /// The paths written, for the closing message.
+    var written: String { (output + [framesDir, dumpData].compactMap { $0 }).joined(separator: ", ") }
+}
+
 struct Render: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Render a saved training run to MP4, GIF and/or PNG frames.",
@@ -36,40 +85,15 @@ struct Render: AsyncParsableCommand {
     @Argument(help: "The run directory.")
     var run: String
 
-    @Option(name: .shortAndLong, help: "Output video, .mp4 or .gif; repeat for both.")
-    var output: [String] = []
-
-    @Option(help: "Also write one PNG per frame into this directory.")
-    var framesDir: String?
-
-    @Option(help: "Write each checkpoint's PCA, aligned coordinates, outlier scores and alignment into this directory.")
-    var dumpData: String?
-
-    @Option(help: "Frames (checkpoints) per second of video.")
-    var fps: Double = 5
-
-    @Option(help: "Frame size WxH, even numbers.")
-    var size: FrameSize = FrameSize(argument: "1280x720")!
+    @OptionGroup var film: FilmOptions
 
     @Option(help: "Procrustes target: previous (each frame onto the one before), last (onto the final checkpoint) or none.")
     var align: AlignmentTarget = .previous
 
-    @Option(help: "How many outliers to ring and list.")
-    var top: Int = 8
-
-    @Option(help: "A title shown beside the step.")
-    var title: String?
-
     func validate() throws {
-        guard !output.isEmpty || framesDir != nil || dumpData != nil else {
+        guard !film.output.isEmpty || film.framesDir != nil || film.dumpData != nil else {
             throw ValidationError("nothing to write: give -o OUT.mp4, -o OUT.gif, --frames-dir DIR or --dump-data DIR")
         }
-        guard size.width >= 320, size.height >= 180, size.width <= 7680, size.height <= 4320,
-              size.width % 2 == 0, size.height % 2 == 0 else {
-            throw ValidationError("--size \(size.width)x\(size.height): width and height must be even, from 320x180 to 7680x4320")
-        }
-        guard fps > 0, fps <= 120 else { throw ValidationError("--fps \(fps): must be above 0 and at most 120") }
-        guard (1...32).contains(top) else { throw ValidationError("--top \(top): must be from 1 to 32") }
     }
 
     func run() async throws {
@@ -77,38 +101,29 @@ struct Render: AsyncParsableCommand {
         do { runDirectory = try RunDirectory(path: run) } catch { fail(error.description) }
         for warning in runDirectory.warnings { note("warning: \(warning)") }
 
-        var options = RenderOptions()
-        options.videoPaths = output
-        options.framesDirectory = framesDir
-        options.dumpDirectory = dumpData
-        options.width = size.width
-        options.height = size.height
-        options.fps = fps
+        var options = film.renderOptions
         options.alignment = align
-        options.topCount = min(top, runDirectory.sampleCount)
-        options.title = title
+        options.topCount = min(options.topCount, runDirectory.sampleCount)
 
         let stop = StopFlag()
         let signals = SignalTrap(stop: stop)
         defer { signals.restore() }
         let total = runDirectory.checkpoints.count
         let progress = ProgressLine(total: total)
+        let summary: RenderSummary
         do {
-            let summary = try await RenderPipeline.render(run: runDirectory, options: options, stop: stop,
-                                                          progress: { progress.update($0) })
-            progress.end()
-            let written = (output + [framesDir, dumpData].compactMap { $0 }).joined(separator: ", ")
-            if summary.interrupted {
-                note("interrupted: wrote \(summary.frames) of \(total) frames to \(written)")
-                throw ExitCode(130)
-            }
-            note("wrote \(summary.frames) frames to \(written)")
-        } catch let error as ExitCode {
-            throw error
+            summary = try await RenderPipeline.render(run: runDirectory, options: options, stop: stop,
+                                                      progress: { progress.update($0) })
         } catch {
             progress.end()
             fail("\(error)")
         }
+        progress.end()
+        if summary.interrupted {
+            note("interrupted: wrote \(summary.frames) of \(total) frames to \(film.written)")
+            throw ExitCode(130)
+        }
+        note("wrote \(summary.frames) frames to \(film.written)")
     }
 }
 

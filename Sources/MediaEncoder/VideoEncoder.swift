@@ -4,6 +4,9 @@ internal import CFFmpeg
 public enum VideoFormat: Sendable {
     /// H.264 (libx264), yuv420p, BT.709, in an MP4 with the index at the front (`movflags=+faststart`).
     case mp4
+    /// The same stream as a fragmented MP4 that plays up to its last frame while it is still being
+    /// written: one fragment per frame, flushed at once, and no encoder delay (x264 `zerolatency`).
+    case liveMP4
     /// An animated GIF: a quantised palette per frame, delays in centiseconds, loops forever.
     case gif
 }
@@ -45,14 +48,14 @@ public final class VideoEncoder {
 
         // Every stored property is set by now, so a throw below runs deinit, which frees what was made.
         var output: UnsafeMutablePointer<AVFormatContext>?
-        try check(avformat_alloc_output_context2(&output, nil, format == .mp4 ? "mp4" : "gif", path), "\(path): cannot set up the container")
+        try check(avformat_alloc_output_context2(&output, nil, format == .gif ? "gif" : "mp4", path), "\(path): cannot set up the container")
         formatContext = output
         let codec: UnsafePointer<AVCodec>?
         switch format {
-        case .mp4: codec = avcodec_find_encoder_by_name("libx264")
+        case .mp4, .liveMP4: codec = avcodec_find_encoder_by_name("libx264")
         case .gif: codec = avcodec_find_encoder(AV_CODEC_ID_GIF)
         }
-        guard let codec else { throw MediaError("\(path): FFmpeg has no \(format == .mp4 ? "libx264" : "GIF") encoder") }
+        guard let codec else { throw MediaError("\(path): FFmpeg has no \(format == .gif ? "GIF" : "libx264") encoder") }
         guard let newStream = avformat_new_stream(output, nil) else { throw MediaError("\(path): cannot add a video stream") }
         stream = newStream
         guard let context = avcodec_alloc_context3(codec) else { throw MediaError("\(path): out of memory") }
@@ -62,7 +65,7 @@ public final class VideoEncoder {
         let rate = av_d2q(fps, 100_000)
         frameRate = rate
         switch format {
-        case .mp4:
+        case .mp4, .liveMP4:
             context.pointee.pix_fmt = AV_PIX_FMT_YUV420P
             context.pointee.time_base = AVRational(num: rate.den, den: rate.num)
             context.pointee.framerate = rate
@@ -73,6 +76,7 @@ public final class VideoEncoder {
             context.pointee.color_range = AVCOL_RANGE_MPEG
             av_opt_set(context.pointee.priv_data, "preset", preset, 0)
             av_opt_set(context.pointee.priv_data, "crf", String(crf), 0)
+            if format == .liveMP4 { av_opt_set(context.pointee.priv_data, "tune", "zerolatency", 0) }
         case .gif:
             context.pointee.pix_fmt = AV_PIX_FMT_PAL8
             context.pointee.time_base = AVRational(num: 1, den: 100)  // GIF delays are centiseconds
@@ -87,7 +91,11 @@ public final class VideoEncoder {
         try check(avio_open(&output!.pointee.pb, path, AVIO_FLAG_WRITE), path)
         var options: OpaquePointer?
         defer { av_dict_free(&options) }
-        if format == .mp4 { av_dict_set(&options, "movflags", "+faststart", 0) } else { av_dict_set(&options, "loop", "0", 0) }
+        switch format {
+        case .mp4: av_dict_set(&options, "movflags", "+faststart", 0)
+        case .liveMP4: av_dict_set(&options, "movflags", "frag_every_frame+empty_moov+default_base_moof", 0)
+        case .gif: av_dict_set(&options, "loop", "0", 0)
+        }
         try check(avformat_write_header(output, &options), "\(path): cannot write the header")
 
         guard let newFrame = av_frame_alloc(), let newPacket = av_packet_alloc() else { throw MediaError("\(path): out of memory") }
@@ -97,7 +105,7 @@ public final class VideoEncoder {
         newFrame.pointee.width = Int32(width)
         newFrame.pointee.height = Int32(height)
         try check(av_frame_get_buffer(newFrame, 0), "\(path): frame buffer")
-        if format == .mp4 {
+        if format != .gif {
             scaler = sws_getContext(Int32(width), Int32(height), AV_PIX_FMT_BGRA, Int32(width), Int32(height),
                                     AV_PIX_FMT_YUV420P, SWS_BILINEAR | SWS_ACCURATE_RND, nil, nil, nil)
             guard let scaler else { throw MediaError("\(path): cannot convert BGRA to yuv420p") }
@@ -127,7 +135,7 @@ public final class VideoEncoder {
         guard !finished, let frame, let codecContext else { throw MediaError("video already finished") }
         try check(av_frame_make_writable(frame), "frame buffer")
         switch format {
-        case .mp4:
+        case .mp4, .liveMP4:
             var sourceData: [UnsafePointer<UInt8>?] = [bgra, nil, nil, nil]
             var sourceStride: [Int32] = [Int32(bytesPerRow), 0, 0, 0]
             withUnsafeMutablePointer(to: &frame.pointee.data) { data in
@@ -150,6 +158,11 @@ public final class VideoEncoder {
         try check(avcodec_send_frame(codecContext, frame), "encoding frame \(framesWritten)")
         framesWritten += 1
         try drain()
+        if format == .liveMP4 {
+            // Push the fragment to the file now, so a player sees this frame before the next one exists.
+            av_write_frame(formatContext, nil)
+            avio_flush(formatContext!.pointee.pb)
+        }
     }
 
     /// Flushes the encoder and writes the trailer; the file is complete afterwards. Runs once.
@@ -176,7 +189,7 @@ public final class VideoEncoder {
             try check(status, "encoding")
             // libx264 leaves durations at 0; without them the last frame has no length.
             switch format {
-            case .mp4: packet.pointee.duration = 1
+            case .mp4, .liveMP4: packet.pointee.duration = 1
             case .gif:
                 let index = Int((Double(packet.pointee.pts) * Double(frameRate.num) / Double(frameRate.den) / 100).rounded())
                 packet.pointee.duration = centiseconds(index + 1) - centiseconds(index)

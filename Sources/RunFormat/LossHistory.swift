@@ -40,10 +40,14 @@ public struct LossHistory: Sendable, Equatable {
     }
 
     /// Reads `losses.csv`: a header with `step` and `loss` columns (others ignored, `epoch` kept).
-    public static func read(csv path: String) throws(RunFormatError) -> LossHistory {
-        let text: String
+    /// - Parameter growing: the file may be being appended to: ignore a last line without its newline.
+    public static func read(csv path: String, growing: Bool = false) throws(RunFormatError) -> LossHistory {
+        var text: String
         do { text = try String(contentsOfFile: path, encoding: .utf8) } catch {
             throw RunFormatError(path, "unreadable: \(error.localizedDescription)")
+        }
+        if growing, !text.hasSuffix("\n"), let lastBreak = text.lastIndex(of: "\n") {
+            text = String(text[...lastBreak])
         }
         var lines = text.split(whereSeparator: \.isNewline).map { $0.split(separator: ",", omittingEmptySubsequences: false) }
         guard !lines.isEmpty else { throw RunFormatError(path, "empty file: expected a header with 'step' and 'loss'") }

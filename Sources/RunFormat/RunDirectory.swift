@@ -9,6 +9,13 @@ public struct CheckpointFile: Sendable {
     /// `epoch` from the folder's `trainer_state.json`, if it has one.
     public let epoch: Double?
 
+    public init(step: Int, directory: String, embeddings: NPYArray, epoch: Double?) {
+        self.step = step
+        self.directory = directory
+        self.embeddings = embeddings
+        self.epoch = epoch
+    }
+
     public var embeddingsPath: String { embeddings.path }
     public var sampleCount: Int { embeddings.shape[0] }
     public var dimension: Int { embeddings.shape[1] }
@@ -153,6 +160,78 @@ public struct RunDirectory: Sendable {
                                  epochs: csv.epochs.isEmpty ? losses.epochs : csv.epochs, source: csv.source)
         }
 
+        let annotations = SampleAnnotations.read(runPath: path, sampleCount: n)
+        problems += annotations.problems
+
+        guard problems.isEmpty else { return Scan(run: nil, checkpoints: checkpoints, problems: problems, warnings: warnings) }
+        let run = RunDirectory(path: path, checkpoints: checkpoints, labels: annotations.labels, classNames: annotations.classNames,
+                               thumbnails: annotations.thumbnails, losses: losses, warnings: warnings)
+        return Scan(run: run, checkpoints: checkpoints, problems: [], warnings: warnings)
+    }
+
+    /// Opens one checkpoint's embeddings and checks dtype and shape against the first checkpoint's.
+    public static func checkedEmbeddings(_ path: String, like first: (n: Int, d: Int, path: String)?) throws(RunFormatError) -> NPYArray {
+        let array = try NPYArray(path: path)
+        guard array.shape.count == 2 else {
+            throw RunFormatError(path, "expected a 2-D array (N, D), got shape \(array.shapeText)")
+        }
+        guard case .float = array.element else {
+            throw RunFormatError(path, "expected float16, float32 or float64 embeddings, got \(array.element)")
+        }
+        if let first {
+            guard array.shape[0] == first.n else {
+                throw RunFormatError(path, "has \(array.shape[0]) rows but \(first.path) has \(first.n): every checkpoint must embed the same evaluation set")
+            }
+            guard array.shape[1] == first.d else {
+                throw RunFormatError(path, "has dimension \(array.shape[1]) but \(first.path) has \(first.d): D must not change during a run")
+            }
+        } else {
+            guard array.shape[0] >= 3 else { throw RunFormatError(path, "only \(array.shape[0]) rows: need at least 3 samples") }
+            guard array.shape[1] >= 2 else { throw RunFormatError(path, "dimension \(array.shape[1]): need at least 2 features to project to 2-D") }
+        }
+        return array
+    }
+
+    public static func readJSON(_ path: String) throws(RunFormatError) -> Any {
+        let data: Data
+        do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
+            throw RunFormatError(path, "unreadable: \(error.localizedDescription)")
+        }
+        do { return try JSONSerialization.jsonObject(with: data) } catch {
+            throw RunFormatError(path, "invalid JSON")
+        }
+    }
+
+    public static func readJSONObject(_ path: String) throws(RunFormatError) -> [String: Any] {
+        guard let object = try readJSON(path) as? [String: Any] else {
+            throw RunFormatError(path, "expected a JSON object")
+        }
+        return object
+    }
+}
+
+/// The per-sample files of a run: labels, class names and thumbnail images, each optional.
+public struct SampleAnnotations: Sendable {
+    public var labels: [Int]?
+    public var classNames: [String]?
+    public var thumbnails: Thumbnails?
+    /// Problems found; the fields whose files had problems are nil.
+    public var problems: [RunFormatError] = []
+
+    public init(labels: [Int]? = nil, classNames: [String]? = nil, thumbnails: Thumbnails? = nil, problems: [RunFormatError] = []) {
+        self.labels = labels
+        self.classNames = classNames
+        self.thumbnails = thumbnails
+        self.problems = problems
+    }
+
+    /// Reads whichever of `labels.npy`, `class_names.json` and `images.npy` exist, checking them
+    /// against `sampleCount` when it is known.
+    public static func read(runPath path: String, sampleCount n: Int?) -> SampleAnnotations {
+        var problems: [RunFormatError] = []
+        func attempt<T>(_ body: () throws(RunFormatError) -> T) -> T? {
+            do { return try body() } catch { problems.append(error); return nil }
+        }
         let labelsPath = (path as NSString).appendingPathComponent("labels.npy")
         var labels: [Int]?
         if FileManager.default.fileExists(atPath: labelsPath) {
@@ -172,7 +251,7 @@ public struct RunDirectory: Sendable {
         var classNames: [String]?
         if FileManager.default.fileExists(atPath: namesPath) {
             classNames = attempt { () throws(RunFormatError) in
-                guard let list = try readJSON(namesPath) as? [Any] else {
+                guard let list = try RunDirectory.readJSON(namesPath) as? [Any] else {
                     throw RunFormatError(namesPath, "expected a JSON list of class names")
                 }
                 let names = list.map { ($0 as? String) ?? "\($0)" }
@@ -200,49 +279,6 @@ public struct RunDirectory: Sendable {
             }
         }
 
-        guard problems.isEmpty else { return Scan(run: nil, checkpoints: checkpoints, problems: problems, warnings: warnings) }
-        let run = RunDirectory(path: path, checkpoints: checkpoints, labels: labels, classNames: classNames,
-                               thumbnails: thumbnails, losses: losses, warnings: warnings)
-        return Scan(run: run, checkpoints: checkpoints, problems: [], warnings: warnings)
-    }
-
-    /// Opens one checkpoint's embeddings and checks dtype and shape against the first checkpoint's.
-    static func checkedEmbeddings(_ path: String, like first: (n: Int, d: Int, path: String)?) throws(RunFormatError) -> NPYArray {
-        let array = try NPYArray(path: path)
-        guard array.shape.count == 2 else {
-            throw RunFormatError(path, "expected a 2-D array (N, D), got shape \(array.shapeText)")
-        }
-        guard case .float = array.element else {
-            throw RunFormatError(path, "expected float16, float32 or float64 embeddings, got \(array.element)")
-        }
-        if let first {
-            guard array.shape[0] == first.n else {
-                throw RunFormatError(path, "has \(array.shape[0]) rows but \(first.path) has \(first.n): every checkpoint must embed the same evaluation set")
-            }
-            guard array.shape[1] == first.d else {
-                throw RunFormatError(path, "has dimension \(array.shape[1]) but \(first.path) has \(first.d): D must not change during a run")
-            }
-        } else {
-            guard array.shape[0] >= 3 else { throw RunFormatError(path, "only \(array.shape[0]) rows: need at least 3 samples") }
-            guard array.shape[1] >= 2 else { throw RunFormatError(path, "dimension \(array.shape[1]): need at least 2 features to project to 2-D") }
-        }
-        return array
-    }
-
-    static func readJSON(_ path: String) throws(RunFormatError) -> Any {
-        let data: Data
-        do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
-            throw RunFormatError(path, "unreadable: \(error.localizedDescription)")
-        }
-        do { return try JSONSerialization.jsonObject(with: data) } catch {
-            throw RunFormatError(path, "invalid JSON")
-        }
-    }
-
-    static func readJSONObject(_ path: String) throws(RunFormatError) -> [String: Any] {
-        guard let object = try readJSON(path) as? [String: Any] else {
-            throw RunFormatError(path, "expected a JSON object")
-        }
-        return object
+        return SampleAnnotations(labels: labels, classNames: classNames, thumbnails: thumbnails, problems: problems)
     }
 }

@@ -1,0 +1,62 @@
+import ArgumentParser
+import Embedlapse
+import Foundation
+
+struct Watch: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Render a run while another process writes it: the video grows as checkpoints land.",
+        discussion: """
+            Checkpoints that already exist are rendered first, then each new one as soon as its \\
+            embeddings.npy is complete (a file still being written is waited for). The watch ends \\
+            when the run directory contains a file named DONE, after --idle-timeout seconds without \\
+            a new checkpoint, or on Ctrl-C; the video is finalised in every case. MP4s are written \\
+            as fragmented MP4, playable up to the last frame at any moment.
+
+            Examples:
+              embedlapse watch runs/live -o live.mp4 --latest latest.png
+              embedlapse watch runs/live -o live.mp4 --idle-timeout 600
+            """)
+
+    @Argument(help: "The run directory another process is writing.")
+    var run: String
+
+    @OptionGroup var film: FilmOptions
+
+    @Option(help: "Also keep this PNG replaced by the newest frame.")
+    var latest: String?
+
+    @Option(help: "Stop after this many seconds without a new checkpoint (default: wait for DONE or Ctrl-C).")
+    var idleTimeout: Double?
+
+    func validate() throws {
+        guard !film.output.isEmpty || film.framesDir != nil || film.dumpData != nil || latest != nil else {
+            throw ValidationError("nothing to write: give -o OUT.mp4, -o OUT.gif, --latest PNG, --frames-dir DIR or --dump-data DIR")
+        }
+        if let idleTimeout, !(idleTimeout > 0) { throw ValidationError("--idle-timeout \(idleTimeout): must be above 0") }
+    }
+
+    func run() async throws {
+        var watcher = RunWatcher(path: run)
+        watcher.idleTimeout = idleTimeout.map { .milliseconds(Int64($0 * 1000)) }
+        watcher.warn = { note("warning: \($0)") }
+        var options = film.renderOptions
+        options.latestPath = latest
+
+        let stop = StopFlag()
+        let signals = SignalTrap(stop: stop)
+        defer { signals.restore() }
+        let progress = ProgressLine(total: nil)
+        let summary: RenderSummary?
+        do {
+            summary = try await RenderPipeline.watch(watcher, options: options, stop: stop, progress: { progress.update($0) })
+        } catch {
+            progress.end()
+            fail("\(error)")
+        }
+        progress.end()
+        guard let summary else { fail("\(run): no checkpoint appeared: nothing was written") }
+        let written = film.written + (latest.map { (film.written.isEmpty ? "" : ", ") + $0 } ?? "")
+        note("\(summary.interrupted ? "interrupted: " : "")wrote \(summary.frames) frames to \(written)")
+        if summary.interrupted { throw ExitCode(130) }
+    }
+}
