@@ -1,7 +1,8 @@
-# Embedlapse: `make demo` renders the sample run, `make test` runs every test.
+# Embedlapse: `make demo` trains the built-in demo and films it, `make test` runs every test.
 SHELL := /bin/bash
 APT_PACKAGES := libavcodec-dev libavformat-dev libavutil-dev libswscale-dev libcairo2-dev \
-                libopenblas-dev liblapacke-dev pkg-config fontconfig fonts-dejavu-core ffmpeg python3-venv
+                libopenblas-dev liblapacke-dev zlib1g-dev pkg-config fontconfig fonts-dejavu-core \
+                dataset-fashion-mnist ffmpeg python3-venv
 VENV := .venv
 BIN := .build/release/embedlapse
 
@@ -20,7 +21,7 @@ build: deps
 	swift build -c release --product embedlapse
 
 demo: build
-	$(BIN) render samples/cnn-fmnist -o demo.mp4 -o demo.gif
+	$(BIN) demo -o demo.mp4 -o demo.gif
 
 # numpy, scipy, scikit-learn and cleanlab: the independent references the tests compare with.
 $(VENV)/.installed: Tests/reference/requirements.txt

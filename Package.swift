@@ -3,7 +3,7 @@ import PackageDescription
 
 // The pipeline, bottom to top:
 //   C wrappers (CLinearAlgebra, CCairo, CFFmpeg)
-//   LinearAlgebra -> Projection (PCA, Procrustes, outlier scores)
+//   LinearAlgebra -> Projection (PCA, Procrustes, outlier scores), Training (the built-in trainer)
 //   RunFormat (.npy and the run directory)
 //   Canvas (Cairo) -> Compositor (the frame)
 //   MediaEncoder (MP4, GIF, PNG)
@@ -22,6 +22,7 @@ let package = Package(
         .systemLibrary(
             name: "CLinearAlgebra", pkgConfig: "openblas lapacke",
             providers: [.apt(["libopenblas-dev", "liblapacke-dev"])]),
+        .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         .systemLibrary(
             name: "CCairo", pkgConfig: "cairo",
             providers: [.apt(["libcairo2-dev"])]),
@@ -32,24 +33,26 @@ let package = Package(
         .target(name: "LinearAlgebra", dependencies: ["CLinearAlgebra"]),
         .target(name: "Projection", dependencies: ["LinearAlgebra"]),
         .target(name: "RunFormat", dependencies: ["LinearAlgebra"]),
+        .target(name: "Training", dependencies: ["LinearAlgebra", "CZlib"]),
         .target(name: "Canvas", dependencies: ["CCairo"]),
         .target(name: "Compositor", dependencies: ["Canvas", "RunFormat", "LinearAlgebra"]),
         .target(name: "MediaEncoder", dependencies: ["CFFmpeg"]),
         .target(
             name: "Embedlapse",
             dependencies: [
-                "LinearAlgebra", "Projection", "RunFormat", "Compositor", "MediaEncoder", "Canvas",
+                "LinearAlgebra", "Projection", "RunFormat", "Training", "Compositor", "MediaEncoder", "Canvas",
                 .product(name: "AsyncAlgorithms", package: "swift-async-algorithms"),
             ]),
         .executableTarget(
             name: "EmbedlapseCLI",
             dependencies: [
-                "Embedlapse", "Projection", "RunFormat",
+                "Embedlapse", "Projection", "RunFormat", "Training", "LinearAlgebra",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
 
         .testTarget(name: "ProjectionTests", dependencies: ["Projection"]),
         .testTarget(name: "RunFormatTests", dependencies: ["RunFormat"]),
+        .testTarget(name: "TrainingTests", dependencies: ["Training", "LinearAlgebra"]),
         .testTarget(name: "MediaTests", dependencies: ["MediaEncoder", "Compositor", "Canvas", "LinearAlgebra", "RunFormat"]),
         .testTarget(name: "EmbedlapseTests", dependencies: ["Embedlapse", "Compositor", "LinearAlgebra", "RunFormat", .product(name: "AsyncAlgorithms", package: "swift-async-algorithms")]),
     ]

@@ -13,12 +13,14 @@ public struct FilmSetting: Sendable {
     public var wholeRunLosses: LossHistory?
     /// How many checkpoints the film will have, when known.
     public var checkpointCount: Int?
+    /// The last step of the training, when known in advance: the loss chart's axis spans it from the start.
+    public var finalStep: Int?
     public var title: String?
     /// One phrase saying how frames are aligned, for the subtitle.
     public var alignment: String
 
     public init(sampleCount: Int, dimension: Int, labels: [Int]?, classNames: [String], thumbnails: Thumbnails?,
-                wholeRunLosses: LossHistory?, checkpointCount: Int?, title: String?, alignment: String) {
+                wholeRunLosses: LossHistory?, checkpointCount: Int?, finalStep: Int? = nil, title: String?, alignment: String) {
         self.sampleCount = sampleCount
         self.dimension = dimension
         self.labels = labels
@@ -26,6 +28,7 @@ public struct FilmSetting: Sendable {
         self.thumbnails = thumbnails
         self.wholeRunLosses = wholeRunLosses
         self.checkpointCount = checkpointCount
+        self.finalStep = finalStep
         self.title = title
         self.alignment = alignment
     }
@@ -52,14 +55,18 @@ public struct FrameContent: Sendable {
     public var outliers: [Outlier]
     /// The losses logged up to this checkpoint.
     public var losses: LossHistory
+    /// Accuracy on the evaluation set, shown in the title when known.
+    public var testAccuracy: Double?
 
-    public init(step: Int, epoch: Double?, checkpointIndex: Int, points: PlanarPoints, outliers: [Outlier], losses: LossHistory) {
+    public init(step: Int, epoch: Double?, checkpointIndex: Int, points: PlanarPoints, outliers: [Outlier], losses: LossHistory,
+                testAccuracy: Double? = nil) {
         self.step = step
         self.epoch = epoch
         self.checkpointIndex = checkpointIndex
         self.points = points
         self.outliers = outliers
         self.losses = losses
+        self.testAccuracy = testAccuracy
     }
 }
 
@@ -104,6 +111,7 @@ public final class FrameCompositor {
     private func drawTitle(_ frame: FrameContent, u: Double) {
         var heading = "Step \(NumberText.grouped(frame.step))"
         if let epoch = frame.epoch { heading += "  ·  epoch \(Ticks.formatted(epoch, decimals: 2))" }
+        if let accuracy = frame.testAccuracy { heading += "  ·  accuracy \(Ticks.formatted(100 * accuracy, decimals: 1))%" }
         let x = layout.margin
         let headingWidth = context.text(heading, x: x, y: 34 * u, size: 24 * u, weight: .bold, color: Palette.ink)
         var trail = "checkpoint \(frame.checkpointIndex + 1)"
@@ -182,12 +190,13 @@ public final class FrameCompositor {
         let plot = Rect(x: area.x + 46 * u, y: area.y + 28 * u, width: area.width - 52 * u, height: area.height - 62 * u)
         let finite = (whole.training + whole.evaluation + current.training + current.evaluation).filter { $0.loss.isFinite }
         guard !finite.isEmpty else {
+            context.fill(plot, Palette.panel)
             context.strokeRect(plot, Palette.rule, width: 1)
             context.text("no loss logged", x: plot.x + plot.width / 2, y: plot.y + plot.height / 2, size: 13 * u,
                          color: Palette.faintInk, anchor: .center)
             return
         }
-        let maxStep = Double(max(finite.map(\.step).max()!, frame.step, 1))
+        let maxStep = Double(max(finite.map(\.step).max()!, frame.step, setting.finalStep ?? 1, 1))
         let minStep = Double(min(finite.map(\.step).min()!, 0))
         let top = finite.map(\.loss).max()! * 1.08
         let bottom = min(0, finite.map(\.loss).min()!)

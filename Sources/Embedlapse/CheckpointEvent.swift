@@ -14,14 +14,18 @@ public struct CheckpointEvent: Sendable {
     public let losses: LossHistory
     /// Where the embeddings came from, for error messages (a file path, or a description).
     public let origin: String
+    /// Accuracy on the evaluation set, when the source knows it.
+    public let testAccuracy: Double?
 
-    public init(index: Int, step: Int, epoch: Double?, embeddings: Matrix, losses: LossHistory, origin: String) {
+    public init(index: Int, step: Int, epoch: Double?, embeddings: Matrix, losses: LossHistory, origin: String,
+                testAccuracy: Double? = nil) {
         self.index = index
         self.step = step
         self.epoch = epoch
         self.embeddings = embeddings
         self.losses = losses
         self.origin = origin
+        self.testAccuracy = testAccuracy
     }
 }
 
@@ -31,6 +35,7 @@ public struct AnalysedCheckpoint: Sendable {
     public let step: Int
     public let epoch: Double?
     public let losses: LossHistory
+    public let testAccuracy: Double?
     /// PCA scores before alignment.
     public let pca: PlanarPoints
     public let alignment: AlignedFrame
@@ -55,7 +60,7 @@ struct CheckpointAnalyser: Sendable {
             let alignment = try aligner.align(pca.scores)
             let outliers = try OutlierScores(embeddings: event.embeddings)
             return AnalysedCheckpoint(index: event.index, step: event.step, epoch: event.epoch, losses: event.losses,
-                                      pca: pca.scores, alignment: alignment, outliers: outliers,
+                                      testAccuracy: event.testAccuracy, pca: pca.scores, alignment: alignment, outliers: outliers,
                                       top: outliers.mostAtypical(topCount))
         } catch {
             throw PipelineError("\(event.origin): \(error)")

@@ -114,6 +114,19 @@ public enum RenderPipeline {
         return try await run(source: watcher, setting: setting, options: options, stop: stop, progress: progress)
     }
 
+    /// Trains with the built-in trainer and renders each checkpoint while training goes on.
+    public static func train(_ source: TrainerSource, options: RenderOptions, stop: StopFlag,
+                             progress: (@Sendable (Int) -> Void)? = nil) async throws -> RenderSummary {
+        var options = options
+        options.live = true
+        options.topCount = min(options.topCount, source.evalCount)
+        var setting = FilmSetting(sampleCount: source.evalCount, dimension: source.recipe.hiddenLayers.last ?? 0,
+                                  annotations: source.annotations, wholeRunLosses: nil,
+                                  checkpointCount: source.checkpointCount, options: options)
+        setting.finalStep = source.recipe.fineTuneSteps
+        return try await run(source: source, setting: setting, options: options, stop: stop, progress: progress)
+    }
+
     static func openSinks(_ options: RenderOptions) throws -> [any FrameSink] {
         var sinks: [any FrameSink] = []
         do {
@@ -131,7 +144,8 @@ public enum RenderPipeline {
 
     static func draw(_ c: AnalysedCheckpoint, with compositor: FrameCompositor) throws {
         let content = FrameContent(step: c.step, epoch: c.epoch, checkpointIndex: c.index, points: c.alignment.display,
-                                   outliers: c.top.map { .init(index: $0.index, score: $0.score) }, losses: c.losses)
+                                   outliers: c.top.map { .init(index: $0.index, score: $0.score) }, losses: c.losses,
+                                   testAccuracy: c.testAccuracy)
         do { try compositor.draw(content) } catch { throw PipelineError("drawing step \(c.step): \(error)") }
     }
 }

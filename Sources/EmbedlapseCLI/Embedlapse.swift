@@ -12,7 +12,7 @@ struct EmbedlapseCommand: AsyncParsableCommand {
             the neighbouring frame (Procrustes), scored for outliers (k-nearest-neighbour distance, \
             as cleanlab's OutOfDistribution) and drawn with the loss curve and the most atypical samples.
             """,
-        subcommands: [Render.self, Watch.self, Inspect.self])
+        subcommands: [Demo.self, Render.self, Watch.self, Inspect.self])
 }
 
 /// Prints `embedlapse: message` on one line and exits non-zero.

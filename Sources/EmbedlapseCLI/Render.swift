@@ -29,6 +29,9 @@ struct FilmOptions: ParsableArguments {
     @Option(help: "Write each checkpoint's PCA, aligned coordinates, outlier scores and alignment into this directory.")
     var dumpData: String?
 
+    @Option(help: "Also keep this PNG replaced by the newest frame.")
+    var latest: String?
+
     @Option(help: "Frames (checkpoints) per second of video.")
     var fps: Double = 5
 
@@ -60,11 +63,15 @@ struct FilmOptions: ParsableArguments {
         options.fps = fps
         options.topCount = top
         options.title = title
+        options.latestPath = latest
         return options
     }
 
+    /// Whether any frame or data output was asked for.
+    var writesAnything: Bool { !output.isEmpty || framesDir != nil || dumpData != nil || latest != nil }
+
     /// The paths written, for the closing message.
-    var written: String { (output + [framesDir, dumpData].compactMap { $0 }).joined(separator: ", ") }
+    var written: String { (output + [framesDir, dumpData, latest].compactMap { $0 }).joined(separator: ", ") }
 }
 
 struct Render: AsyncParsableCommand {
@@ -91,8 +98,8 @@ struct Render: AsyncParsableCommand {
     var align: AlignmentTarget = .previous
 
     func validate() throws {
-        guard !film.output.isEmpty || film.framesDir != nil || film.dumpData != nil else {
-            throw ValidationError("nothing to write: give -o OUT.mp4, -o OUT.gif, --frames-dir DIR or --dump-data DIR")
+        guard film.writesAnything else {
+            throw ValidationError("nothing to write: give -o OUT.mp4, -o OUT.gif, --frames-dir DIR, --dump-data DIR or --latest PNG")
         }
     }
 

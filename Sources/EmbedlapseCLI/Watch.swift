@@ -22,14 +22,11 @@ struct Watch: AsyncParsableCommand {
 
     @OptionGroup var film: FilmOptions
 
-    @Option(help: "Also keep this PNG replaced by the newest frame.")
-    var latest: String?
-
     @Option(help: "Stop after this many seconds without a new checkpoint (default: wait for DONE or Ctrl-C).")
     var idleTimeout: Double?
 
     func validate() throws {
-        guard !film.output.isEmpty || film.framesDir != nil || film.dumpData != nil || latest != nil else {
+        guard film.writesAnything else {
             throw ValidationError("nothing to write: give -o OUT.mp4, -o OUT.gif, --latest PNG, --frames-dir DIR or --dump-data DIR")
         }
         if let idleTimeout, !(idleTimeout > 0) { throw ValidationError("--idle-timeout \(idleTimeout): must be above 0") }
@@ -39,8 +36,7 @@ struct Watch: AsyncParsableCommand {
         var watcher = RunWatcher(path: run)
         watcher.idleTimeout = idleTimeout.map { .milliseconds(Int64($0 * 1000)) }
         watcher.warn = { note("warning: \($0)") }
-        var options = film.renderOptions
-        options.latestPath = latest
+        let options = film.renderOptions
 
         let stop = StopFlag()
         let signals = SignalTrap(stop: stop)
@@ -55,8 +51,7 @@ struct Watch: AsyncParsableCommand {
         }
         progress.end()
         guard let summary else { fail("\(run): no checkpoint appeared: nothing was written") }
-        let written = film.written + (latest.map { (film.written.isEmpty ? "" : ", ") + $0 } ?? "")
-        note("\(summary.interrupted ? "interrupted: " : "")wrote \(summary.frames) frames to \(written)")
+        note("\(summary.interrupted ? "interrupted: " : "")wrote \(summary.frames) frames to \(film.written)")
         if summary.interrupted { throw ExitCode(130) }
     }
 }

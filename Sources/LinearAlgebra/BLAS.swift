@@ -2,18 +2,26 @@ private import CLinearAlgebra
 
 /// Thin wrappers over the OpenBLAS and LAPACK calls the projection stages need.
 public enum BLAS {
-    /// `C = alpha * A * B^T + beta * C` for row-major blocks (`cblas_sgemm`, B transposed).
+    /// `C = alpha * op(A) * op(B) + beta * C` on row-major blocks (`cblas_sgemm`).
     ///
-    /// `a` is `m x k` with row stride `lda`, `b` is `n x k` with row stride `ldb`, `c` is `m x n`.
-    public static func multiplyTransposed(
+    /// `op(A)` is `m x k` and `op(B)` is `k x n`; `lda`, `ldb`, `ldc` are the row strides of the
+    /// matrices as stored (before any transposition).
+    public static func gemm(
+        transposeA: Bool = false, transposeB: Bool = false,
         m: Int, n: Int, k: Int,
         a: UnsafePointer<Float>, lda: Int,
         b: UnsafePointer<Float>, ldb: Int,
         c: UnsafeMutablePointer<Float>, ldc: Int,
         alpha: Float = 1, beta: Float = 0
     ) {
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(m), Int32(n), Int32(k),
-                    alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+        cblas_sgemm(CblasRowMajor, transposeA ? CblasTrans : CblasNoTrans, transposeB ? CblasTrans : CblasNoTrans,
+                    Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+    }
+
+    /// Sets how many threads OpenBLAS may use (`openblas_set_num_threads`): one when stages run
+    /// side by side on a small machine, so they do not fight over the same cores.
+    public static func setThreadCount(_ count: Int) {
+        openblas_set_num_threads(Int32(count))
     }
 
     /// `A * B` for row-major matrices (`cblas_sgemm`).

@@ -82,8 +82,8 @@ public struct OutlierScores: Sendable {
                 var start = 0
                 while start < n {
                     let rows = min(block, n - start)
-                    BLAS.multiplyTransposed(m: rows, n: n, k: d, a: pu.baseAddress! + start * d, lda: d,
-                                            b: pu.baseAddress!, ldb: d, c: ps.baseAddress!, ldc: n)
+                    BLAS.gemm(transposeB: true, m: rows, n: n, k: d, a: pu.baseAddress! + start * d, lda: d,
+                              b: pu.baseAddress!, ldb: d, c: ps.baseAddress!, ldc: n)
                     for r in 0..<rows {
                         let i = start + r
                         let sims = ps.baseAddress! + r * n

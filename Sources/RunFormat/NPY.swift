@@ -270,8 +270,22 @@ extension Substring {
 public enum NPYWriter {
     /// The complete file bytes for a float32 array of the given shape.
     public static func encode(float32 values: [Float], shape: [Int]) -> [UInt8] {
+        encode(values, descr: "<f4", shape: shape)
+    }
+
+    /// The complete file bytes for an int64 array of the given shape.
+    public static func encode(int64 values: [Int], shape: [Int]) -> [UInt8] {
+        encode(values.map { Int64($0).littleEndian }, descr: "<i8", shape: shape)
+    }
+
+    /// The complete file bytes for a uint8 array of the given shape.
+    public static func encode(uint8 values: [UInt8], shape: [Int]) -> [UInt8] {
+        encode(values, descr: "|u1", shape: shape)
+    }
+
+    static func encode<T>(_ values: [T], descr: String, shape: [Int]) -> [UInt8] {
         precondition(values.count == shape.reduce(1, *))
-        var bytes = header(descr: "<f4", shape: shape)
+        var bytes = header(descr: descr, shape: shape)
         values.withUnsafeBytes { bytes.append(contentsOf: $0) }
         return bytes
     }

@@ -36,19 +36,31 @@ def synthetic_run(tmp_path_factory):
     return out
 
 
+@pytest.fixture(scope="session")
+def demo_run(tmp_path_factory, binary):
+    """A run trained by the built-in Swift trainer and saved with --save-run."""
+    out = tmp_path_factory.mktemp("demo") / "run"
+    run_cli("demo", "--save-run", out, "--steps", "120", "--pretrain-steps", "120", "--checkpoint-every", "40",
+            "--eval-size", "800")
+    return out
+
+
 def runs_to_compare():
-    runs = [pytest.param("samples", id="cnn-fmnist"), pytest.param("synthetic", id="synthetic")]
+    runs = [pytest.param("samples", id="cnn-fmnist"), pytest.param("synthetic", id="synthetic"),
+            pytest.param("demo", id="swift-trainer")]
     for extra in filter(None, os.environ.get("EMBEDLAPSE_EXTRA_RUNS", "").split(":")):
         runs.append(pytest.param(extra, id=Path(extra).name))
     return runs
 
 
 @pytest.fixture
-def resolve_run(synthetic_run):
+def resolve_run(request):
     def resolve(name):
         if name == "samples":
             return ROOT / "samples" / "cnn-fmnist"
         if name == "synthetic":
-            return synthetic_run
+            return request.getfixturevalue("synthetic_run")
+        if name == "demo":
+            return request.getfixturevalue("demo_run")
         return Path(name)
     return resolve

@@ -1,0 +1,166 @@
+import AsyncAlgorithms
+import Foundation
+import LinearAlgebra
+import RunFormat
+import Synchronization
+import Training
+
+/// Fashion-MNIST's class names, in label order.
+public let fashionMNISTClassNames = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+                                     "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+
+/// The built-in training loop as a checkpoint source: pretrains, fine-tunes, and emits each
+/// checkpoint while training goes on.
+///
+/// Between the trainer and the pipeline sits a buffer of `bufferCapacity` checkpoints: rendering
+/// runs beside training, and the trainer waits only when that many checkpoints are queued, so
+/// it is never slowed by a frame being drawn and never drops a checkpoint.
+public final class TrainerSource: CheckpointSource {
+    public let train: IDXDataset
+    public let test: IDXDataset
+    public let recipe: TransferRecipe
+    /// Also write the run directory (the offline layout) here.
+    public let saveRun: String?
+    public let bufferCapacity: Int
+    /// Seconds from the start of fine-tuning to its last checkpoint, and the final test accuracy.
+    public let report = Mutex<(trainingSeconds: Double, accuracy: Double)?>(nil)
+
+    public init(train: IDXDataset, test: IDXDataset, recipe: TransferRecipe, saveRun: String?, bufferCapacity: Int = 32) {
+        self.train = train
+        self.test = test
+        self.recipe = recipe
+        self.saveRun = saveRun
+        self.bufferCapacity = bufferCapacity
+    }
+
+    /// Loads Fashion-MNIST from Debian's `dataset-fashion-mnist` location (or `directory`).
+    public static func loadFashionMNIST(directory: String = "/usr/share/datasets/fashion-mnist") throws -> (train: IDXDataset, test: IDXDataset) {
+        do {
+            return (try IDXDataset(directory: directory, prefix: "train"), try IDXDataset(directory: directory, prefix: "t10k"))
+        } catch {
+            throw PipelineError(error.description)
+        }
+    }
+
+    public var evalCount: Int { min(recipe.evalSize, test.count) }
+
+    /// Checkpoints the fine-tuning will emit: step 0, every `checkpointEvery` steps, and the last step.
+    public var checkpointCount: Int {
+        1 + recipe.fineTuneSteps / recipe.checkpointEvery + (recipe.fineTuneSteps % recipe.checkpointEvery == 0 ? 0 : 1)
+    }
+
+    public var annotations: SampleAnnotations {
+        let n = evalCount, size = test.height * test.width
+        return SampleAnnotations(labels: Array(test.labels[0..<n]), classNames: fashionMNISTClassNames,
+                                 thumbnails: Thumbnails(count: n, height: test.height, width: test.width, channels: 1,
+                                                        pixels: Array(test.pixels[0 ..< n * size])))
+    }
+
+    public func emit(into channel: AsyncThrowingChannel<CheckpointEvent, any Error>, stop: StopFlag) async {
+        let produced = AsyncThrowingChannel<CheckpointEvent, any Error>()
+        let trainer = Task { await produce(into: produced, stop: stop) }
+        do {
+            for try await event in produced.buffer(policy: .bounded(bufferCapacity)) {
+                await channel.send(event)
+            }
+            channel.finish()
+        } catch {
+            channel.fail(error)
+        }
+        await trainer.value
+    }
+
+    private func produce(into channel: AsyncThrowingChannel<CheckpointEvent, any Error>, stop: StopFlag) async {
+        do {
+            let writer = try saveRun.map { try RunWriter(path: $0, annotations: annotations) }
+            let trainer = TransferLearningTrainer(train: train, test: test, recipe: recipe)
+            trainer.pretrain()
+            let clock = ContinuousClock()
+            let start = clock.now
+            var index = 0
+            var lastAccuracy = 0.0
+            var evaluation: [LossHistory.Point] = []
+            do {
+                try await trainer.fineTune { checkpoint in
+                    if stop.isRaised { throw StopTraining() }
+                    let losses = LossHistory(training: checkpoint.lossLog.map { .init(step: $0.step, loss: $0.loss) },
+                                             epochs: Dictionary(checkpoint.lossLog.map { ($0.step, Double($0.step) / trainer.stepsPerEpoch) },
+                                                                uniquingKeysWith: { a, _ in a }),
+                                             source: "built-in trainer")
+                    evaluation.append(.init(step: checkpoint.step, loss: checkpoint.testLoss))
+                    var history = losses
+                    history.evaluation = evaluation
+                    try writer?.record(checkpoint, losses: losses)
+                    lastAccuracy = checkpoint.testAccuracy
+                    await channel.send(CheckpointEvent(index: index, step: checkpoint.step, epoch: checkpoint.epoch,
+                                                       embeddings: checkpoint.embeddings, losses: history,
+                                                       origin: "built-in trainer, step \(checkpoint.step)",
+                                                       testAccuracy: checkpoint.testAccuracy))
+                    index += 1
+                }
+            } catch is StopTraining {}
+            let elapsed = (clock.now - start).components
+            report.withLock { $0 = (Double(elapsed.seconds) + Double(elapsed.attoseconds) / 1e18, lastAccuracy) }
+            try writer?.finish()
+            channel.finish()
+        } catch {
+            channel.fail(error)
+        }
+    }
+
+    private struct StopTraining: Error {}
+
+    /// Runs the training with no rendering (`demo --save-run` alone): events are taken and dropped.
+    public static func drain(_ source: TrainerSource, stop: StopFlag) async throws {
+        let channel = AsyncThrowingChannel<CheckpointEvent, any Error>()
+        async let producing: Void = source.emit(into: channel, stop: stop)
+        for try await _ in channel {}
+        await producing
+    }
+}
+
+/// `--save-run DIR`: writes the training as a run directory while it goes, every file atomically,
+/// with `DONE` at the end, so `embedlapse watch` can follow it and `render` can replay it.
+final class RunWriter {
+    let path: String
+    private var evaluation: [LossHistory.Point] = []
+    private var accuracy: [(step: Int, value: Double)] = []
+
+    init(path: String, annotations: SampleAnnotations) throws {
+        try OutputChecks.makeDirectory(path)
+        self.path = path
+        let n = annotations.labels?.count ?? 0
+        try AtomicFile.write(NPYWriter.encode(int64: annotations.labels ?? [], shape: [n]), to: file("labels.npy"))
+        if let names = annotations.classNames { try AtomicFile.write(try DataDump.json(names), to: file("class_names.json")) }
+        if let t = annotations.thumbnails {
+            try AtomicFile.write(NPYWriter.encode(uint8: t.pixels, shape: [t.count, t.height, t.width]), to: file("images.npy"))
+        }
+        try? FileManager.default.removeItem(atPath: file(RunWatcher.doneMarker))
+    }
+
+    private func file(_ name: String) -> String { (path as NSString).appendingPathComponent(name) }
+
+    func record(_ checkpoint: TrainingCheckpoint, losses: LossHistory) throws {
+        evaluation.append(.init(step: checkpoint.step, loss: checkpoint.testLoss))
+        accuracy.append((checkpoint.step, checkpoint.testAccuracy))
+        let directory = file("checkpoint-\(checkpoint.step)")
+        try OutputChecks.makeDirectory(directory)
+        // The trainer state first: a watcher reads it once the embeddings are complete.
+        var log: [[String: Any]] = losses.training.map { ["step": $0.step, "loss": $0.loss, "epoch": losses.epochs[$0.step] ?? 0] }
+        for (point, acc) in zip(evaluation, accuracy) {
+            log.append(["step": point.step, "eval_loss": point.loss, "eval_accuracy": acc.value, "epoch": checkpoint.epoch])
+        }
+        log.sort { ($0["step"] as! Int) < ($1["step"] as! Int) }
+        let state: [String: Any] = ["global_step": checkpoint.step, "epoch": checkpoint.epoch, "log_history": log]
+        try AtomicFile.write(try DataDump.json(state), to: (directory as NSString).appendingPathComponent("trainer_state.json"))
+        let e = checkpoint.embeddings
+        try AtomicFile.write(NPYWriter.encode(float32: e.storage, shape: [e.rows, e.columns]),
+                             to: (directory as NSString).appendingPathComponent("embeddings.npy"))
+        let csv = "step,loss,epoch\n" + losses.training.map { "\($0.step),\($0.loss),\(losses.epochs[$0.step] ?? 0)\n" }.joined()
+        try AtomicFile.write(csv, to: file("losses.csv"))
+    }
+
+    func finish() throws {
+        try AtomicFile.write("", to: file(RunWatcher.doneMarker))
+    }
+}
