@@ -38,6 +38,9 @@ public struct AnalysedCheckpoint: Sendable {
     public let testAccuracy: Double?
     /// PCA scores before alignment.
     public let pca: PlanarPoints
+    /// How the PCA was computed (exact, or warm-started from the previous checkpoint) and in how many iterations.
+    public let pcaMethod: IncrementalPCA.Method
+    public let pcaIterations: Int
     public let alignment: AlignedFrame
     public let outliers: OutlierScores
     /// The most atypical samples, most atypical first.
@@ -47,6 +50,7 @@ public struct AnalysedCheckpoint: Sendable {
 /// The numeric stages in order: PCA, Procrustes alignment, outlier scores.
 struct CheckpointAnalyser: Sendable {
     private var aligner: Aligner
+    private var pca = IncrementalPCA()
     let topCount: Int
 
     init(aligner: Aligner, topCount: Int) {
@@ -56,11 +60,12 @@ struct CheckpointAnalyser: Sendable {
 
     mutating func analyse(_ event: CheckpointEvent) throws(PipelineError) -> AnalysedCheckpoint {
         do {
-            let pca = try PrincipalComponents(fitting: event.embeddings)
-            let alignment = try aligner.align(pca.scores)
+            let projection = try pca.fit(event.embeddings)
+            let alignment = try aligner.align(projection.scores)
             let outliers = try OutlierScores(embeddings: event.embeddings)
             return AnalysedCheckpoint(index: event.index, step: event.step, epoch: event.epoch, losses: event.losses,
-                                      testAccuracy: event.testAccuracy, pca: pca.scores, alignment: alignment, outliers: outliers,
+                                      testAccuracy: event.testAccuracy, pca: projection.scores, pcaMethod: pca.lastMethod,
+                                      pcaIterations: pca.lastIterations, alignment: alignment, outliers: outliers,
                                       top: outliers.mostAtypical(topCount))
         } catch {
             throw PipelineError("\(event.origin): \(error)")

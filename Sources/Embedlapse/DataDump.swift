@@ -41,6 +41,8 @@ final class DataDump {
             "frobenius_norm": a.frobeniusNorm,
             "display_scale": a.displayScale,
             "centre": [a.centre.x, a.centre.y],
+            "pca_method": c.pcaMethod.rawValue,
+            "pca_iterations": c.pcaIterations,
         ])
     }
 

@@ -17,10 +17,36 @@ public struct PrincipalComponents: Sendable {
     /// The centred data projected on the components: the PCA scores.
     public let scores: PlanarPoints
 
+    /// The exact PCA of `x` (the covariance eigendecomposition).
     public init(fitting x: Matrix) throws {
+        var pca = IncrementalPCA()
+        self = try pca.fit(x)
+    }
+
+    /// Builds the result from the centred data and the top eigenpairs (vectors as rows, any sign).
+    init(centred: Matrix, mean: [Float], vectors: Matrix, values: [Float]) {
+        let d = centred.columns
+        var components = Matrix(zeros: 2, d)
+        for r in 0..<2 {
+            for j in 0..<d { components[r, j] = vectors[r, j] }
+            // svd_flip: the entry of largest magnitude (first one on ties) becomes positive.
+            var best = 0
+            for j in 1..<d where abs(components[r, j]) > abs(components[r, best]) { best = j }
+            if components[r, best] < 0 {
+                for j in 0..<d { components[r, j] = -components[r, j] }
+            }
+        }
+        let transposed = Matrix(rows: d, columns: 2, storage: (0..<d).flatMap { [components[0, $0], components[1, $0]] })
+        self.mean = mean
+        self.components = components
+        self.explainedVariance = values.prefix(2).map { max($0, 0) }
+        self.scores = PlanarPoints(BLAS.multiply(centred, transposed))
+    }
+
+    /// The data minus its per-feature mean (the mean taken in double precision).
+    static func centre(_ x: Matrix) throws -> (Matrix, [Float]) {
         guard x.rows >= 2, x.columns >= 2 else { throw ProjectionError.tooFewSamples(x.rows, x.columns) }
         let n = x.rows, d = x.columns
-
         var sums = [Double](repeating: 0, count: d)
         x.storage.withUnsafeBufferPointer { p in
             for i in 0..<n {
@@ -29,7 +55,6 @@ public struct PrincipalComponents: Sendable {
             }
         }
         let mean = sums.map { Float($0 / Double(n)) }
-
         var centred = x
         centred.storage.withUnsafeMutableBufferPointer { p in
             for i in 0..<n {
@@ -37,24 +62,7 @@ public struct PrincipalComponents: Sendable {
                 for j in 0..<d { row[j] -= mean[j] }
             }
         }
-
-        let covariance = BLAS.gram(centred, alpha: 1 / Float(n - 1))
-        let eigen = try SymmetricEigen(largest: 2, of: covariance)
-        var components = eigen.vectors
-        for r in 0..<2 {
-            // svd_flip: the entry of largest magnitude (first one on ties) becomes positive.
-            var best = 0
-            for j in 1..<d where abs(components[r, j]) > abs(components[r, best]) { best = j }
-            if components[r, best] < 0 {
-                for j in 0..<d { components[r, j] = -components[r, j] }
-            }
-        }
-
-        let transposed = Matrix(rows: d, columns: 2, storage: (0..<d).flatMap { [components[0, $0], components[1, $0]] })
-        self.mean = mean
-        self.components = components
-        self.explainedVariance = eigen.values.map { max($0, 0) }
-        self.scores = PlanarPoints(BLAS.multiply(centred, transposed))
+        return (centred, mean)
     }
 }
 

@@ -1,0 +1,159 @@
+import LinearAlgebra
+
+/// PCA to two components for a sequence of checkpoints, warm-started from the previous one.
+///
+/// Consecutive checkpoints have nearly the same principal subspace, so a few steps of block
+/// subspace iteration from the previous basis (four vectors: the two wanted and two guards)
+/// reach it without forming the `D x D` covariance. Each step costs two thin GEMMs over the
+/// data. After each step a Rayleigh-Ritz projection gives the components and their residuals;
+/// the result is accepted only when, for both components, `|C v - lambda v| / gap` (an upper
+/// bound on the angle to the true eigenvector, with the gap to the nearest other eigenvalue)
+/// is below `tolerance`. Otherwise, and for the first checkpoint, the exact covariance
+/// eigendecomposition is used. Either way the result is the exact PCA within float32 precision.
+public struct IncrementalPCA: Sendable {
+    public enum Method: String, Sendable { case exact, warmStart = "warm-start" }
+
+    /// Largest accepted bound on each component's angle error (radians).
+    public var tolerance = 1e-5
+    public var maxIterations = 12
+    /// How the last fit was made, and with how many subspace iterations.
+    public private(set) var lastMethod = Method.exact
+    public private(set) var lastIterations = 0
+    private var basis: [Float]?  // D x 4, row-major
+    static let blockSize = 4
+
+    public init() {}
+
+    public mutating func fit(_ x: Matrix) throws -> PrincipalComponents {
+        let (centred, mean) = try PrincipalComponents.centre(x)
+        if let start = basis, start.count == x.columns * Self.blockSize, let warm = warmStart(centred, mean: mean, from: start) {
+            lastMethod = .warmStart
+            return warm
+        }
+        let covariance = BLAS.gram(centred, alpha: 1 / Float(x.rows - 1))
+        let block = min(Self.blockSize, x.columns)
+        let eigen = try SymmetricEigen(largest: block, of: covariance)
+        if block == Self.blockSize {
+            var seed = [Float](repeating: 0, count: x.columns * block)
+            for j in 0..<x.columns { for c in 0..<block { seed[j * block + c] = eigen.vectors[c, j] } }
+            basis = seed
+        }
+        lastMethod = .exact
+        lastIterations = 0
+        return PrincipalComponents(centred: centred, mean: mean, vectors: eigen.vectors, values: eigen.values)
+    }
+
+    private mutating func warmStart(_ xc: Matrix, mean: [Float], from start: [Float]) -> PrincipalComponents? {
+        let n = xc.rows, d = xc.columns, b = Self.blockSize
+        var v = orthonormalised(start, rows: d, columns: b)
+        var w = [Float](repeating: 0, count: n * b)
+        var z = [Float](repeating: 0, count: d * b)
+        for iteration in 1...maxIterations {
+            // W = Xc V, Z = Xc^T W / (n - 1) = C V.
+            xc.storage.withUnsafeBufferPointer { px in
+                v.withUnsafeBufferPointer { pv in
+                    w.withUnsafeMutableBufferPointer { pw in
+                        BLAS.gemm(m: n, n: b, k: d, a: px.baseAddress!, lda: d, b: pv.baseAddress!, ldb: b, c: pw.baseAddress!, ldc: b)
+                    }
+                }
+                w.withUnsafeBufferPointer { pw in
+                    z.withUnsafeMutableBufferPointer { pz in
+                        BLAS.gemm(transposeA: true, m: d, n: b, k: n, a: px.baseAddress!, lda: d, b: pw.baseAddress!, ldb: b,
+                                  c: pz.baseAddress!, ldc: b, alpha: 1 / Float(n - 1))
+                    }
+                }
+            }
+            // Rayleigh-Ritz: H = V^T C V, in double.
+            var h = [Double](repeating: 0, count: b * b)
+            for r in 0..<b { for c in 0..<b {
+                var sum = 0.0
+                for j in 0..<d { sum += Double(v[j * b + r]) * Double(z[j * b + c]) }
+                h[r * b + c] = sum
+            } }
+            for r in 0..<b { for c in 0..<r { let s = (h[r * b + c] + h[c * b + r]) / 2; h[r * b + c] = s; h[c * b + r] = s } }
+            let (values, q) = JacobiEigen.decompose(h, size: b)
+            // Ritz vectors V Q and their images C V Q.
+            var ritz = [Double](repeating: 0, count: d * b), image = [Double](repeating: 0, count: d * b)
+            for j in 0..<d { for c in 0..<b {
+                var a = 0.0, m = 0.0
+                for k in 0..<b { a += Double(v[j * b + k]) * q[k * b + c]; m += Double(z[j * b + k]) * q[k * b + c] }
+                ritz[j * b + c] = a
+                image[j * b + c] = m
+            } }
+            var converged = values[1] > 0
+            for c in 0..<2 where converged {
+                var residual = 0.0
+                for j in 0..<d { let r = image[j * b + c] - values[c] * ritz[j * b + c]; residual += r * r }
+                let gap = c == 0 ? values[0] - values[1] : min(values[0] - values[1], values[1] - values[2])
+                converged = gap > 0 && residual.squareRoot() / gap <= tolerance
+            }
+            if converged {
+                lastIterations = iteration
+                basis = ritz.map(Float.init)
+                var vectors = Matrix(zeros: 2, d)
+                for c in 0..<2 { for j in 0..<d { vectors[c, j] = Float(ritz[j * b + c]) } }
+                return PrincipalComponents(centred: xc, mean: mean, vectors: vectors, values: [Float(values[0]), Float(values[1])])
+            }
+            v = orthonormalised(image.map(Float.init), rows: d, columns: b)
+        }
+        lastIterations = maxIterations
+        return nil
+    }
+
+    /// Modified Gram-Schmidt on the columns of a row-major `rows x columns` block, in double.
+    private func orthonormalised(_ m: [Float], rows: Int, columns: Int) -> [Float] {
+        var q = m.map(Double.init)
+        for c in 0..<columns {
+            for p in 0..<c {
+                var dot = 0.0
+                for j in 0..<rows { dot += q[j * columns + c] * q[j * columns + p] }
+                for j in 0..<rows { q[j * columns + c] -= dot * q[j * columns + p] }
+            }
+            var norm = 0.0
+            for j in 0..<rows { norm += q[j * columns + c] * q[j * columns + c] }
+            norm = norm.squareRoot()
+            for j in 0..<rows { q[j * columns + c] = norm > 0 ? q[j * columns + c] / norm : 0 }
+        }
+        return q.map(Float.init)
+    }
+}
+
+/// Eigenvalues (decreasing) and eigenvectors (columns of a row-major matrix) of a small
+/// symmetric matrix by cyclic Jacobi rotations, in double precision.
+enum JacobiEigen {
+    static func decompose(_ matrix: [Double], size n: Int) -> (values: [Double], vectors: [Double]) {
+        var a = matrix
+        var v = [Double](repeating: 0, count: n * n)
+        for i in 0..<n { v[i * n + i] = 1 }
+        for _ in 0..<50 {
+            var off = 0.0
+            for p in 0..<n { for q in (p + 1)..<n { off += a[p * n + q] * a[p * n + q] } }
+            if off < 1e-30 { break }
+            for p in 0..<n { for q in (p + 1)..<n where a[p * n + q] != 0 {
+                let theta = (a[q * n + q] - a[p * n + p]) / (2 * a[p * n + q])
+                let t = (theta >= 0 ? 1.0 : -1.0) / (abs(theta) + (theta * theta + 1).squareRoot())
+                let c = 1 / (t * t + 1).squareRoot(), s = t * c
+                for k in 0..<n {
+                    let akp = a[k * n + p], akq = a[k * n + q]
+                    a[k * n + p] = c * akp - s * akq
+                    a[k * n + q] = s * akp + c * akq
+                }
+                for k in 0..<n {
+                    let apk = a[p * n + k], aqk = a[q * n + k]
+                    a[p * n + k] = c * apk - s * aqk
+                    a[q * n + k] = s * apk + c * aqk
+                }
+                for k in 0..<n {
+                    let vkp = v[k * n + p], vkq = v[k * n + q]
+                    v[k * n + p] = c * vkp - s * vkq
+                    v[k * n + q] = s * vkp + c * vkq
+                }
+            } }
+        }
+        let order = (0..<n).sorted { a[$0 * n + $0] > a[$1 * n + $1] }
+        let values = order.map { a[$0 * n + $0] }
+        var vectors = [Double](repeating: 0, count: n * n)
+        for (column, source) in order.enumerated() { for k in 0..<n { vectors[k * n + column] = v[k * n + source] } }
+        return (values, vectors)
+    }
+}

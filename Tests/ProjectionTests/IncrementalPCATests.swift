@@ -1,0 +1,67 @@
+import LinearAlgebra
+import Testing
+@testable import Projection
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+@Suite struct IncrementalPCATests {
+    /// Samples with standard deviations `spreads` along the first axes, turned by `angle` in the
+    /// plane of axes 0 and 2, plus small isotropic noise.
+    func sample(n: Int, d: Int, spreads: [Float], angle: Double, seed: UInt64) -> Matrix {
+        var g = SplitMix(seed: seed)
+        var x = Matrix(zeros: n, d)
+        let c = Float(cos(angle)), s = Float(sin(angle))
+        for i in 0..<n {
+            var row = (0..<d).map { j in Float(g.normal()) * (j < spreads.count ? spreads[j] : 0.05) }
+            let a = row[0], b = row[2]
+            row[0] = c * a - s * b
+            row[2] = s * a + c * b
+            for j in 0..<d { x[i, j] = row[j] + 3 }
+        }
+        return x
+    }
+
+    func maxDifference(_ a: PlanarPoints, _ b: PlanarPoints) -> Float {
+        var worst: Float = 0, spread: Float = 0
+        for i in 0..<a.count {
+            worst = max(worst, abs(a.x[i] - b.x[i]), abs(a.y[i] - b.y[i]))
+            spread = max(spread, abs(b.x[i]), abs(b.y[i]))
+        }
+        return worst / spread
+    }
+
+    @Test func warmStartsMatchTheExactPCAAlongARun() throws {
+        var incremental = IncrementalPCA()
+        for step in 0..<6 {
+            let x = sample(n: 3_000, d: 48, spreads: [3, 2, 1, 0.5], angle: 0.05 * Double(step), seed: UInt64(step + 1))
+            let fast = try incremental.fit(x)
+            let exact = try PrincipalComponents(fitting: x)
+            #expect(incremental.lastMethod == (step == 0 ? .exact : .warmStart))
+            #expect(maxDifference(fast.scores, exact.scores) < 2e-5)
+            #expect(abs(fast.explainedVariance[0] / exact.explainedVariance[0] - 1) < 1e-5)
+        }
+    }
+
+    @Test func fallsBackToTheExactSolutionWhenComponentsTie() throws {
+        var incremental = IncrementalPCA()
+        _ = try incremental.fit(sample(n: 2_000, d: 32, spreads: [3, 2, 1], angle: 0, seed: 9))
+        // Make the second and third directions exactly tied: every sample appears turned by 0, 90,
+        // 180 and 270 degrees in their plane. The second component is then not determined, no
+        // iteration can converge to it, and the exact path must answer.
+        let base = sample(n: 500, d: 32, spreads: [3, 1.5, 1], angle: 0, seed: 10)
+        var tied = Matrix(zeros: 2_000, 32)
+        for i in 0..<500 {
+            let a = base[i, 1] - 3, b = base[i, 2] - 3
+            for (k, turned) in [(a, b), (-b, a), (-a, -b), (b, -a)].enumerated() {
+                for j in 0..<32 { tied[4 * i + k, j] = base[i, j] }
+                tied[4 * i + k, 1] = turned.0 + 3
+                tied[4 * i + k, 2] = turned.1 + 3
+            }
+        }
+        let result = try incremental.fit(tied)
+        #expect(incremental.lastMethod == .exact)
+        #expect(maxDifference(result.scores, try PrincipalComponents(fitting: tied).scores) == 0)
+    }
+}
