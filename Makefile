@@ -24,14 +24,16 @@ demo: build
 	$(BIN) demo -o demo.mp4 -o demo.gif
 
 # numpy, scipy, scikit-learn and cleanlab: the independent references the tests compare with.
-$(VENV)/.installed: Tests/reference/requirements.txt
+# and the Python helper, installed as a user would (pip install ./python).
+$(VENV)/.installed: Tests/reference/requirements.txt python/pyproject.toml $(wildcard python/embedlapse/*.py)
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install -q --disable-pip-version-check -r Tests/reference/requirements.txt
+	$(VENV)/bin/pip install -q --disable-pip-version-check ./python
 	touch $@
 
 test: build $(VENV)/.installed
 	swift test
-	cd Tests/reference && EMBEDLAPSE_BIN=$(CURDIR)/$(BIN) $(CURDIR)/$(VENV)/bin/python -m pytest -q
+	EMBEDLAPSE_BIN=$(CURDIR)/$(BIN) $(VENV)/bin/python -m pytest -q -p no:cacheprovider Tests/reference python/tests
 
 clean:
 	rm -rf .build $(VENV) demo.mp4 demo.gif
