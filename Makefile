@@ -6,7 +6,7 @@ APT_PACKAGES := libavcodec-dev libavformat-dev libavutil-dev libswscale-dev libc
 VENV := .venv
 BIN := .build/release/embedlapse
 
-.PHONY: demo test deps build clean
+.PHONY: demo test bench deps build clean
 
 # Installs the Debian packages that are missing (sudo when not root).
 deps:
@@ -35,5 +35,14 @@ test: build $(VENV)/.installed
 	swift test
 	EMBEDLAPSE_BIN=$(CURDIR)/$(BIN) $(VENV)/bin/python -m pytest -q -p no:cacheprovider Tests/reference python/tests
 
+# Embedlapse against the Python reference pipeline (shared/reference) on the same runs; minutes.
+.venv-bench/.installed: benchmarks/requirements.txt
+	python3 -m venv .venv-bench
+	.venv-bench/bin/pip install -q --disable-pip-version-check -r benchmarks/requirements.txt
+	touch $@
+
+bench: build .venv-bench/.installed
+	EMBEDLAPSE_BIN=$(CURDIR)/$(BIN) .venv-bench/bin/python benchmarks/bench.py
+
 clean:
-	rm -rf .build $(VENV) demo.mp4 demo.gif
+	rm -rf .build $(VENV) .venv-bench .bench-cache demo.mp4 demo.gif

@@ -52,17 +52,19 @@ struct CheckpointAnalyser: Sendable {
     private var aligner: Aligner
     private var pca = IncrementalPCA()
     let topCount: Int
+    let timings: StageTimings
 
-    init(aligner: Aligner, topCount: Int) {
+    init(aligner: Aligner, topCount: Int, timings: StageTimings) {
         self.aligner = aligner
         self.topCount = topCount
+        self.timings = timings
     }
 
     mutating func analyse(_ event: CheckpointEvent) throws(PipelineError) -> AnalysedCheckpoint {
         do {
-            let projection = try pca.fit(event.embeddings)
-            let alignment = try aligner.align(projection.scores)
-            let outliers = try OutlierScores(embeddings: event.embeddings)
+            let projection = try timings.measure("pca") { try pca.fit(event.embeddings) }
+            let alignment = try timings.measure("alignment") { try aligner.align(projection.scores) }
+            let outliers = try timings.measure("outliers") { try OutlierScores(embeddings: event.embeddings) }
             return AnalysedCheckpoint(index: event.index, step: event.step, epoch: event.epoch, losses: event.losses,
                                       testAccuracy: event.testAccuracy, pca: projection.scores, pcaMethod: pca.lastMethod,
                                       pcaIterations: pca.lastIterations, alignment: alignment, outliers: outliers,

@@ -22,6 +22,8 @@ public struct RenderOptions: Sendable {
     public var live = false
     /// `--latest PNG`: the newest frame, replaced after each frame.
     public var latestPath: String?
+    /// `--timings FILE`: per-stage milliseconds per checkpoint, as JSON.
+    public var timingsPath: String?
 
     public init() {}
 }
@@ -53,8 +55,9 @@ public enum RenderPipeline {
 
             let events = AsyncThrowingChannel<CheckpointEvent, any Error>()
             let analysed = AsyncThrowingChannel<AnalysedCheckpoint, any Error>()
+            let timings = StageTimings()
             let analyser = CheckpointAnalyser(aligner: Aligner(target: options.alignment, finalScores: finalScores),
-                                              topCount: options.topCount)
+                                              topCount: options.topCount, timings: timings)
             let frames = try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask { await source.emit(into: events, stop: stop) }
                 group.addTask {
@@ -69,9 +72,9 @@ public enum RenderPipeline {
                 var count = 0
                 do {
                     for try await checkpoint in analysed {
-                        try dump?.record(checkpoint)
-                        try draw(checkpoint, with: compositor)
-                        for sink in sinks { try sink.write(compositor.surface, index: count) }
+                        try timings.measure("dump") { try dump?.record(checkpoint) }
+                        try timings.measure("draw") { try draw(checkpoint, with: compositor) }
+                        try timings.measure("encode") { for sink in sinks { try sink.write(compositor.surface, index: count) } }
                         count += 1
                         progress?(count)
                     }
@@ -84,7 +87,8 @@ public enum RenderPipeline {
             }
             guard frames > 0 else { throw PipelineError("no frame was rendered: stopped before the first checkpoint") }
             try dump?.finish()
-            for sink in sinks { try sink.finish() }
+            try timings.measure("finish") { for sink in sinks { try sink.finish() } }
+            if let path = options.timingsPath { try timings.write(to: path) }
             return RenderSummary(frames: frames, interrupted: stop.isRaised)
         } catch {
             for sink in sinks { sink.abandon() }

@@ -12,7 +12,7 @@ public struct RunInspection {
         var lines = ["run: \(path)"]
         if let run = scan.run {
             let steps = run.checkpoints.map(\.step)
-            let dtypes = Set(run.checkpoints.map { $0.embeddings.element.description }).sorted().joined(separator: ", ")
+            let dtypes = Set(run.checkpoints.map { $0.element.description }).sorted().joined(separator: ", ")
             lines.append("checkpoints: \(steps.count) (steps \(steps.first!) to \(steps.last!))")
             lines.append("embeddings: N = \(run.sampleCount) samples, D = \(run.dimension), \(dtypes)")
             if let labels = run.labels {

@@ -44,6 +44,9 @@ struct FilmOptions: ParsableArguments {
     @Option(help: "A title shown beside the step.")
     var title: String?
 
+    @Option(help: "Write per-stage milliseconds per checkpoint (JSON) to this file.")
+    var timings: String?
+
     func validate() throws {
         guard size.width >= 320, size.height >= 180, size.width <= 7680, size.height <= 4320,
               size.width % 2 == 0, size.height % 2 == 0 else {
@@ -64,6 +67,7 @@ struct FilmOptions: ParsableArguments {
         options.topCount = top
         options.title = title
         options.latestPath = latest
+        options.timingsPath = timings
         return options
     }
 

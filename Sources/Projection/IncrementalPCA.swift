@@ -1,9 +1,12 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import LinearAlgebra
 
 /// PCA to two components for a sequence of checkpoints, warm-started from the previous one.
 ///
 /// Consecutive checkpoints have nearly the same principal subspace, so a few steps of block
-/// subspace iteration from the previous basis (four vectors: the two wanted and two guards)
+/// subspace iteration from the previous basis (eight vectors: the two wanted and six guards)
 /// reach it without forming the `D x D` covariance. Each step costs two thin GEMMs over the
 /// data. After each step a Rayleigh-Ritz projection gives the components and their residuals;
 /// the result is accepted only when, for both components, `|C v - lambda v| / gap` (an upper
@@ -20,7 +23,7 @@ public struct IncrementalPCA: Sendable {
     public private(set) var lastMethod = Method.exact
     public private(set) var lastIterations = 0
     private var basis: [Float]?  // D x 4, row-major
-    static let blockSize = 4
+    static let blockSize = 8
 
     public init() {}
 
@@ -48,6 +51,7 @@ public struct IncrementalPCA: Sendable {
         var v = orthonormalised(start, rows: d, columns: b)
         var w = [Float](repeating: 0, count: n * b)
         var z = [Float](repeating: 0, count: d * b)
+        var previousBound = Double.infinity
         for iteration in 1...maxIterations {
             // W = Xc V, Z = Xc^T W / (n - 1) = C V.
             xc.storage.withUnsafeBufferPointer { px in
@@ -80,14 +84,23 @@ public struct IncrementalPCA: Sendable {
                 ritz[j * b + c] = a
                 image[j * b + c] = m
             } }
-            var converged = values[1] > 0
-            for c in 0..<2 where converged {
+            var bound = 0.0
+            for c in 0..<2 {
                 var residual = 0.0
                 for j in 0..<d { let r = image[j * b + c] - values[c] * ritz[j * b + c]; residual += r * r }
                 let gap = c == 0 ? values[0] - values[1] : min(values[0] - values[1], values[1] - values[2])
-                converged = gap > 0 && residual.squareRoot() / gap <= tolerance
+                bound = max(bound, gap > 0 ? residual.squareRoot() / gap : .infinity)
             }
-            if converged {
+            // Give up early when the bound shrinks too slowly to reach the tolerance in the
+            // iterations left: the exact route is then cheaper than finishing.
+            let rate = bound / previousBound
+            if bound > tolerance, iteration > 1,
+               !(rate < 1) || bound * pow(rate, Double(maxIterations - iteration)) > tolerance {
+                lastIterations = iteration
+                return nil
+            }
+            previousBound = bound
+            if bound <= tolerance {
                 lastIterations = iteration
                 basis = ritz.map(Float.init)
                 var vectors = Matrix(zeros: 2, d)

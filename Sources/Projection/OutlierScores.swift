@@ -62,7 +62,9 @@ public struct OutlierScores: Sendable {
         return sorted.count % 2 == 1 ? Double(sorted[mid]) : (Double(sorted[mid - 1]) + Double(sorted[mid])) / 2
     }
 
-    /// Brute force through blocks of one big GEMM on unit-normalised rows.
+    /// Exact search through blocks of GEMM on unit-normalised rows. Cosine similarity is
+    /// symmetric, so only blocks on and above the diagonal are computed (about half the work of
+    /// the full `N x N` product), and each similarity is offered to both of its points.
     static func cosineNeighbours(_ x: Matrix, duplicates: DuplicateRows, into nearest: inout NearestDistances) {
         let n = x.rows, d = x.columns
         var unit = x
@@ -75,26 +77,35 @@ public struct OutlierScores: Sendable {
                 if norm > 0 { for j in 0..<d { row[j] /= norm } }
             }
         }
-        let block = 512
-        var similarity = [Float](repeating: 0, count: block * n)
+        // Blocks of up to 1024 x 1024 similarities (4 MB): large enough for an efficient GEMM,
+        // small enough that memory stays linear in N.
+        let block = min(1024, n)
+        var similarity = [Float](repeating: 0, count: block * block)
+        let groups = duplicates.group
+        let anyDuplicates = duplicates.any
         unit.storage.withUnsafeBufferPointer { pu in
             similarity.withUnsafeMutableBufferPointer { ps in
-                var start = 0
-                while start < n {
-                    let rows = min(block, n - start)
-                    BLAS.gemm(transposeB: true, m: rows, n: n, k: d, a: pu.baseAddress! + start * d, lda: d,
-                              b: pu.baseAddress!, ldb: d, c: ps.baseAddress!, ldc: n)
-                    for r in 0..<rows {
-                        let i = start + r
-                        let sims = ps.baseAddress! + r * n
-                        let group = duplicates.group[i]
-                        for j in 0..<n where j != i {
-                            var distance = min(max(1 - sims[j], 0), 2)
-                            if group >= 0 && duplicates.group[j] == group { distance = 0 }
-                            nearest.offer(distance, for: i)
+                let sims = ps.baseAddress!
+                for rowStart in stride(from: 0, to: n, by: block) {
+                    let rows = min(block, n - rowStart)
+                    for columnStart in stride(from: rowStart, to: n, by: block) {
+                        let columns = min(block, n - columnStart)
+                        BLAS.gemm(transposeB: true, m: rows, n: columns, k: d, a: pu.baseAddress! + rowStart * d, lda: d,
+                                  b: pu.baseAddress! + columnStart * d, ldb: d, c: sims, ldc: columns)
+                        for r in 0..<rows {
+                            let i = rowStart + r
+                            let line = sims + r * columns
+                            // On the diagonal block, pairs (i, j) with j > i only; each pair once.
+                            let first = columnStart == rowStart ? r + 1 : 0
+                            for c in first..<columns {
+                                let j = columnStart + c
+                                var distance = min(max(1 - line[c], 0), 2)
+                                if anyDuplicates, groups[i] >= 0, groups[j] == groups[i] { distance = 0 }
+                                if distance < nearest.worst(i) { nearest.offer(distance, for: i) }
+                                if distance < nearest.worst(j) { nearest.offer(distance, for: j) }
+                            }
                         }
                     }
-                    start += rows
                 }
             }
         }
@@ -128,6 +139,10 @@ struct NearestDistances {
         distances = [Float](repeating: .infinity, count: count * k)
     }
 
+    /// The k-th smallest distance offered to `point` so far (infinity until k were offered).
+    @inline(__always)
+    func worst(_ point: Int) -> Float { distances[point * k + k - 1] }
+
     @inline(__always)
     mutating func offer(_ distance: Float, for point: Int) {
         let base = point * k
@@ -152,6 +167,8 @@ struct NearestDistances {
 /// Groups of exactly equal rows: `group[i]` is the first index of row i's group, or -1 if unique.
 struct DuplicateRows {
     let group: [Int]
+    /// Whether any two rows are equal at all (usually not: then the per-pair check is skipped).
+    var any: Bool { group.contains { $0 >= 0 } }
 
     init(_ x: Matrix) {
         var first: [[UInt32]: Int] = [:]

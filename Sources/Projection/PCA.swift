@@ -47,19 +47,32 @@ public struct PrincipalComponents: Sendable {
     static func centre(_ x: Matrix) throws -> (Matrix, [Float]) {
         guard x.rows >= 2, x.columns >= 2 else { throw ProjectionError.tooFewSamples(x.rows, x.columns) }
         let n = x.rows, d = x.columns
+        // Rows are summed in float32 in chunks of 32, chunks in double: the mean keeps double
+        // precision (embeddings often share a large offset) at float32 speed.
         var sums = [Double](repeating: 0, count: d)
+        var partial = [Float](repeating: 0, count: d)
         x.storage.withUnsafeBufferPointer { p in
-            for i in 0..<n {
-                let row = p.baseAddress! + i * d
-                for j in 0..<d { sums[j] += Double(row[j]) }
+            sums.withUnsafeMutableBufferPointer { total in
+                partial.withUnsafeMutableBufferPointer { chunk in
+                    for start in stride(from: 0, to: n, by: 32) {
+                        for j in 0..<d { chunk[j] = 0 }
+                        for i in start..<min(start + 32, n) {
+                            let row = p.baseAddress! + i * d
+                            for j in 0..<d { chunk[j] += row[j] }
+                        }
+                        for j in 0..<d { total[j] += Double(chunk[j]) }
+                    }
+                }
             }
         }
         let mean = sums.map { Float($0 / Double(n)) }
         var centred = x
         centred.storage.withUnsafeMutableBufferPointer { p in
-            for i in 0..<n {
-                let row = p.baseAddress! + i * d
-                for j in 0..<d { row[j] -= mean[j] }
+            mean.withUnsafeBufferPointer { m in
+                for i in 0..<n {
+                    let row = p.baseAddress! + i * d
+                    for j in 0..<d { row[j] -= m[j] }
+                }
             }
         }
         return (centred, mean)

@@ -2,27 +2,37 @@ import Foundation
 import LinearAlgebra
 
 /// One `checkpoint-<step>` folder with embeddings, its header already validated.
+///
+/// Only the header is kept: the file is mapped again when loaded and unmapped right after, so a
+/// long run never holds more than one checkpoint's pages.
 public struct CheckpointFile: Sendable {
     public let step: Int
     public let directory: String
-    public let embeddings: NPYArray
+    public let embeddingsPath: String
+    public let element: NPYElement
+    public let shape: [Int]
     /// `epoch` from the folder's `trainer_state.json`, if it has one.
     public let epoch: Double?
 
     public init(step: Int, directory: String, embeddings: NPYArray, epoch: Double?) {
         self.step = step
         self.directory = directory
-        self.embeddings = embeddings
+        self.embeddingsPath = embeddings.path
+        self.element = embeddings.element
+        self.shape = embeddings.shape
         self.epoch = epoch
     }
 
-    public var embeddingsPath: String { embeddings.path }
-    public var sampleCount: Int { embeddings.shape[0] }
-    public var dimension: Int { embeddings.shape[1] }
+    public var sampleCount: Int { shape[0] }
+    public var dimension: Int { shape[1] }
 
     /// Reads the embeddings as float32 and checks every value is finite.
     public func loadEmbeddings() throws(RunFormatError) -> Matrix {
-        let matrix = try embeddings.floatMatrix()
+        let array = try NPYArray(path: embeddingsPath)
+        guard array.shape == shape, array.element == element else {
+            throw RunFormatError(embeddingsPath, "changed while being rendered: now \(array.element) \(array.shapeText)")
+        }
+        let matrix = try array.floatMatrix()
         for i in 0..<matrix.rows {
             for value in matrix.row(i) where !value.isFinite {
                 throw RunFormatError(embeddingsPath, "row \(i) holds \(value.isNaN ? "NaN" : "Inf"): embeddings must be finite")

@@ -64,9 +64,25 @@ class RunWriter:
         (self.root / "DONE").write_text("")
 
 
+_started = []
+
+
+@pytest.fixture(autouse=True)
+def no_stray_watchers():
+    """A failing test must not leave its watcher running (it would wait for DONE for ever)."""
+    yield
+    while _started:
+        proc = _started.pop()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
 def watch(run, out, *extra):
-    return subprocess.Popen([str(BINARY), "watch", str(run), "-o", str(out), *map(str, extra)],
+    proc = subprocess.Popen([str(BINARY), "watch", str(run), "-o", str(out), *map(str, extra)],
                             stderr=subprocess.PIPE, text=True)
+    _started.append(proc)
+    return proc
 
 
 def finish(proc, timeout=60):

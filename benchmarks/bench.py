@@ -1,0 +1,230 @@
+#!/usr/bin/env python3
+"""Embedlapse against the reference pipeline (shared/reference) on the same runs, in one invocation.
+
+Prints medians and ratios (reference / Embedlapse) for the whole offline render and per stage, the
+libx264 encode limit, peak memory, live latency and the 100k-point scale test, and writes the table
+to benchmarks/results/<date>-<host>.md. Run it with `make bench`.
+
+Environment: BENCH_REPS (default 3) repetitions, alternating reference and Embedlapse;
+BENCH_QUICK=1 skips the 10k reference runs (minutes each), the 100-checkpoint and the 100k runs.
+"""
+import datetime
+import json
+import os
+import platform
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("EMBEDLAPSE_SHARED", ROOT.parent / "shared"))
+BIN = Path(os.environ.get("EMBEDLAPSE_BIN", ROOT / ".build" / "release" / "embedlapse"))
+CACHE = ROOT / ".bench-cache"
+PY = sys.executable
+REPS = int(os.environ.get("BENCH_REPS", "3"))
+QUICK = os.environ.get("BENCH_QUICK") == "1"
+lines = []
+
+
+def say(text=""):
+    print(text, flush=True)
+    lines.append(text)
+
+
+def timed(cmd, **kw):
+    """Runs cmd under GNU time: (wall seconds, peak RSS in MB, completed process)."""
+    start = time.perf_counter()
+    proc = subprocess.run(["/usr/bin/time", "-f", "%M", *map(str, cmd)], capture_output=True, text=True, **kw)
+    wall = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise SystemExit(f"failed ({proc.returncode}): {' '.join(map(str, cmd))}\n{proc.stderr[-2000:]}")
+    rss = int(proc.stderr.strip().splitlines()[-1]) / 1024
+    return wall, rss, proc
+
+
+def synthetic(name, n, dim, checkpoints):
+    out = CACHE / name
+    if not (out / "truth.json").exists():
+        say(f"generating {name} (n={n}, dim={dim}, checkpoints={checkpoints}) ...")
+        shutil.rmtree(out, ignore_errors=True)
+        subprocess.run([PY, SHARED / "reference" / "make_synthetic_run.py", out, "--n", str(n), "--dim", str(dim),
+                        "--checkpoints", str(checkpoints), "--seed", "0"], check=True, capture_output=True)
+    return out
+
+
+def run_reference(run, work):
+    out = work / "reference"
+    shutil.rmtree(out, ignore_errors=True)
+    env = dict(os.environ, OPENBLAS_NUM_THREADS=os.environ.get("OPENBLAS_NUM_THREADS", "2"))
+    wall, rss, _ = timed([PY, SHARED / "reference" / "reference_pipeline.py", run, "--out", out, "--mp4",
+                          "--align", "previous"], env=env)
+    t = json.loads((out / "timings.json").read_text())
+    per = t["per_checkpoint"]
+    frames = t["frames"]
+    stages = {
+        "pca": statistics.median(r["pca"] for r in per) * 1e3,
+        "outliers": statistics.median(r["ood"] for r in per) * 1e3,
+        "alignment": t["stages_s"]["procrustes"] / frames * 1e3,
+        "draw": statistics.median(r["draw"] for r in per if "draw" in r) * 1e3,
+        "encode": t["stages_s"]["encode_mp4"] / frames * 1e3,
+    }
+    import numpy as np
+    top = np.load(out / "projection.npz")["top_indices"]
+    return wall, rss, stages, [set(map(int, row)) for row in top]
+
+
+def run_embedlapse(run, work):
+    out = work / "embedlapse"
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    wall, rss, _ = timed([BIN, "render", run, "-o", out / "film.mp4", "--dump-data", out / "dump",
+                          "--timings", out / "timings.json"])
+    t = json.loads((out / "timings.json").read_text())
+    stages = {k: statistics.median(v) for k, v in t.items()}
+    steps = sorted(int(m.group(1)) for p in (out / "dump").glob("outliers-*.json")
+                   if (m := re.fullmatch(r"outliers-(\d+)\.json", p.name)))
+    top = [set(json.loads((out / "dump" / f"outliers-{s}.json").read_text())["indices"]) for s in steps]
+    return wall, rss, stages, top
+
+
+def compare(name, run, reps):
+    work = Path(tempfile.mkdtemp(prefix=f"bench-{name}-"))
+    ref, emb = [], []
+    for rep in range(reps):  # alternate, so drift on a shared machine hits both alike
+        ref.append(run_reference(run, work))
+        emb.append(run_embedlapse(run, work))
+        say(f"  {name} rep {rep + 1}: reference {ref[-1][0]:.1f} s, embedlapse {emb[-1][0]:.2f} s")
+    same_top = all(r == e for r, e in zip(ref[-1][3], emb[-1][3]))
+    med = lambda xs: statistics.median(xs)
+    rw, ew = med([r[0] for r in ref]), med([e[0] for e in emb])
+    say(f"\n### {name}: whole offline render to MP4 ({reps} runs each, medians)")
+    say("| | reference | embedlapse | ratio |")
+    say("|---|---:|---:|---:|")
+    say(f"| wall s | {rw:.2f} | {ew:.2f} | {rw / ew:.1f}x |")
+    say(f"| peak RSS MB | {med([r[1] for r in ref]):.0f} | {med([e[1] for e in emb]):.0f} | |")
+    say(f"| top-8 identical at every checkpoint | | {'yes' if same_top else 'NO'} | |")
+    say("\nper stage, ms per checkpoint (medians)\n")
+    say("| stage | reference | embedlapse | ratio |")
+    say("|---|---:|---:|---:|")
+    for stage in ("pca", "outliers", "alignment", "draw", "encode"):
+        r = med([x[2][stage] for x in ref])
+        e = med([x[2].get(stage, 0) for x in emb])
+        say(f"| {stage} | {r:.1f} | {e:.1f} | {r / e:.1f}x |" if e > 0 else f"| {stage} | {r:.1f} | {e:.1f} | |")
+    shutil.rmtree(work, ignore_errors=True)
+    return emb
+
+
+def encode_limit(run):
+    """libx264's own rate on the same frames (ffmpeg CLI from raw BGRA), against Embedlapse's draw+encode."""
+    work = Path(tempfile.mkdtemp(prefix="bench-encode-"))
+    subprocess.run([BIN, "render", run, "--frames-dir", work / "frames"], check=True, capture_output=True)
+    raw = work / "frames.bgra"
+    subprocess.run(["ffmpeg", "-v", "error", "-i", work / "frames" / "frame-%04d.png", "-f", "rawvideo",
+                    "-pix_fmt", "bgra", raw], check=True)
+    frames = len(list((work / "frames").glob("*.png")))
+    cli = []
+    ours = []
+    for _ in range(REPS):
+        start = time.perf_counter()
+        subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "rawvideo", "-pix_fmt", "bgra", "-s", "1280x720", "-r", "5",
+                        "-i", raw, "-c:v", "libx264", "-preset", "veryfast", "-crf", "20", "-pix_fmt", "yuv420p",
+                        work / "cli.mp4"], check=True)
+        cli.append(frames / (time.perf_counter() - start))
+        subprocess.run([BIN, "render", run, "-o", work / "ours.mp4", "--timings", work / "t.json"], check=True,
+                       capture_output=True)
+        t = json.loads((work / "t.json").read_text())
+        ours.append(frames / ((sum(t["draw"]) + sum(t["encode"]) + sum(t.get("finish", [0]))) / 1e3))
+    c, o = statistics.median(cli), statistics.median(ours)
+    say("\n### encode limit (1280x720, libx264 veryfast, CRF 20)")
+    say(f"| ffmpeg CLI from raw frames | {c:.0f} fps |")
+    say("|---|---:|")
+    say(f"| Embedlapse draw + encode | {o:.0f} fps ({100 * o / c:.0f}% of the CLI) |")
+    shutil.rmtree(work, ignore_errors=True)
+
+
+def live_latency(run, count=8, gap=2.0):
+    """From a checkpoint's embeddings.npy being renamed into place to its frame landing (--latest PNG)."""
+    work = Path(tempfile.mkdtemp(prefix="bench-live-"))
+    live = work / "run"
+    live.mkdir()
+    for f in ("labels.npy", "class_names.json", "images.npy"):
+        if (run / f).exists():
+            shutil.copy(run / f, live / f)
+    latest = work / "latest.png"
+    proc = subprocess.Popen([BIN, "watch", live, "-o", work / "live.mp4", "--latest", latest],
+                            stderr=subprocess.DEVNULL)
+    checkpoints = sorted((int(p.name.split("-")[1]), p) for p in run.glob("checkpoint-*"))[:count]
+    latencies = []
+    for step, source in checkpoints:
+        target = live / source.name
+        target.mkdir()
+        shutil.copy(source / "embeddings.npy", target / ".embeddings.tmp")
+        before = latest.stat().st_mtime_ns if latest.exists() else 0
+        start = time.perf_counter()
+        os.rename(target / ".embeddings.tmp", target / "embeddings.npy")
+        while not (latest.exists() and latest.stat().st_mtime_ns != before):
+            time.sleep(0.002)
+        latencies.append((time.perf_counter() - start) * 1e3)
+        time.sleep(gap)
+    (live / "DONE").write_text("")
+    proc.wait(timeout=120)
+    say(f"\n### live latency ({run.name}, {len(latencies)} checkpoints)")
+    say(f"| median | {statistics.median(latencies):.0f} ms | max {max(latencies):.0f} ms |")
+    say("|---|---:|---:|")
+    shutil.rmtree(work, ignore_errors=True)
+
+
+def memory_long(run):
+    wall, rss, _ = timed([BIN, "render", run, "-o", Path(tempfile.mkdtemp()) / "long.mp4"])
+    say(f"\n### memory: {run.name}")
+    say(f"| peak RSS | {rss:.0f} MB | wall {wall:.1f} s |")
+    say("|---|---:|---:|")
+
+
+def scale(run):
+    out = Path(tempfile.mkdtemp(prefix="bench-scale-"))
+    wall, rss, _ = timed([BIN, "render", run, "-o", out / "scale.mp4", "--timings", out / "t.json"])
+    t = json.loads((out / "t.json").read_text())
+    say(f"\n### scale: {run.name}")
+    say("| stage | ms per checkpoint (median) |")
+    say("|---|---:|")
+    for k in ("pca", "outliers", "draw", "encode"):
+        say(f"| {k} | {statistics.median(t[k]):.0f} |")
+    say(f"| whole render | {wall:.1f} s, peak RSS {rss:.0f} MB |")
+    shutil.rmtree(out, ignore_errors=True)
+
+
+def main():
+    if not BIN.exists():
+        raise SystemExit(f"{BIN} missing: build first (make bench does)")
+    CACHE.mkdir(exist_ok=True)
+    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
+    say(f"# Embedlapse benchmark, {datetime.date.today()} on {platform.node()} ({os.cpu_count()} cores, {cpu})")
+    say(f"{REPS} repetitions, reference and Embedlapse alternating; medians. Reference: shared/reference/"
+        f"reference_pipeline.py (cleanlab, scikit-learn, scipy, matplotlib, imageio), --align previous.")
+    say("Encoders differ as shipped: reference libx264 medium CRF 18 (imageio-ffmpeg), Embedlapse veryfast CRF 20.")
+    run10k = synthetic("run10k", 10000, 768, 30)
+    run2k = synthetic("run2k", 2000, 768, 30)
+    say()
+    compare("cnn-fmnist (N=1000, D=128, 31 checkpoints)", ROOT / "samples" / "cnn-fmnist", REPS)
+    compare("synthetic N=2000, D=768, 30 checkpoints", run2k, REPS)
+    if not QUICK:
+        compare("synthetic N=10000, D=768, 30 checkpoints", run10k, max(1, min(REPS, 2)))
+    encode_limit(run10k)
+    live_latency(run10k)
+    if not QUICK:
+        memory_long(synthetic("run10k-100", 10000, 768, 100))
+        scale(synthetic("run100k", 100000, 768, 2))
+    name = f"{datetime.date.today()}-{platform.node()}.md"
+    (ROOT / "benchmarks" / "results" / name).write_text("\n".join(lines) + "\n")
+    print(f"\nwritten to benchmarks/results/{name}")
+
+
+if __name__ == "__main__":
+    main()
