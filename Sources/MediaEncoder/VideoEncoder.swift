@@ -70,6 +70,7 @@ public final class VideoEncoder {
             context.pointee.time_base = AVRational(num: rate.den, den: rate.num)
             context.pointee.framerate = rate
             context.pointee.gop_size = 2 * Int32(max(1, fps.rounded()))
+            context.pointee.thread_count = 0  // let x264 use every core, as the ffmpeg CLI does (libavcodec's default is 1)
             context.pointee.colorspace = AVCOL_SPC_BT709
             context.pointee.color_primaries = AVCOL_PRI_BT709
             context.pointee.color_trc = AVCOL_TRC_BT709

@@ -11,7 +11,8 @@ import LinearAlgebra
 /// data. After each step a Rayleigh-Ritz projection gives the components and their residuals;
 /// the result is accepted only when, for both components, `|C v - lambda v| / gap` (an upper
 /// bound on the angle to the true eigenvector, with the gap to the nearest other eigenvalue)
-/// is below `tolerance`. Otherwise, and for the first checkpoint, the exact covariance
+/// is below `tolerance`. Otherwise, for the first checkpoint, and for embeddings of at most 192
+/// dimensions (where forming the covariance is cheaper than iterating), the exact covariance
 /// eigendecomposition is used. Either way the result is the exact PCA within float32 precision.
 public struct IncrementalPCA: Sendable {
     public enum Method: String, Sendable { case exact, warmStart = "warm-start" }
@@ -24,12 +25,15 @@ public struct IncrementalPCA: Sendable {
     public private(set) var lastIterations = 0
     private var basis: [Float]?  // D x 4, row-major
     static let blockSize = 8
+    static let exactBelowDimension = 192
 
     public init() {}
 
     public mutating func fit(_ x: Matrix) throws -> PrincipalComponents {
         let (centred, mean) = try PrincipalComponents.centre(x)
-        if let start = basis, start.count == x.columns * Self.blockSize, let warm = warmStart(centred, mean: mean, from: start) {
+        // Each iteration costs about 4 N D b flops against N D^2 for the covariance: below this
+        // width the exact route is the faster one.
+        if let start = basis, x.columns > Self.exactBelowDimension, start.count == x.columns * Self.blockSize, let warm = warmStart(centred, mean: mean, from: start) {
             lastMethod = .warmStart
             return warm
         }

@@ -35,7 +35,7 @@ import Glibc
     @Test func warmStartsMatchTheExactPCAAlongARun() throws {
         var incremental = IncrementalPCA()
         for step in 0..<6 {
-            let x = sample(n: 3_000, d: 48, spreads: [3, 2, 1, 0.5], angle: 0.05 * Double(step), seed: UInt64(step + 1))
+            let x = sample(n: 3_000, d: 256, spreads: [3, 2, 1, 0.5], angle: 0.05 * Double(step), seed: UInt64(step + 1))
             let fast = try incremental.fit(x)
             let exact = try PrincipalComponents(fitting: x)
             #expect(incremental.lastMethod == (step == 0 ? .exact : .warmStart))
@@ -46,16 +46,16 @@ import Glibc
 
     @Test func fallsBackToTheExactSolutionWhenComponentsTie() throws {
         var incremental = IncrementalPCA()
-        _ = try incremental.fit(sample(n: 2_000, d: 32, spreads: [3, 2, 1], angle: 0, seed: 9))
+        _ = try incremental.fit(sample(n: 2_000, d: 256, spreads: [3, 2, 1], angle: 0, seed: 9))
         // Make the second and third directions exactly tied: every sample appears turned by 0, 90,
         // 180 and 270 degrees in their plane. The second component is then not determined, no
         // iteration can converge to it, and the exact path must answer.
-        let base = sample(n: 500, d: 32, spreads: [3, 1.5, 1], angle: 0, seed: 10)
-        var tied = Matrix(zeros: 2_000, 32)
+        let base = sample(n: 500, d: 256, spreads: [3, 1.5, 1], angle: 0, seed: 10)
+        var tied = Matrix(zeros: 2_000, 256)
         for i in 0..<500 {
             let a = base[i, 1] - 3, b = base[i, 2] - 3
             for (k, turned) in [(a, b), (-b, a), (-a, -b), (b, -a)].enumerated() {
-                for j in 0..<32 { tied[4 * i + k, j] = base[i, j] }
+                for j in 0..<256 { tied[4 * i + k, j] = base[i, j] }
                 tied[4 * i + k, 1] = turned.0 + 3
                 tied[4 * i + k, 2] = turned.1 + 3
             }
