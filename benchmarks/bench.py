@@ -221,7 +221,7 @@ def main():
     if not QUICK:
         memory_long(synthetic("run10k-100", 10000, 768, 100))
         scale(synthetic("run100k", 100000, 768, 2))
-    name = f"{datetime.date.today()}-{platform.node()}.md"
+    name = f"{datetime.datetime.now():%Y-%m-%d-%H%M}-{platform.node()}{'-quick' if QUICK else ''}.md"
     (ROOT / "benchmarks" / "results" / name).write_text("\n".join(lines) + "\n")
     print(f"\nwritten to benchmarks/results/{name}")
 

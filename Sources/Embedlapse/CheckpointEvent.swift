@@ -53,14 +53,19 @@ struct CheckpointAnalyser: Sendable {
     private var pca = IncrementalPCA()
     let topCount: Int
     let timings: StageTimings
+    let maxBLASThreads: Int
 
-    init(aligner: Aligner, topCount: Int, timings: StageTimings) {
+    init(aligner: Aligner, topCount: Int, timings: StageTimings, maxBLASThreads: Int) {
         self.aligner = aligner
         self.topCount = topCount
         self.timings = timings
+        self.maxBLASThreads = maxBLASThreads
     }
 
     mutating func analyse(_ event: CheckpointEvent) throws(PipelineError) -> AnalysedCheckpoint {
+        // Small problems run faster on one OpenBLAS thread than on two that fight the encoder's.
+        let size = event.embeddings.rows * event.embeddings.columns
+        BLAS.setThreadCount(size >= 1 << 21 ? maxBLASThreads : 1)
         do {
             let projection = try timings.measure("pca") { try pca.fit(event.embeddings) }
             let alignment = try timings.measure("alignment") { try aligner.align(projection.scores) }

@@ -24,6 +24,8 @@ public struct RenderOptions: Sendable {
     public var latestPath: String?
     /// `--timings FILE`: per-stage milliseconds per checkpoint, as JSON.
     public var timingsPath: String?
+    /// OpenBLAS threads the analysis may use for large checkpoints (small ones use one).
+    public var maxBLASThreads = ProcessInfo.processInfo.activeProcessorCount
 
     public init() {}
 }
@@ -57,7 +59,8 @@ public enum RenderPipeline {
             let analysed = AsyncThrowingChannel<AnalysedCheckpoint, any Error>()
             let timings = StageTimings()
             let analyser = CheckpointAnalyser(aligner: Aligner(target: options.alignment, finalScores: finalScores),
-                                              topCount: options.topCount, timings: timings)
+                                              topCount: options.topCount, timings: timings,
+                                              maxBLASThreads: options.maxBLASThreads)
             let frames = try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask { await source.emit(into: events, stop: stop) }
                 group.addTask {
@@ -123,6 +126,10 @@ public enum RenderPipeline {
                              progress: (@Sendable (Int) -> Void)? = nil) async throws -> RenderSummary {
         var options = options
         options.live = true
+        // Training and rendering get a core each, from the start: one OpenBLAS thread throughout also
+        // keeps a seeded training bit-for-bit repeatable.
+        options.maxBLASThreads = 1
+        BLAS.setThreadCount(1)
         options.topCount = min(options.topCount, source.evalCount)
         var setting = FilmSetting(sampleCount: source.evalCount, dimension: source.recipe.hiddenLayers.last ?? 0,
                                   annotations: source.annotations, wholeRunLosses: nil,

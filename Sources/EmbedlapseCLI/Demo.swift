@@ -1,7 +1,6 @@
 import ArgumentParser
 import Embedlapse
 import Foundation
-import LinearAlgebra
 import Training
 
 struct Demo: AsyncParsableCommand {
@@ -67,8 +66,6 @@ struct Demo: AsyncParsableCommand {
         recipe.seed = seed
         let source = TrainerSource(train: datasets.train, test: datasets.test, recipe: recipe, saveRun: saveRun)
         let rendering = film.writesAnything
-        // Training and rendering each get a core: one OpenBLAS thread, so they do not fight over both.
-        if rendering { BLAS.setThreadCount(1) }
 
         let stop = StopFlag()
         let signals = SignalTrap(stop: stop)
