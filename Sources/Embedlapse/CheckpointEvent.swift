@@ -65,7 +65,7 @@ struct CheckpointAnalyser: Sendable {
     mutating func analyse(_ event: CheckpointEvent) throws(PipelineError) -> AnalysedCheckpoint {
         // Small problems run faster on one OpenBLAS thread than on two that fight the encoder's.
         let size = event.embeddings.rows * event.embeddings.columns
-        BLAS.setThreadCount(size >= 1 << 21 ? maxBLASThreads : 1)
+        BLAS.setThreadCount(size >= 1 << 20 ? maxBLASThreads : 1)
         do {
             let projection = try timings.measure("pca") { try pca.fit(event.embeddings) }
             let alignment = try timings.measure("alignment") { try aligner.align(projection.scores) }

@@ -41,7 +41,9 @@ public struct RunWatcher: CheckpointSource {
         let started = clock.now
         while !stop.isRaised {
             let done = isDone
-            if let first = pendingCheckpoints(after: -1).first, case .ready(let array) = Self.state(of: first.embeddings) {
+            // The first checkpoint with an embeddings file at all (folders without one are skipped, as in `emit`).
+            let first = pendingCheckpoints(after: -1).first { FileManager.default.fileExists(atPath: $0.embeddings) }
+            if let first, case .ready(let array) = Self.state(of: first.embeddings) {
                 let annotations = SampleAnnotations.read(runPath: path, sampleCount: array.shape[0])
                 if let problem = annotations.problems.first {
                     // An annotation file may still be being written: give it until the run ends.
@@ -51,7 +53,7 @@ public struct RunWatcher: CheckpointSource {
                     return Start(sampleCount: array.shape[0], dimension: array.shape[1], annotations: annotations)
                 }
             } else if done || timedOut(since: started, clock: clock) {
-                if let first = pendingCheckpoints(after: -1).first, case .incomplete(let problem) = Self.state(of: first.embeddings) {
+                if let first, case .incomplete(let problem) = Self.state(of: first.embeddings) {
                     throw PipelineError("\(first.embeddings): \(problem)")
                 }
                 return nil

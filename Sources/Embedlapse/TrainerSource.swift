@@ -59,13 +59,19 @@ public final class TrainerSource: CheckpointSource {
     public func emit(into channel: AsyncThrowingChannel<CheckpointEvent, any Error>, stop: StopFlag) async {
         let produced = AsyncThrowingChannel<CheckpointEvent, any Error>()
         let trainer = Task { await produce(into: produced, stop: stop) }
-        do {
-            for try await event in produced.buffer(policy: .bounded(bufferCapacity)) {
-                await channel.send(event)
+        // If the pipeline gives up (an output failed), stop the trainer too: otherwise it would
+        // wait for ever on a full buffer that nobody reads.
+        await withTaskCancellationHandler {
+            do {
+                for try await event in produced.buffer(policy: .bounded(bufferCapacity)) {
+                    await channel.send(event)
+                }
+                channel.finish()
+            } catch {
+                channel.fail(error)
             }
-            channel.finish()
-        } catch {
-            channel.fail(error)
+        } onCancel: {
+            trainer.cancel()
         }
         await trainer.value
     }
@@ -82,7 +88,7 @@ public final class TrainerSource: CheckpointSource {
             var evaluation: [LossHistory.Point] = []
             do {
                 try await trainer.fineTune { checkpoint in
-                    if stop.isRaised { throw StopTraining() }
+                    if stop.isRaised || Task.isCancelled { throw StopTraining() }
                     let losses = LossHistory(training: checkpoint.lossLog.map { .init(step: $0.step, loss: $0.loss) },
                                              epochs: Dictionary(checkpoint.lossLog.map { ($0.step, Double($0.step) / trainer.stepsPerEpoch) },
                                                                 uniquingKeysWith: { a, _ in a }),
