@@ -2,35 +2,73 @@ import Canvas
 
 /// Draws many small anti-aliased discs straight into an ARGB32 pixel buffer.
 ///
-/// Cairo's path machinery costs about 3 microseconds a point; writing coverage directly is
-/// ten times faster and looks the same for discs a few pixels wide.
+/// Cairo's path machinery costs about 3 microseconds a point. Instead, the disc's coverage is
+/// computed once for 4 x 4 sub-pixel positions; each point then blends the nearest of those
+/// masks with integer arithmetic (positions are off by at most 1/8 pixel, which the eye cannot see).
 struct DotRasterizer {
-    let radius: Double
     let clip: Rect
+    private let size: Int
+    private let masks: [UInt8]  // 16 masks of size x size coverages, 0...255
+    static let subpixels = 4
 
-    /// Blends a disc of `color` (straight alpha) centred at (cx, cy) over the pixels.
-    func draw(cx: Double, cy: Double, color: Color, into pixels: UnsafeMutablePointer<UInt32>, stride: Int) {
-        let x0 = max(Int((cx - radius - 1).rounded(.down)), Int(clip.x))
-        let x1 = min(Int((cx + radius + 1).rounded(.up)), Int(clip.maxX) - 1)
-        let y0 = max(Int((cy - radius - 1).rounded(.down)), Int(clip.y))
-        let y1 = min(Int((cy + radius + 1).rounded(.up)), Int(clip.maxY) - 1)
-        guard x0 <= x1, y0 <= y1 else { return }
-        let sr = color.red * 255, sg = color.green * 255, sb = color.blue * 255
-        for y in y0...y1 {
-            let dy = Double(y) + 0.5 - cy
-            for x in x0...x1 {
-                let dx = Double(x) + 0.5 - cx
-                let distance = (dx * dx + dy * dy).squareRoot()
-                let coverage = min(max(radius + 0.5 - distance, 0), 1)
-                guard coverage > 0 else { continue }
-                let a = coverage * color.alpha
-                let p = pixels[y * stride + x]
-                let dr = Double(p >> 16 & 0xFF), dg = Double(p >> 8 & 0xFF), db = Double(p & 0xFF), da = Double(p >> 24)
-                let r = UInt32((sr * a + dr * (1 - a)).rounded())
-                let g = UInt32((sg * a + dg * (1 - a)).rounded())
-                let b = UInt32((sb * a + db * (1 - a)).rounded())
-                let outA = UInt32((255 * a + da * (1 - a)).rounded())
-                pixels[y * stride + x] = outA << 24 | r << 16 | g << 8 | b
+    init(radius: Double, clip: Rect) {
+        self.clip = clip
+        let size = Int((2 * radius + 2).rounded(.up))
+        self.size = size
+        var masks = [UInt8](repeating: 0, count: Self.subpixels * Self.subpixels * size * size)
+        for sy in 0..<Self.subpixels {
+            for sx in 0..<Self.subpixels {
+                // Centre of the disc within the mask for this sub-pixel offset.
+                let cx = Double(size) / 2 + (Double(sx) + 0.5) / Double(Self.subpixels)
+                let cy = Double(size) / 2 + (Double(sy) + 0.5) / Double(Self.subpixels)
+                let base = (sy * Self.subpixels + sx) * size * size
+                for y in 0..<size {
+                    for x in 0..<size {
+                        let dx = Double(x) + 0.5 - cx, dy = Double(y) + 0.5 - cy
+                        let coverage = min(max(radius + 0.5 - (dx * dx + dy * dy).squareRoot(), 0), 1)
+                        masks[base + y * size + x] = UInt8((coverage * 255).rounded())
+                    }
+                }
+            }
+        }
+        self.masks = masks
+    }
+
+    /// A colour ready for blending: straight 0...255 channels and an opacity 0...256.
+    struct Ink {
+        let red, green, blue, alpha: UInt32
+
+        init(_ color: Color) {
+            red = UInt32((color.red * 255).rounded())
+            green = UInt32((color.green * 255).rounded())
+            blue = UInt32((color.blue * 255).rounded())
+            alpha = UInt32((color.alpha * 256).rounded())
+        }
+    }
+
+    /// Blends a disc of `ink` centred at (cx, cy) over the opaque pixels.
+    func draw(cx: Double, cy: Double, ink: Ink, into pixels: UnsafeMutablePointer<UInt32>, stride: Int) {
+        let left = cx - Double(size) / 2, top = cy - Double(size) / 2
+        let x0 = Int(left.rounded(.down)), y0 = Int(top.rounded(.down))
+        let sx = min(Int((left - Double(x0)) * Double(Self.subpixels)), Self.subpixels - 1)
+        let sy = min(Int((top - Double(y0)) * Double(Self.subpixels)), Self.subpixels - 1)
+        let base = (sy * Self.subpixels + sx) * size * size
+        let xStart = max(x0, Int(clip.x)), xEnd = min(x0 + size, Int(clip.maxX))
+        let yStart = max(y0, Int(clip.y)), yEnd = min(y0 + size, Int(clip.maxY))
+        guard xStart < xEnd, yStart < yEnd else { return }
+        masks.withUnsafeBufferPointer { mask in
+            for y in yStart..<yEnd {
+                let row = pixels + y * stride
+                let maskRow = base + (y - y0) * size - x0
+                for x in xStart..<xEnd {
+                    let a = (UInt32(mask[maskRow + x]) * ink.alpha) >> 8  // 0...255 (in Swift, >> binds tighter than *)
+                    guard a > 0 else { continue }
+                    let p = row[x], keep = 255 - a
+                    let r = (ink.red * a + (p >> 16 & 0xFF) * keep + 127) / 255
+                    let g = (ink.green * a + (p >> 8 & 0xFF) * keep + 127) / 255
+                    let b = (ink.blue * a + (p & 0xFF) * keep + 127) / 255
+                    row[x] = 0xFF00_0000 | r << 16 | g << 8 | b
+                }
             }
         }
     }

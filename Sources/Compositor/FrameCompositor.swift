@@ -147,12 +147,12 @@ public final class FrameCompositor {
         let radius = (n <= 2_000 ? 3.2 : n <= 6_000 ? 2.5 : n <= 20_000 ? 2.0 : 1.5) * u
         let rasterizer = DotRasterizer(radius: radius, clip: Rect(x: box.x + 1, y: box.y + 1, width: box.width - 2, height: box.height - 2))
         let labels = setting.labels
-        let colours = (0..<max(setting.classNames.count, 1)).map { Palette.color(forClass: $0).withAlpha(0.8) }
+        let inks = (0..<max(setting.classNames.count, 1)).map { DotRasterizer.Ink(Palette.color(forClass: $0).withAlpha(0.8)) }
         surface.withMutablePixels { pixels, stride in
             for i in 0..<n {
                 let (sx, sy) = screen(frame.points.x[i], frame.points.y[i])
-                let colour = labels.map { colours[$0[i] % colours.count] } ?? colours[0]
-                rasterizer.draw(cx: sx, cy: sy, color: colour, into: pixels, stride: stride)
+                let ink = labels.map { inks[$0[i] % inks.count] } ?? inks[0]
+                rasterizer.draw(cx: sx, cy: sy, ink: ink, into: pixels, stride: stride)
             }
         }
 

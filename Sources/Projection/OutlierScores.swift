@@ -171,17 +171,21 @@ struct DuplicateRows {
     var any: Bool { group.contains { $0 >= 0 } }
 
     init(_ x: Matrix) {
-        var first: [[UInt32]: Int] = [:]
+        // Rows are bucketed by a hash of their values and compared only within a bucket, so the
+        // table costs a few bytes a row instead of a copy of the matrix.
+        var buckets: [Int: [Int]] = [:]
         var group = [Int](repeating: -1, count: x.rows)
         var seenTwice = Set<Int>()
         for i in 0..<x.rows {
-            // +0 and -0 compare equal, as in numpy's `unique`.
-            let key = x.row(i).map { $0 == 0 ? 0 : $0.bitPattern }
-            if let owner = first[key] {
+            let row = x.row(i)
+            var hasher = Hasher()
+            for value in row { hasher.combine(value == 0 ? 0 : value.bitPattern) }  // +0 and -0 are equal, as in numpy
+            let key = hasher.finalize()
+            if let owner = buckets[key, default: []].first(where: { x.row($0).elementsEqual(row) }) {
                 group[i] = owner
                 seenTwice.insert(owner)
             } else {
-                first[key] = i
+                buckets[key, default: []].append(i)
                 group[i] = i
             }
         }

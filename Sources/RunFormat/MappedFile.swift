@@ -34,6 +34,20 @@ public final class MappedFile: @unchecked Sendable {  // immutable after init: t
         if let base { munmap(UnsafeMutableRawPointer(mutating: base), count) }
     }
 
+    /// Reads `buffer.count` bytes from `offset` with `pread`, bypassing the mapping.
+    public func read(into buffer: UnsafeMutableRawBufferPointer, at offset: Int) throws(RunFormatError) {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw RunFormatError(path, Self.systemMessage()) }
+        defer { close(fd) }
+        var done = 0
+        while done < buffer.count {
+            let got = pread(fd, buffer.baseAddress! + done, buffer.count - done, off_t(offset + done))
+            if got < 0 && errno == EINTR { continue }
+            guard got > 0 else { throw RunFormatError(path, got == 0 ? "truncated while being read" : Self.systemMessage()) }
+            done += got
+        }
+    }
+
     /// Calls `body` with the file's bytes; the pointer is valid only inside the closure.
     public func withBytes<R, E: Error>(_ body: (UnsafeRawBufferPointer) throws(E) -> R) throws(E) -> R {
         try body(UnsafeRawBufferPointer(start: base, count: count))

@@ -76,6 +76,16 @@ public struct NPYArray: Sendable {
         let rows = shape[0], columns = shape[1]
         var values = [Float](repeating: 0, count: rows * columns)
         let element = self.element, swap = bigEndian, offset = dataOffset
+        if element == .float(bytes: 4), !swap, !fortranOrder {
+            // The common case: read straight into the array, so the file's pages are not also
+            // mapped into this process (that would double the memory of a large checkpoint).
+            var failure: RunFormatError?
+            values.withUnsafeMutableBytes { buffer in
+                do throws(RunFormatError) { try file.read(into: buffer, at: offset) } catch { failure = error }
+            }
+            if let failure { throw failure }
+            return Matrix(rows: rows, columns: columns, storage: values)
+        }
         file.withBytes { bytes in
             let data = UnsafeRawBufferPointer(rebasing: bytes[offset...])
             values.withUnsafeMutableBufferPointer { out in
