@@ -2,7 +2,7 @@
 import PackageDescription
 
 // The pipeline, bottom to top:
-//   C wrappers (CLinearAlgebra, CCairo, CFFmpeg)
+//   C wrappers (CLinearAlgebra, CCairo, CFFmpeg) and one C kernel (CNeighbourSearch: AVX-512 VNNI screening)
 //   LinearAlgebra -> Projection (PCA, Procrustes, outlier scores), Training (the built-in trainer)
 //   RunFormat (.npy and the run directory)
 //   Canvas (Cairo) -> Compositor (the frame)
@@ -31,7 +31,8 @@ let package = Package(
             providers: [.apt(["libavcodec-dev", "libavformat-dev", "libavutil-dev", "libswscale-dev"])]),
 
         .target(name: "LinearAlgebra", dependencies: ["CLinearAlgebra"]),
-        .target(name: "Projection", dependencies: ["LinearAlgebra"]),
+        .target(name: "CNeighbourSearch"),
+        .target(name: "Projection", dependencies: ["LinearAlgebra", "CNeighbourSearch"]),
         .target(name: "RunFormat", dependencies: ["LinearAlgebra"]),
         .target(name: "Training", dependencies: ["LinearAlgebra", "CZlib"]),
         .target(name: "Canvas", dependencies: ["CCairo"]),

@@ -51,6 +51,9 @@ public struct AnalysedCheckpoint: Sendable {
 struct CheckpointAnalyser: Sendable {
     private var aligner: Aligner
     private var pca = IncrementalPCA()
+    /// Last checkpoint's neighbours: the embeddings move little between checkpoints, so they
+    /// are good first guesses for the next exact search.
+    private var previousNeighbours: [Int32]?
     let topCount: Int
     let timings: StageTimings
     let maxBLASThreads: Int
@@ -65,11 +68,15 @@ struct CheckpointAnalyser: Sendable {
     mutating func analyse(_ event: CheckpointEvent) throws(PipelineError) -> AnalysedCheckpoint {
         // Small problems run faster on one OpenBLAS thread than on two that fight the encoder's.
         let size = event.embeddings.rows * event.embeddings.columns
-        BLAS.setThreadCount(size >= 1 << 20 ? maxBLASThreads : 1)
+        let threads = size >= 1 << 20 ? maxBLASThreads : 1
+        BLAS.setThreadCount(threads)
         do {
             let projection = try timings.measure("pca") { try pca.fit(event.embeddings) }
             let alignment = try timings.measure("alignment") { try aligner.align(projection.scores) }
-            let outliers = try timings.measure("outliers") { try OutlierScores(embeddings: event.embeddings) }
+            let outliers = try timings.measure("outliers") {
+                try OutlierScores(embeddings: event.embeddings, threads: threads, seeds: previousNeighbours)
+            }
+            previousNeighbours = outliers.neighbourIndices.isEmpty ? nil : outliers.neighbourIndices
             return AnalysedCheckpoint(index: event.index, step: event.step, epoch: event.epoch, losses: event.losses,
                                       testAccuracy: event.testAccuracy, pca: projection.scores, pcaMethod: pca.lastMethod,
                                       pcaIterations: pca.lastIterations, alignment: alignment, outliers: outliers,

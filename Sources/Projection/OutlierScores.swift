@@ -19,25 +19,55 @@ public struct OutlierScores: Sendable {
     public let scalingFactor: Double
     public let neighbours: Int
     public let metric: Metric
+    /// Row-major `N x neighbours`: each point's nearest points, nearest first, where the search
+    /// keeps them (the screened search does; brute force leaves this empty). Seeds the next search.
+    public let neighbourIndices: [Int32]
+    /// Pairs whose distance was computed exactly: all `N (N - 1) / 2` for brute force.
+    public let exactPairs: Int
 
     public enum Metric: String, Sendable { case cosine, euclidean }
+
+    /// How the cosine neighbours are found; both are exact.
+    public enum Search: String, Sendable {
+        /// Screened where the CPU has AVX-512 VNNI, brute force elsewhere.
+        case automatic
+        /// Every pair through float32 GEMM blocks.
+        case bruteForce
+    }
 
     public struct Ranked: Sendable, Equatable {
         public let index: Int
         public let score: Float
     }
 
-    public init(embeddings x: Matrix) throws {
+    /// - Parameters:
+    ///   - threads: cores the screened search may use (brute force follows OpenBLAS's setting).
+    ///   - seeds: a guess at the neighbours (`neighbourIndices` of the previous checkpoint); it only
+    ///     saves work, the result is exact whatever it holds.
+    public init(embeddings x: Matrix, search: Search = .automatic, threads: Int = 1, seeds: [Int32]? = nil) throws {
         let n = x.rows
         guard n >= 2, x.columns >= 1 else { throw ProjectionError.tooFewSamples(n, x.columns) }
         let k = min(10, n - 1)
         let metric: Metric = x.columns > 3 ? .cosine : .euclidean
         let duplicates = DuplicateRows(x)
         var nearest = NearestDistances(count: n, k: k)
+        var neighbourIndices: [Int32] = []
+        var exactPairs = n * (n - 1) / 2
         switch metric {
-        case .cosine: Self.cosineNeighbours(x, duplicates: duplicates, into: &nearest)
+        case .cosine:
+            if search == .automatic, ScreenedCosineSearch.canSearch(x),
+               let screened = ScreenedCosineSearch.nearest(x, k: k, duplicates: duplicates, threads: threads,
+                                                           seeds: seeds) {
+                nearest = screened.nearest
+                neighbourIndices = screened.neighbours
+                exactPairs = screened.exactPairs
+            } else {
+                Self.cosineNeighbours(x, duplicates: duplicates, into: &nearest)
+            }
         case .euclidean: Self.euclideanNeighbours(x, duplicates: duplicates, into: &nearest)
         }
+        self.neighbourIndices = neighbourIndices
+        self.exactPairs = exactPairs
         let average = nearest.averages()
         let median = Self.median(average)
         let scale = max(median, 100 * Double.ulpOfOne)
@@ -137,6 +167,11 @@ struct NearestDistances {
     init(count: Int, k: Int) {
         self.k = k
         distances = [Float](repeating: .infinity, count: count * k)
+    }
+
+    init(k: Int, sortedDistances: [Float]) {
+        self.k = k
+        distances = sortedDistances
     }
 
     /// The k-th smallest distance offered to `point` so far (infinity until k were offered).

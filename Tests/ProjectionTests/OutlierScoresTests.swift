@@ -58,4 +58,46 @@ import Glibc
         #expect(tied.allSatisfy { $0.score == 1 }, "exact duplicates beyond k are at distance 0: score 1")
         #expect(tied.map(\.index) == Array(0..<12))
     }
+
+    /// Clusters around a common direction (as real embeddings are), plus the awkward cases: a zero
+    /// row, a group of exact duplicates, and a row pointing the opposite way.
+    func structuredMatrix(n: Int, d: Int, seed: UInt64) -> Matrix {
+        var g = SplitMix(seed: seed)
+        let centres = (0..<5).map { _ in (0..<d).map { _ in Float(g.normal()) } }
+        var x = Matrix(zeros: n, d)
+        for i in 0..<n { for j in 0..<d { x[i, j] = 3 + centres[i % 5][j] + 0.4 * Float(g.normal()) } }
+        if n > 20 {
+            for j in 0..<d { x[3, j] = 0; x[7, j] = x[8, j]; x[n - 1, j] = x[8, j]; x[11, j] = -x[12, j] }
+        }
+        return x
+    }
+
+    @Test(.enabled(if: ScreenedCosineSearch.isSupported, "needs AVX-512 VNNI"),
+          arguments: [(2, 5), (11, 7), (12, 4), (700, 33), (1100, 96)])
+    func screenedSearchEqualsBruteForce(n: Int, d: Int) throws {
+        let x = structuredMatrix(n: n, d: d, seed: UInt64(n + d))
+        let bruteForce = try OutlierScores(embeddings: x, search: .bruteForce)
+        let k = bruteForce.neighbours
+        var g = SplitMix(seed: 9)
+        let garbage = (0..<n * k).map { _ in Int32(Int(g.next() % UInt64(n + 3))) - 2 }  // -2...n: none, self, out of range
+        let unseeded = try OutlierScores(embeddings: x, threads: 2)
+        for seeds in [nil, garbage, unseeded.neighbourIndices] {
+            let screened = try OutlierScores(embeddings: x, threads: 2, seeds: seeds)
+            #expect(screened.neighbourIndices.count == n * k)
+            for i in 0..<n {
+                #expect(abs(screened.averageDistances[i] - bruteForce.averageDistances[i]) < 2e-6)
+                // Each listed neighbour is a distinct other point at the listed distance.
+                let listed = screened.neighbourIndices[i * k..<(i + 1) * k].map(Int.init)
+                #expect(Set(listed).count == k && !listed.contains(i) && listed.allSatisfy { (0..<n).contains($0) })
+            }
+            // Brute force rounds its similarities to float32 on the way; the screen computes them in double.
+            #expect(screened.mostAtypical(8).map(\.index) == bruteForce.mostAtypical(8).map(\.index))
+            for i in 0..<n { #expect(abs(screened.scores[i] - bruteForce.scores[i]) < 5e-5) }
+        }
+        if n >= 700 {
+            #expect(unseeded.exactPairs < n * (n - 1) / 4, "the screen rules out most pairs")
+            let seeded = try OutlierScores(embeddings: x, threads: 2, seeds: unseeded.neighbourIndices)
+            #expect(seeded.exactPairs <= unseeded.exactPairs)
+        }
+    }
 }

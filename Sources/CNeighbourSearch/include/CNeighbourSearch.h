@@ -1,0 +1,54 @@
+// Exact cosine k-nearest-neighbour search that screens pairs with 8-bit dot products.
+//
+// Every row is normalised, the mean unit vector m is taken out (u_i = m + r_i), and r_i is
+// rounded to int8 with its own scale. The int8 products bound each similarity within an
+// interval proved from the rounding errors (Cauchy-Schwarz on the error vectors); a pair's
+// similarity is computed exactly only when its upper bound reaches the k-th largest exact
+// similarity found so far for either point. The int8 products run on AVX-512 VNNI, four times
+// the multiply rate of float32.
+#ifndef CNEIGHBOUR_SEARCH_H
+#define CNEIGHBOUR_SEARCH_H
+
+#include <stdint.h>
+
+typedef struct ns_points ns_points;
+typedef struct ns_screen ns_screen;
+
+/// 1 when this CPU can run the screening kernels (AVX-512 with VNNI), else 0.
+int ns_is_supported(void);
+
+/// Largest dimension the int32 accumulators take without overflow.
+int64_t ns_max_dimension(void);
+
+/// Prepares `n` rows of `d` floats (row-major): lengths and the mean unit vector. `x` and
+/// `group` (equal rows share a group >= 0, others -1; may be NULL) must outlive the result.
+/// NULL when memory runs out.
+ns_points *ns_points_create(const float *x, const int64_t *group, int64_t n, int64_t d);
+/// Rounds rows [first, last) to int8; disjoint ranges may run on different threads.
+void ns_points_quantise(ns_points *points, int64_t first, int64_t last);
+void ns_points_destroy(ns_points *points);
+
+/// Square tiles of the upper triangle of the pair matrix; each pair lies in exactly one.
+int64_t ns_tile_count(const ns_points *points);
+
+/// One worker's k most similar points so far, for every point. NULL when memory runs out.
+ns_screen *ns_screen_create(const ns_points *points, int k);
+void ns_screen_destroy(ns_screen *screen);
+/// Starts points [first, last) from the exact similarities to `previous[i * k ...]` (for example
+/// the neighbours at the last checkpoint; -1 entries are skipped). Only raises thresholds, so the
+/// result stays exact however good the guess.
+void ns_screen_seed(ns_screen *screen, const ns_points *points, const int32_t *previous, int64_t first, int64_t last);
+/// Copies another worker's state (after seeding).
+void ns_screen_copy(ns_screen *target, const ns_screen *source);
+/// Screens every pair of tile `tile`.
+void ns_screen_tile(ns_screen *screen, const ns_points *points, int64_t tile);
+/// Exact similarities computed by this worker so far.
+int64_t ns_screen_exact_count(const ns_screen *screen);
+
+/// For points [first, last): merges the workers' results and writes each point's k smallest
+/// cosine distances (clipped to [0, 2]; 0 within a duplicate group), ascending, to
+/// `distances[i * k ...]` and the points they belong to to `neighbours[i * k ...]`.
+void ns_finish(const ns_points *points, ns_screen *const *screens, int count, int64_t first, int64_t last,
+               float *distances, int32_t *neighbours);
+
+#endif

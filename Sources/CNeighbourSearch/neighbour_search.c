@@ -1,0 +1,351 @@
+#include "CNeighbourSearch.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#define NS_KERNEL __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni")))
+#else
+#define NS_KERNEL
+#endif
+
+enum {
+    STRIP = 64,   // columns per packed strip: four 16-lane vectors
+    ROWS = 6,     // rows per register block: 6 x 4 accumulators
+    TILE = 512,   // rows and columns per tile (a multiple of STRIP)
+};
+
+// Below any cosine similarity: every pair passes until a point has k neighbours.
+static const float NO_BOUND = -1e30f;
+// Covers float32 rounding in the approximate similarity (terms of size <= 3, a few operations)
+// and in the stored exact similarities.
+static const float ROUNDING_SLACK = 2e-5f;
+
+struct ns_points {
+    const float *x;
+    const int64_t *group;
+    int64_t n, d, padded_n, padded_d, kgroups, tiles_per_side;
+    uint8_t *rows;          // (padded_n + ROWS) x padded_d: q + 128, row-major (the broadcast operand)
+    int8_t *strips;         // per strip of 64 points: [kgroup][point][4 bytes] (the vector operand)
+    int32_t *bias128;       // 128 * sum(q_j): removes the +128 of the unsigned operand
+    float *offset;          // m.r_i; -inf for padding, so padded pairs never pass
+    float *inverse_scale;   // 1 / s_i
+    float *quantised_norm;  // |q_i / s_i|
+    float *error_norm;      // |r_i - q_i / s_i|
+    float *norm_plus_error; // the two above, summed
+    double *length;         // |x_i|
+    double *mean;           // m, d values
+    float mean_square;      // m.m
+};
+
+struct ns_screen {
+    int k;
+    int64_t n;
+    int seeded;          // whether a tile may offer a pair the lists already hold
+    float *similarity;   // n x k: the k largest exact similarities found for each point, ascending
+    int32_t *neighbour;  // n x k: their points, -1 for none yet
+    float *threshold;    // padded_n: similarity[i * k], the k-th largest; +inf for padding
+    int64_t exact;
+};
+
+int64_t ns_max_dimension(void) { return INT32_MAX / (255 * 127) - 4; }
+
+int ns_is_supported(void) {
+#if defined(__x86_64__)
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+           __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni");
+#else
+    return 0;
+#endif
+}
+
+#if defined(__x86_64__)
+NS_KERNEL static double dot_double(const float *a, const float *b, int64_t d) {
+    __m512d s0 = _mm512_setzero_pd(), s1 = _mm512_setzero_pd();
+    int64_t c = 0;
+    for (; c + 16 <= d; c += 16) {
+        s0 = _mm512_fmadd_pd(_mm512_cvtps_pd(_mm256_loadu_ps(a + c)), _mm512_cvtps_pd(_mm256_loadu_ps(b + c)), s0);
+        s1 = _mm512_fmadd_pd(_mm512_cvtps_pd(_mm256_loadu_ps(a + c + 8)), _mm512_cvtps_pd(_mm256_loadu_ps(b + c + 8)), s1);
+    }
+    double sum = _mm512_reduce_add_pd(_mm512_add_pd(s0, s1));
+    for (; c < d; c++) sum += (double)a[c] * b[c];
+    return sum;
+}
+#else
+static double dot_double(const float *a, const float *b, int64_t d) {
+    double sum = 0;
+    for (int64_t c = 0; c < d; c++) sum += (double)a[c] * b[c];
+    return sum;
+}
+#endif
+
+// The cosine similarity in double precision; 1 within a duplicate group, 0 against a zero row.
+static float exact_similarity(const ns_points *p, int64_t i, int64_t j) {
+    if (p->group && p->group[i] >= 0 && p->group[i] == p->group[j]) return 1;
+    double lengths = p->length[i] * p->length[j];
+    if (!(lengths > 0)) return 0;
+    return (float)(dot_double(p->x + i * p->d, p->x + j * p->d, p->d) / lengths);
+}
+
+void ns_points_destroy(ns_points *p) {
+    if (!p) return;
+    free(p->rows); free(p->strips); free(p->bias128); free(p->offset); free(p->inverse_scale);
+    free(p->quantised_norm); free(p->error_norm); free(p->norm_plus_error); free(p->length); free(p->mean);
+    free(p);
+}
+
+ns_points *ns_points_create(const float *x, const int64_t *group, int64_t n, int64_t d) {
+    if (n < 1 || d < 1 || d > ns_max_dimension()) return NULL;
+    ns_points *p = calloc(1, sizeof *p);
+    if (!p) return NULL;
+    p->x = x;
+    p->group = group;
+    p->n = n;
+    p->d = d;
+    p->padded_n = (n + STRIP - 1) / STRIP * STRIP;
+    p->padded_d = (d + 3) / 4 * 4;
+    p->kgroups = p->padded_d / 4;
+    p->tiles_per_side = (n + TILE - 1) / TILE;
+    // The last register block of a tile may read up to ROWS - 1 rows past the padding.
+    size_t row_bytes = (size_t)((p->padded_n + ROWS) * p->padded_d);
+    p->rows = malloc(row_bytes);
+    p->strips = calloc((size_t)(p->padded_n * p->padded_d), 1);
+    p->bias128 = calloc((size_t)p->padded_n, sizeof(int32_t));
+    p->offset = malloc((size_t)p->padded_n * sizeof(float));
+    p->inverse_scale = calloc((size_t)p->padded_n, sizeof(float));
+    p->quantised_norm = calloc((size_t)p->padded_n, sizeof(float));
+    p->error_norm = calloc((size_t)p->padded_n, sizeof(float));
+    p->norm_plus_error = calloc((size_t)p->padded_n, sizeof(float));
+    p->length = calloc((size_t)n, sizeof(double));
+    p->mean = calloc((size_t)d, sizeof(double));
+    if (!p->rows || !p->strips || !p->bias128 || !p->offset || !p->inverse_scale || !p->quantised_norm ||
+        !p->error_norm || !p->norm_plus_error || !p->length || !p->mean) {
+        ns_points_destroy(p);
+        return NULL;
+    }
+    memset(p->rows, 128, row_bytes);
+    for (int64_t i = 0; i < p->padded_n; i++) p->offset[i] = i < n ? 0 : -INFINITY;
+
+    for (int64_t i = 0; i < n; i++) {
+        const float *row = x + i * d;
+        p->length[i] = sqrt(dot_double(row, row, d));
+        double inverse = p->length[i] > 0 ? 1 / p->length[i] : 0;
+        for (int64_t c = 0; c < d; c++) p->mean[c] += row[c] * inverse;
+    }
+    double mean_square = 0;
+    for (int64_t c = 0; c < d; c++) { p->mean[c] /= (double)n; mean_square += p->mean[c] * p->mean[c]; }
+    p->mean_square = (float)mean_square;
+    return p;
+}
+
+void ns_points_quantise(ns_points *p, int64_t first, int64_t last) {
+    const int64_t d = p->d;
+    double *residual = malloc((size_t)d * sizeof(double));
+    if (!residual) return;  // rows stay zero: bounds stay valid, only looser
+    for (int64_t i = first; i < last; i++) {
+        const float *row = p->x + i * d;
+        double inverse = p->length[i] > 0 ? 1 / p->length[i] : 0;
+        double largest = 0, offset = 0;
+        for (int64_t c = 0; c < d; c++) {
+            residual[c] = row[c] * inverse - p->mean[c];
+            largest = fmax(largest, fabs(residual[c]));
+            offset += p->mean[c] * residual[c];
+        }
+        double scale = largest > 0 ? 127 / largest : 1;
+        double quantised_square = 0, error_square = 0;
+        int32_t sum = 0;
+        uint8_t *out = p->rows + i * p->padded_d;
+        int8_t *strip = p->strips + (i / STRIP) * STRIP * p->padded_d + (i % STRIP) * 4;
+        for (int64_t c = 0; c < d; c++) {
+            double q = fmin(127, fmax(-127, nearbyint(residual[c] * scale)));
+            double value = q / scale, error = residual[c] - value;
+            quantised_square += value * value;
+            error_square += error * error;
+            sum += (int32_t)q;
+            out[c] = (uint8_t)((int32_t)q + 128);
+            strip[(c / 4) * STRIP * 4 + c % 4] = (int8_t)q;
+        }
+        p->bias128[i] = 128 * sum;
+        p->offset[i] = (float)offset;
+        p->inverse_scale[i] = (float)(1 / scale);
+        p->quantised_norm[i] = (float)sqrt(quantised_square);
+        p->error_norm[i] = (float)sqrt(error_square);
+        p->norm_plus_error[i] = p->quantised_norm[i] + p->error_norm[i];
+    }
+    free(residual);
+}
+
+int64_t ns_tile_count(const ns_points *p) { return p->tiles_per_side * (p->tiles_per_side + 1) / 2; }
+
+void ns_screen_destroy(ns_screen *s) {
+    if (!s) return;
+    free(s->similarity); free(s->neighbour); free(s->threshold);
+    free(s);
+}
+
+ns_screen *ns_screen_create(const ns_points *p, int k) {
+    ns_screen *s = calloc(1, sizeof *s);
+    if (!s) return NULL;
+    s->k = k;
+    s->n = p->n;
+    s->similarity = malloc((size_t)(p->n * k) * sizeof(float));
+    s->neighbour = malloc((size_t)(p->n * k) * sizeof(int32_t));
+    s->threshold = malloc((size_t)p->padded_n * sizeof(float));
+    if (!s->similarity || !s->neighbour || !s->threshold) { ns_screen_destroy(s); return NULL; }
+    for (int64_t i = 0; i < p->n * k; i++) { s->similarity[i] = NO_BOUND; s->neighbour[i] = -1; }
+    for (int64_t i = 0; i < p->padded_n; i++) s->threshold[i] = i < p->n ? NO_BOUND : INFINITY;
+    return s;
+}
+
+void ns_screen_copy(ns_screen *target, const ns_screen *source) {
+    size_t count = (size_t)(source->n * source->k);
+    memcpy(target->similarity, source->similarity, count * sizeof(float));
+    memcpy(target->neighbour, source->neighbour, count * sizeof(int32_t));
+    memcpy(target->threshold, source->threshold, (size_t)source->n * sizeof(float));
+    target->seeded = source->seeded;
+}
+
+int64_t ns_screen_exact_count(const ns_screen *s) { return s->exact; }
+
+// Keeps j among i's k most similar points if it belongs there.
+static void keep(ns_screen *s, int64_t i, int32_t j, float similarity) {
+    if (similarity <= s->threshold[i]) return;
+    float *kept = s->similarity + i * s->k;
+    int32_t *who = s->neighbour + i * s->k;
+    if (s->seeded)
+        for (int c = 0; c < s->k; c++) if (who[c] == j) return;
+    int slot = 0;
+    while (slot + 1 < s->k && kept[slot + 1] < similarity) {
+        kept[slot] = kept[slot + 1];
+        who[slot] = who[slot + 1];
+        slot++;
+    }
+    kept[slot] = similarity;
+    who[slot] = j;
+    s->threshold[i] = kept[0];
+}
+
+void ns_screen_seed(ns_screen *s, const ns_points *p, const int32_t *previous, int64_t first, int64_t last) {
+    s->seeded = 1;
+    for (int64_t i = first; i < last; i++)
+        for (int c = 0; c < s->k; c++) {
+            int32_t j = previous[i * s->k + c];
+            if (j < 0 || j >= p->n || j == i) continue;
+            s->exact++;
+            keep(s, i, j, exact_similarity(p, i, j));
+        }
+}
+
+#if defined(__x86_64__)
+// Bounds the 6 x 64 similarities of one register block; computes exactly those whose upper
+// bound reaches the k-th largest similarity of either point.
+NS_KERNEL static void screen_block(ns_screen *s, const ns_points *p, __m512i acc[ROWS][4], int64_t row,
+                                   int64_t row_end, int64_t column, int diagonal) {
+    const __m512i lanes = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    for (int r = 0; r < ROWS; r++) {
+        int64_t i = row + r;
+        if (i >= row_end) break;
+        const __m512 row_base = _mm512_set1_ps(p->mean_square + p->offset[i]);
+        const __m512 row_scale = _mm512_set1_ps(p->inverse_scale[i]);
+        const __m512 row_norm = _mm512_set1_ps(p->quantised_norm[i]);
+        const __m512 row_error = _mm512_set1_ps(p->error_norm[i]);
+        for (int v = 0; v < 4; v++) {
+            int64_t j = column + 16 * v;
+            if (diagonal && j + 15 <= i) continue;
+            __m512i dot = _mm512_sub_epi32(acc[r][v], _mm512_loadu_si512(p->bias128 + j));
+            __m512 scale = _mm512_mul_ps(row_scale, _mm512_loadu_ps(p->inverse_scale + j));
+            __m512 approx = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), scale,
+                                            _mm512_add_ps(row_base, _mm512_loadu_ps(p->offset + j)));
+            // |r_i.r_j - q_i.q_j / (s_i s_j)| <= |q_i||e_j| + |e_i|(|q_j| + |e_j|)
+            __m512 bound = _mm512_fmadd_ps(row_norm, _mm512_loadu_ps(p->error_norm + j),
+                                           _mm512_fmadd_ps(row_error, _mm512_loadu_ps(p->norm_plus_error + j),
+                                                           _mm512_set1_ps(ROUNDING_SLACK)));
+            __m512 upper = _mm512_add_ps(approx, bound);
+            __mmask16 pass = _mm512_cmp_ps_mask(upper, _mm512_set1_ps(s->threshold[i]), _CMP_GE_OQ) |
+                             _mm512_cmp_ps_mask(upper, _mm512_loadu_ps(s->threshold + j), _CMP_GE_OQ);
+            if (diagonal)
+                pass &= _mm512_cmpgt_epi32_mask(_mm512_add_epi32(_mm512_set1_epi32((int32_t)j), lanes),
+                                                _mm512_set1_epi32((int32_t)i));
+            while (pass) {
+                int32_t other = (int32_t)(j + __builtin_ctz(pass));
+                pass &= pass - 1;
+                float similarity = exact_similarity(p, i, other);
+                s->exact++;
+                keep(s, i, other, similarity);
+                keep(s, other, (int32_t)i, similarity);
+            }
+        }
+    }
+}
+
+NS_KERNEL static void screen_tile(ns_screen *s, const ns_points *p, int64_t row0, int64_t col0) {
+    const int64_t row_end = row0 + TILE < p->n ? row0 + TILE : p->n;
+    const int64_t col_end = col0 + TILE < p->padded_n ? col0 + TILE : p->padded_n;
+    const int diagonal = row0 == col0;
+    const int64_t stride = p->padded_d, kgroups = p->kgroups;
+    for (int64_t column = col0; column < col_end; column += STRIP) {
+        const int8_t *strip = p->strips + column * p->padded_d;
+        for (int64_t row = row0; row < row_end; row += ROWS) {
+            if (diagonal && row >= column + STRIP - 1) break;  // every pair left has j <= i
+            const uint8_t *a = p->rows + row * stride;
+            __m512i acc[ROWS][4];
+            for (int r = 0; r < ROWS; r++)
+                for (int v = 0; v < 4; v++) acc[r][v] = _mm512_setzero_si512();
+            const int8_t *b = strip;
+            for (int64_t g = 0; g < kgroups; g++, b += 4 * STRIP) {
+                __m512i b0 = _mm512_loadu_si512(b), b1 = _mm512_loadu_si512(b + 64);
+                __m512i b2 = _mm512_loadu_si512(b + 128), b3 = _mm512_loadu_si512(b + 192);
+                for (int r = 0; r < ROWS; r++) {
+                    int32_t word;
+                    memcpy(&word, a + r * stride + 4 * g, 4);
+                    __m512i broadcast = _mm512_set1_epi32(word);
+                    acc[r][0] = _mm512_dpbusd_epi32(acc[r][0], broadcast, b0);
+                    acc[r][1] = _mm512_dpbusd_epi32(acc[r][1], broadcast, b1);
+                    acc[r][2] = _mm512_dpbusd_epi32(acc[r][2], broadcast, b2);
+                    acc[r][3] = _mm512_dpbusd_epi32(acc[r][3], broadcast, b3);
+                }
+            }
+            screen_block(s, p, acc, row, row_end, column, diagonal);
+        }
+    }
+}
+#endif
+
+void ns_screen_tile(ns_screen *s, const ns_points *p, int64_t tile) {
+#if defined(__x86_64__)
+    // Tiles run row-major over the upper triangle of (row block, column block).
+    int64_t row = 0, remaining = tile;
+    while (remaining >= p->tiles_per_side - row) { remaining -= p->tiles_per_side - row; row++; }
+    screen_tile(s, p, row * TILE, (row + remaining) * TILE);
+#else
+    (void)s; (void)p; (void)tile;
+#endif
+}
+
+void ns_finish(const ns_points *p, ns_screen *const *screens, int count, int64_t first, int64_t last,
+               float *distances, int32_t *neighbours) {
+    const int k = screens[0]->k;
+    (void)p;
+    for (int64_t i = first; i < last; i++) {
+        float *best = distances + i * k;
+        int32_t *who = neighbours + i * k;
+        for (int c = 0; c < k; c++) { best[c] = INFINITY; who[c] = -1; }
+        for (int w = 0; w < count; w++)
+            for (int c = 0; c < k; c++) {
+                int32_t j = screens[w]->neighbour[i * k + c];
+                if (j < 0) continue;
+                int seen = 0;
+                for (int e = 0; e < k; e++) seen |= who[e] == j;
+                if (seen) continue;
+                float distance = fminf(fmaxf(1 - screens[w]->similarity[i * k + c], 0), 2);
+                if (distance >= best[k - 1]) continue;
+                int slot = k - 1;
+                while (slot > 0 && best[slot - 1] > distance) { best[slot] = best[slot - 1]; who[slot] = who[slot - 1]; slot--; }
+                best[slot] = distance;
+                who[slot] = j;
+            }
+    }
+}
