@@ -2,7 +2,8 @@
 import PackageDescription
 
 // The pipeline, bottom to top:
-//   C wrappers (CLinearAlgebra, CCairo, CFFmpeg) and one C kernel (CNeighbourSearch: AVX-512 VNNI screening)
+//   C wrappers (CLinearAlgebra, CCairo, CFFmpeg) and two C kernels
+//   (CNeighbourSearch: AVX-512 VNNI screening for the outlier search; CSubspaceProduct: the PCA step)
 //   LinearAlgebra -> Projection (PCA, Procrustes, outlier scores), Training (the built-in trainer)
 //   RunFormat (.npy and the run directory)
 //   Canvas (Cairo) -> Compositor (the frame)
@@ -32,7 +33,8 @@ let package = Package(
 
         .target(name: "LinearAlgebra", dependencies: ["CLinearAlgebra"]),
         .target(name: "CNeighbourSearch"),
-        .target(name: "Projection", dependencies: ["LinearAlgebra", "CNeighbourSearch"]),
+        .target(name: "CSubspaceProduct"),
+        .target(name: "Projection", dependencies: ["LinearAlgebra", "CNeighbourSearch", "CSubspaceProduct"]),
         .target(name: "RunFormat", dependencies: ["LinearAlgebra"]),
         .target(name: "Training", dependencies: ["LinearAlgebra", "CZlib"]),
         .target(name: "Canvas", dependencies: ["CCairo"]),

@@ -22,6 +22,8 @@ static const float NO_BOUND = -1e30f;
 // Covers float32 rounding in the approximate similarity (terms of size <= 3, a few operations)
 // and in the stored exact similarities.
 static const float ROUNDING_SLACK = 2e-5f;
+// The same for the refined similarity, summed in double from float32 terms.
+static const double REFINED_SLACK = 2e-6;
 
 struct ns_points {
     const float *x;
@@ -35,6 +37,13 @@ struct ns_points {
     float *quantised_norm;  // |q_i / s_i|
     float *error_norm;      // |r_i - q_i / s_i|
     float *norm_plus_error; // the two above, summed
+    // The refinement: e_i = r_i - q_i / s_i rounded again, f_i = e_i - q2_i / s2_i.
+    int8_t *fine;           // padded_n x padded_d: q2, row-major
+    int32_t *fine_bias128;  // 128 * sum(q2_i)
+    float *fine_scale;      // 1 / s2_i
+    float *fine_norm;       // |q2_i / s2_i|
+    float *refined_norm;    // |q_i / s_i + q2_i / s2_i|
+    float *residual_norm;   // |f_i|
     double *length;         // |x_i|
     double *mean;           // m, d values
     float mean_square;      // m.m
@@ -90,10 +99,26 @@ static float exact_similarity(const ns_points *p, int64_t i, int64_t j) {
     return (float)(dot_double(p->x + i * p->d, p->x + j * p->d, p->d) / lengths);
 }
 
+// Row lengths and the mean unit vector.
+NS_KERNEL static void measure(ns_points *p) {
+    const int64_t n = p->n, d = p->d;
+    for (int64_t i = 0; i < n; i++) {
+        const float *row = p->x + i * d;
+        p->length[i] = sqrt(dot_double(row, row, d));
+        double inverse = p->length[i] > 0 ? 1 / p->length[i] : 0;
+        for (int64_t c = 0; c < d; c++) p->mean[c] += row[c] * inverse;
+    }
+    double mean_square = 0;
+    for (int64_t c = 0; c < d; c++) { p->mean[c] /= (double)n; mean_square += p->mean[c] * p->mean[c]; }
+    p->mean_square = (float)mean_square;
+}
+
 void ns_points_destroy(ns_points *p) {
     if (!p) return;
     free(p->rows); free(p->strips); free(p->bias128); free(p->offset); free(p->inverse_scale);
     free(p->quantised_norm); free(p->error_norm); free(p->norm_plus_error); free(p->length); free(p->mean);
+    free(p->fine); free(p->fine_bias128); free(p->fine_scale); free(p->fine_norm); free(p->refined_norm);
+    free(p->residual_norm);
     free(p);
 }
 
@@ -121,61 +146,101 @@ ns_points *ns_points_create(const float *x, const int64_t *group, int64_t n, int
     p->norm_plus_error = calloc((size_t)p->padded_n, sizeof(float));
     p->length = calloc((size_t)n, sizeof(double));
     p->mean = calloc((size_t)d, sizeof(double));
+    p->fine = calloc((size_t)(p->padded_n * p->padded_d), 1);
+    p->fine_bias128 = calloc((size_t)p->padded_n, sizeof(int32_t));
+    p->fine_scale = calloc((size_t)p->padded_n, sizeof(float));
+    p->fine_norm = calloc((size_t)p->padded_n, sizeof(float));
+    p->refined_norm = calloc((size_t)p->padded_n, sizeof(float));
+    p->residual_norm = calloc((size_t)p->padded_n, sizeof(float));
     if (!p->rows || !p->strips || !p->bias128 || !p->offset || !p->inverse_scale || !p->quantised_norm ||
-        !p->error_norm || !p->norm_plus_error || !p->length || !p->mean) {
+        !p->error_norm || !p->norm_plus_error || !p->length || !p->mean || !p->fine || !p->fine_bias128 ||
+        !p->fine_scale || !p->fine_norm || !p->refined_norm || !p->residual_norm) {
         ns_points_destroy(p);
         return NULL;
     }
     memset(p->rows, 128, row_bytes);
     for (int64_t i = 0; i < p->padded_n; i++) p->offset[i] = i < n ? 0 : -INFINITY;
 
-    for (int64_t i = 0; i < n; i++) {
-        const float *row = x + i * d;
-        p->length[i] = sqrt(dot_double(row, row, d));
-        double inverse = p->length[i] > 0 ? 1 / p->length[i] : 0;
-        for (int64_t c = 0; c < d; c++) p->mean[c] += row[c] * inverse;
-    }
-    double mean_square = 0;
-    for (int64_t c = 0; c < d; c++) { p->mean[c] /= (double)n; mean_square += p->mean[c] * p->mean[c]; }
-    p->mean_square = (float)mean_square;
+    measure(p);
     return p;
 }
 
-void ns_points_quantise(ns_points *p, int64_t first, int64_t last) {
-    const int64_t d = p->d;
-    double *residual = malloc((size_t)d * sizeof(double));
-    if (!residual) return;  // rows stay zero: bounds stay valid, only looser
-    for (int64_t i = first; i < last; i++) {
-        const float *row = p->x + i * d;
-        double inverse = p->length[i] > 0 ? 1 / p->length[i] : 0;
-        double largest = 0, offset = 0;
-        for (int64_t c = 0; c < d; c++) {
-            residual[c] = row[c] * inverse - p->mean[c];
-            largest = fmax(largest, fabs(residual[c]));
-            offset += p->mean[c] * residual[c];
-        }
-        double scale = largest > 0 ? 127 / largest : 1;
-        double quantised_square = 0, error_square = 0;
-        int32_t sum = 0;
-        uint8_t *out = p->rows + i * p->padded_d;
-        int8_t *strip = p->strips + (i / STRIP) * STRIP * p->padded_d + (i % STRIP) * 4;
-        for (int64_t c = 0; c < d; c++) {
-            double q = fmin(127, fmax(-127, nearbyint(residual[c] * scale)));
-            double value = q / scale, error = residual[c] - value;
-            quantised_square += value * value;
-            error_square += error * error;
-            sum += (int32_t)q;
-            out[c] = (uint8_t)((int32_t)q + 128);
-            strip[(c / 4) * STRIP * 4 + c % 4] = (int8_t)q;
-        }
-        p->bias128[i] = 128 * sum;
-        p->offset[i] = (float)offset;
-        p->inverse_scale[i] = (float)(1 / scale);
-        p->quantised_norm[i] = (float)sqrt(quantised_square);
-        p->error_norm[i] = (float)sqrt(error_square);
-        p->norm_plus_error[i] = p->quantised_norm[i] + p->error_norm[i];
+// Rounds values[c] * scale to integers in [-127, 127] and returns what is left over (in
+// `error`) with the sums the bounds need. Plain loops the compiler vectorises (reassociating
+// the sums is fine: they only feed bounds that carry slack).
+typedef struct { double value_square, error_square, largest_error; int32_t sum; } rounding;
+
+NS_KERNEL static rounding round_row(const double *values, double scale, int64_t d, int32_t *q, double *error) {
+#pragma clang fp reassociate(on)
+    rounding out = {0, 0, 0, 0};
+    const double inverse = 1 / scale;
+    for (int64_t c = 0; c < d; c++) {
+        double v = nearbyint(values[c] * scale);
+        v = v > 127 ? 127 : (v < -127 ? -127 : v);
+        q[c] = (int32_t)v;
+        double value = v * inverse;
+        error[c] = values[c] - value;
+        out.value_square += value * value;
+        out.error_square += error[c] * error[c];
+        double size = fabs(error[c]);
+        out.largest_error = size > out.largest_error ? size : out.largest_error;
+        out.sum += q[c];
     }
-    free(residual);
+    return out;
+}
+
+NS_KERNEL static void quantise_row(ns_points *p, int64_t i, double *residual, double *error, double *left, int32_t *q) {
+#pragma clang fp reassociate(on)
+    const int64_t d = p->d;
+    const float *row = p->x + i * d;
+    const double inverse = p->length[i] > 0 ? 1 / p->length[i] : 0;
+    double largest = 0, offset = 0;
+    for (int64_t c = 0; c < d; c++) {
+        residual[c] = row[c] * inverse - p->mean[c];
+        double size = fabs(residual[c]);
+        largest = size > largest ? size : largest;
+        offset += p->mean[c] * residual[c];
+    }
+    const double scale = largest > 0 ? 127 / largest : 1;
+    rounding coarse = round_row(residual, scale, d, q, error);
+    uint8_t *out = p->rows + i * p->padded_d;
+    for (int64_t c = 0; c < d; c++) out[c] = (uint8_t)(q[c] + 128);
+    int8_t *strip = p->strips + (i / STRIP) * STRIP * p->padded_d + (i % STRIP) * 4;
+    for (int64_t c = 0; c < d; c++) strip[(c / 4) * STRIP * 4 + c % 4] = (int8_t)q[c];
+    p->bias128[i] = 128 * coarse.sum;
+    p->offset[i] = (float)offset;
+    p->inverse_scale[i] = (float)(1 / scale);
+    p->quantised_norm[i] = (float)sqrt(coarse.value_square);
+    p->error_norm[i] = (float)sqrt(coarse.error_square);
+    p->norm_plus_error[i] = p->quantised_norm[i] + p->error_norm[i];
+
+    // The second rounding, of what the first left over.
+    const double fine_scale = coarse.largest_error > 0 ? 127 / coarse.largest_error : 1;
+    rounding fine = round_row(error, fine_scale, d, q, left);
+    int8_t *fine_row = p->fine + i * p->padded_d;
+    double refined_square = 0;
+    for (int64_t c = 0; c < d; c++) {
+        fine_row[c] = (int8_t)q[c];
+        double refined = residual[c] - left[c];
+        refined_square += refined * refined;
+    }
+    p->fine_bias128[i] = 128 * fine.sum;
+    p->fine_scale[i] = (float)(1 / fine_scale);
+    p->fine_norm[i] = (float)sqrt(fine.value_square);
+    p->refined_norm[i] = (float)sqrt(refined_square);
+    p->residual_norm[i] = (float)sqrt(fine.error_square);
+}
+
+int ns_points_quantise(ns_points *p, int64_t first, int64_t last) {
+    const int64_t d = p->d;
+    double *scratch = malloc((size_t)d * 3 * sizeof(double));
+    int32_t *q = malloc((size_t)d * sizeof(int32_t));
+    int status = scratch && q ? 0 : -1;
+    if (status == 0)
+        for (int64_t i = first; i < last; i++) quantise_row(p, i, scratch, scratch + d, scratch + 2 * d, q);
+    free(scratch);
+    free(q);
+    return status;
 }
 
 int64_t ns_tile_count(const ns_points *p) { return p->tiles_per_side * (p->tiles_per_side + 1) / 2; }
@@ -240,8 +305,38 @@ void ns_screen_seed(ns_screen *s, const ns_points *p, const int32_t *previous, i
 }
 
 #if defined(__x86_64__)
-// Bounds the 6 x 64 similarities of one register block; computes exactly those whose upper
-// bound reaches the k-th largest similarity of either point.
+// sum(u[c] * s[c]) over padded_d bytes: unsigned times signed, as VNNI multiplies.
+NS_KERNEL static int32_t mixed_dot(const uint8_t *u, const int8_t *s, int64_t padded_d) {
+    __m512i acc = _mm512_setzero_si512();
+    int64_t c = 0;
+    for (; c + 64 <= padded_d; c += 64)
+        acc = _mm512_dpbusd_epi32(acc, _mm512_loadu_si512(u + c), _mm512_loadu_si512(s + c));
+    if (c < padded_d) {
+        __mmask64 tail = (1ULL << (padded_d - c)) - 1;
+        acc = _mm512_dpbusd_epi32(acc, _mm512_maskz_loadu_epi8(tail, u + c), _mm512_maskz_loadu_epi8(tail, s + c));
+    }
+    return _mm512_reduce_add_epi32(acc);
+}
+
+// The upper bound of the similarity after the second rounding:
+// r_i.r_j = q^_i.q^_j + q^_i.e^_j + e^_i.q^_j + [e^_i.e^_j + (q^_i + e^_i).f_j + f_i.(q^_j + e^_j) + f_i.f_j],
+// the first three from integer dot products, the bracket bounded by norms.
+NS_KERNEL static double refined_upper_bound(const ns_points *p, int64_t i, int64_t j, int32_t coarse_dot) {
+    const int64_t stride = p->padded_d;
+    int32_t coarse_fine = mixed_dot(p->rows + i * stride, p->fine + j * stride, stride) - p->fine_bias128[j];
+    int32_t fine_coarse = mixed_dot(p->rows + j * stride, p->fine + i * stride, stride) - p->fine_bias128[i];
+    double approx = (double)p->mean_square + p->offset[i] + p->offset[j] +
+                    (double)coarse_dot * p->inverse_scale[i] * p->inverse_scale[j] +
+                    (double)coarse_fine * p->inverse_scale[i] * p->fine_scale[j] +
+                    (double)fine_coarse * p->fine_scale[i] * p->inverse_scale[j];
+    double bound = (double)p->fine_norm[i] * p->fine_norm[j] + (double)p->refined_norm[i] * p->residual_norm[j] +
+                   (double)p->residual_norm[i] * ((double)p->refined_norm[j] + p->residual_norm[j]);
+    return approx + bound + REFINED_SLACK;
+}
+
+// Bounds the 6 x 64 similarities of one register block; refines the bound of those whose upper
+// bound reaches the k-th largest similarity of either point, and computes exactly those that
+// still reach it.
 NS_KERNEL static void screen_block(ns_screen *s, const ns_points *p, __m512i acc[ROWS][4], int64_t row,
                                    int64_t row_end, int64_t column, int diagonal) {
     const __m512i lanes = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
@@ -269,9 +364,15 @@ NS_KERNEL static void screen_block(ns_screen *s, const ns_points *p, __m512i acc
             if (diagonal)
                 pass &= _mm512_cmpgt_epi32_mask(_mm512_add_epi32(_mm512_set1_epi32((int32_t)j), lanes),
                                                 _mm512_set1_epi32((int32_t)i));
+            if (!pass) continue;
+            int32_t dots[16];
+            _mm512_storeu_si512(dots, dot);
             while (pass) {
-                int32_t other = (int32_t)(j + __builtin_ctz(pass));
+                int lane = __builtin_ctz(pass);
+                int32_t other = (int32_t)(j + lane);
                 pass &= pass - 1;
+                double upper_bound = refined_upper_bound(p, i, other, dots[lane]);
+                if (upper_bound < s->threshold[i] && upper_bound < s->threshold[other]) continue;
                 float similarity = exact_similarity(p, i, other);
                 s->exact++;
                 keep(s, i, other, similarity);

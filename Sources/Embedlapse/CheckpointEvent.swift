@@ -70,6 +70,7 @@ struct CheckpointAnalyser: Sendable {
         let size = event.embeddings.rows * event.embeddings.columns
         let threads = size >= 1 << 20 ? maxBLASThreads : 1
         BLAS.setThreadCount(threads)
+        pca.threads = threads
         do {
             let projection = try timings.measure("pca") { try pca.fit(event.embeddings) }
             let alignment = try timings.measure("alignment") { try aligner.align(projection.scores) }

@@ -42,22 +42,13 @@ public enum BLAS {
         return c
     }
 
-    /// The upper triangle of `alpha * X^T X` as a full symmetric `D x D` matrix (`cblas_ssyrk`).
-    public static func gram(_ x: Matrix, alpha: Float) -> Matrix {
-        let d = x.columns
-        var c = Matrix(zeros: d, d)
-        guard x.rows > 0, d > 0 else { return c }
-        x.storage.withUnsafeBufferPointer { px in
-            c.storage.withUnsafeMutableBufferPointer { pc in
-                cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, Int32(d), Int32(x.rows),
-                            alpha, px.baseAddress, Int32(d), 0, pc.baseAddress, Int32(d))
-            }
-        }
-        // Mirror the upper triangle so the matrix reads the same in either layout.
-        for i in 0..<d {
-            for j in 0..<i { c[i, j] = c[j, i] }
-        }
-        return c
+    /// `C = alpha * A^T A + beta * C` for a row-major `rows x columns` block `A` (`cblas_ssyrk`),
+    /// upper triangle only: a Gram matrix can be summed over blocks of rows.
+    public static func accumulateGram(
+        _ a: UnsafePointer<Float>, rows: Int, columns: Int, alpha: Float, beta: Float, into c: UnsafeMutablePointer<Float>
+    ) {
+        cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, Int32(columns), Int32(rows),
+                    alpha, a, Int32(columns), beta, c, Int32(columns))
     }
 }
 

@@ -1,14 +1,17 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+private import CSubspaceProduct
+import Dispatch
 import LinearAlgebra
+import Synchronization
 
 /// PCA to two components for a sequence of checkpoints, warm-started from the previous one.
 ///
 /// Consecutive checkpoints have nearly the same principal subspace, so a few steps of block
 /// subspace iteration from the previous basis (eight vectors: the two wanted and six guards)
-/// reach it without forming the `D x D` covariance. Each step costs two thin GEMMs over the
-/// data. After each step a Rayleigh-Ritz projection gives the components and their residuals;
+/// reach it without forming the `D x D` covariance. Each step is one pass over the data
+/// (`CSubspaceProduct`: `Xc^T Xc V` with the centring folded in, so no centred copy exists). After each step a Rayleigh-Ritz projection gives the components and their residuals;
 /// the result is accepted only when, for both components, `|C v - lambda v| / gap` (an upper
 /// bound on the angle to the true eigenvector, with the gap to the nearest other eigenvalue)
 /// is below `tolerance`. Otherwise, for the first checkpoint, and for embeddings of at most 192
@@ -20,6 +23,8 @@ public struct IncrementalPCA: Sendable {
     /// Largest accepted bound on each component's angle error (radians).
     public var tolerance = 1e-5
     public var maxIterations = 12
+    /// Cores a subspace step may use.
+    public var threads = 1
     /// How the last fit was made, and with how many subspace iterations.
     public private(set) var lastMethod = Method.exact
     public private(set) var lastIterations = 0
@@ -30,14 +35,15 @@ public struct IncrementalPCA: Sendable {
     public init() {}
 
     public mutating func fit(_ x: Matrix) throws -> PrincipalComponents {
-        let (centred, mean) = try PrincipalComponents.centre(x)
+        let mean = try PrincipalComponents.mean(of: x)
         // Each iteration costs about 4 N D b flops against N D^2 for the covariance: below this
         // width the exact route is the faster one.
-        if let start = basis, x.columns > Self.exactBelowDimension, start.count == x.columns * Self.blockSize, let warm = warmStart(centred, mean: mean, from: start) {
+        if let start = basis, x.columns > Self.exactBelowDimension, start.count == x.columns * Self.blockSize,
+           let warm = warmStart(x, mean: mean, from: start) {
             lastMethod = .warmStart
             return warm
         }
-        let covariance = BLAS.gram(centred, alpha: 1 / Float(x.rows - 1))
+        let covariance = PrincipalComponents.covariance(of: x, mean: mean)
         let block = min(Self.blockSize, x.columns)
         let eigen = try SymmetricEigen(largest: block, of: covariance)
         if block == Self.blockSize {
@@ -47,30 +53,15 @@ public struct IncrementalPCA: Sendable {
         }
         lastMethod = .exact
         lastIterations = 0
-        return PrincipalComponents(centred: centred, mean: mean, vectors: eigen.vectors, values: eigen.values)
+        return PrincipalComponents(data: x, mean: mean, vectors: eigen.vectors, values: eigen.values)
     }
 
-    private mutating func warmStart(_ xc: Matrix, mean: [Float], from start: [Float]) -> PrincipalComponents? {
-        let n = xc.rows, d = xc.columns, b = Self.blockSize
+    private mutating func warmStart(_ x: Matrix, mean: [Float], from start: [Float]) -> PrincipalComponents? {
+        let d = x.columns, b = Self.blockSize
         var v = orthonormalised(start, rows: d, columns: b)
-        var w = [Float](repeating: 0, count: n * b)
-        var z = [Float](repeating: 0, count: d * b)
         var previousBound = Double.infinity
         for iteration in 1...maxIterations {
-            // W = Xc V, Z = Xc^T W / (n - 1) = C V.
-            xc.storage.withUnsafeBufferPointer { px in
-                v.withUnsafeBufferPointer { pv in
-                    w.withUnsafeMutableBufferPointer { pw in
-                        BLAS.gemm(m: n, n: b, k: d, a: px.baseAddress!, lda: d, b: pv.baseAddress!, ldb: b, c: pw.baseAddress!, ldc: b)
-                    }
-                }
-                w.withUnsafeBufferPointer { pw in
-                    z.withUnsafeMutableBufferPointer { pz in
-                        BLAS.gemm(transposeA: true, m: d, n: b, k: n, a: px.baseAddress!, lda: d, b: pw.baseAddress!, ldb: b,
-                                  c: pz.baseAddress!, ldc: b, alpha: 1 / Float(n - 1))
-                    }
-                }
-            }
+            let z = covarianceTimes(v, data: x, mean: mean)
             // Rayleigh-Ritz: H = V^T C V, in double.
             var h = [Double](repeating: 0, count: b * b)
             for r in 0..<b { for c in 0..<b {
@@ -109,12 +100,60 @@ public struct IncrementalPCA: Sendable {
                 basis = ritz.map(Float.init)
                 var vectors = Matrix(zeros: 2, d)
                 for c in 0..<2 { for j in 0..<d { vectors[c, j] = Float(ritz[j * b + c]) } }
-                return PrincipalComponents(centred: xc, mean: mean, vectors: vectors, values: [Float(values[0]), Float(values[1])])
+                return PrincipalComponents(data: x, mean: mean, vectors: vectors, values: [Float(values[0]), Float(values[1])])
             }
             v = orthonormalised(image.map(Float.init), rows: d, columns: b)
         }
         lastIterations = maxIterations
         return nil
+    }
+
+    /// `C V` for the `D x 8` basis `v` (row-major), in double: `Xc^T (Xc V) / (N - 1)` with
+    /// `Xc V = X V - 1 (mean V)` and `Xc^T W = X^T W - mean (1^T W)`, the rows split among threads.
+    private func covarianceTimes(_ v: [Float], data x: Matrix, mean: [Float]) -> [Double] {
+        let n = x.rows, d = x.columns, b = Self.blockSize
+        precondition(b == Int(SP_BLOCK))
+        var shift = [Float](repeating: 0, count: b)
+        for c in 0..<b {
+            var sum = 0.0
+            for j in 0..<d { sum += Double(mean[j]) * Double(v[j * b + c]) }
+            shift[c] = Float(sum)
+        }
+        let workers = max(1, min(threads, n / 256))
+        let chunk = (n + workers - 1) / workers
+        var partials = [[Double]](repeating: [Double](repeating: 0, count: d * b + b), count: workers)
+        x.storage.withUnsafeBufferPointer { px in
+            v.withUnsafeBufferPointer { pv in
+                shift.withUnsafeBufferPointer { ps in
+                    let inputs = Inputs(x: px.baseAddress!, v: pv.baseAddress!, shift: ps.baseAddress!)
+                    let results = Mutex([[Double]](repeating: [], count: workers))
+                    DispatchQueue.concurrentPerform(iterations: workers) { worker in
+                        var z = [Double](repeating: 0, count: d * b + b)  // z, then the sum of w
+                        var scratch = [Float](repeating: 0, count: Int(sp_scratch_count(Int64(d))))
+                        z.withUnsafeMutableBufferPointer { pz in
+                            sp_centred_product(inputs.x, Int64(worker * chunk), Int64(min(n, (worker + 1) * chunk)), Int64(d),
+                                               inputs.v, inputs.shift, pz.baseAddress!, pz.baseAddress! + d * b, &scratch)
+                        }
+                        results.withLock { $0[worker] = z }
+                    }
+                    partials = results.withLock { $0 }
+                }
+            }
+        }
+        var z = [Double](repeating: 0, count: d * b)
+        for partial in partials {
+            for e in 0..<d * b { z[e] += partial[e] }
+        }
+        let wSum = (0..<b).map { c in partials.reduce(0) { $0 + $1[d * b + c] } }
+        let scale = 1 / Double(n - 1)
+        for j in 0..<d { for c in 0..<b { z[j * b + c] = (z[j * b + c] - Double(mean[j]) * wSum[c]) * scale } }
+        return z
+    }
+
+    private struct Inputs: @unchecked Sendable {
+        let x: UnsafePointer<Float>
+        let v: UnsafePointer<Float>
+        let shift: UnsafePointer<Float>
     }
 
     /// Modified Gram-Schmidt on the columns of a row-major `rows x columns` block, in double.

@@ -23,9 +23,9 @@ public struct PrincipalComponents: Sendable {
         self = try pca.fit(x)
     }
 
-    /// Builds the result from the centred data and the top eigenpairs (vectors as rows, any sign).
-    init(centred: Matrix, mean: [Float], vectors: Matrix, values: [Float]) {
-        let d = centred.columns
+    /// Builds the result from the data, its mean and the top eigenpairs (vectors as rows, any sign).
+    init(data x: Matrix, mean: [Float], vectors: Matrix, values: [Float]) {
+        let d = x.columns
         var components = Matrix(zeros: 2, d)
         for r in 0..<2 {
             for j in 0..<d { components[r, j] = vectors[r, j] }
@@ -37,14 +37,21 @@ public struct PrincipalComponents: Sendable {
             }
         }
         let transposed = Matrix(rows: d, columns: 2, storage: (0..<d).flatMap { [components[0, $0], components[1, $0]] })
+        // (x - mean) V = x V - mean V: no centred copy of the data.
+        var scores = BLAS.multiply(x, transposed)
+        for r in 0..<2 {
+            var shift = 0.0
+            for j in 0..<d { shift += Double(mean[j]) * Double(components[r, j]) }
+            for i in 0..<x.rows { scores[i, r] -= Float(shift) }
+        }
         self.mean = mean
         self.components = components
         self.explainedVariance = values.prefix(2).map { max($0, 0) }
-        self.scores = PlanarPoints(BLAS.multiply(centred, transposed))
+        self.scores = PlanarPoints(scores)
     }
 
-    /// The data minus its per-feature mean (the mean taken in double precision).
-    static func centre(_ x: Matrix) throws -> (Matrix, [Float]) {
+    /// The per-feature mean, taken in double precision.
+    static func mean(of x: Matrix) throws -> [Float] {
         guard x.rows >= 2, x.columns >= 2 else { throw ProjectionError.tooFewSamples(x.rows, x.columns) }
         let n = x.rows, d = x.columns
         // Rows are summed in float32 in chunks of 32, chunks in double: the mean keeps double
@@ -65,17 +72,32 @@ public struct PrincipalComponents: Sendable {
                 }
             }
         }
-        let mean = sums.map { Float($0 / Double(n)) }
-        var centred = x
-        centred.storage.withUnsafeMutableBufferPointer { p in
-            mean.withUnsafeBufferPointer { m in
-                for i in 0..<n {
-                    let row = p.baseAddress! + i * d
-                    for j in 0..<d { row[j] -= m[j] }
+        return sums.map { Float($0 / Double(n)) }
+    }
+
+    /// The covariance `(x - mean)^T (x - mean) / (N - 1)`, centred a block of rows at a time so
+    /// that no centred copy of the whole matrix is needed.
+    static func covariance(of x: Matrix, mean: [Float]) -> Matrix {
+        let n = x.rows, d = x.columns, blockRows = 1024
+        var covariance = Matrix(zeros: d, d)
+        var block = [Float](repeating: 0, count: min(n, blockRows) * d)
+        x.storage.withUnsafeBufferPointer { p in
+            block.withUnsafeMutableBufferPointer { b in
+                covariance.storage.withUnsafeMutableBufferPointer { c in
+                    for start in stride(from: 0, to: n, by: blockRows) {
+                        let rows = min(blockRows, n - start)
+                        for i in 0..<rows {
+                            for j in 0..<d { b[i * d + j] = p[(start + i) * d + j] - mean[j] }
+                        }
+                        BLAS.accumulateGram(b.baseAddress!, rows: rows, columns: d, alpha: 1 / Float(n - 1),
+                                            beta: start == 0 ? 0 : 1, into: c.baseAddress!)
+                    }
                 }
             }
         }
-        return (centred, mean)
+        // Mirror the upper triangle so the matrix reads the same in either layout.
+        for i in 0..<d { for j in 0..<i { covariance[i, j] = covariance[j, i] } }
+        return covariance
     }
 }
 

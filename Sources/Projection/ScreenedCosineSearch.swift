@@ -50,9 +50,13 @@ enum ScreenedCosineSearch {
                 let chunk = (n + workers - 1) / workers
                 let ranges = (0..<workers).map { Int64(min(n, $0 * chunk))..<Int64(min(n, ($0 + 1) * chunk)) }
 
+                let quantised = Atomic<Int>(0)
                 DispatchQueue.concurrentPerform(iterations: workers) { worker in
-                    ns_points_quantise(shared.points, ranges[worker].lowerBound, ranges[worker].upperBound)
+                    if ns_points_quantise(shared.points, ranges[worker].lowerBound, ranges[worker].upperBound) == 0 {
+                        quantised.add(1, ordering: .relaxed)
+                    }
                 }
+                guard quantised.load(ordering: .relaxed) == workers else { return nil }
                 if let seeds, seeds.count == n * k {
                     seeds.withUnsafeBufferPointer { previous in
                         let guesses = SharedSeeds(base: previous.baseAddress!)

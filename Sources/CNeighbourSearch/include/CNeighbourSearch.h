@@ -25,7 +25,8 @@ int64_t ns_max_dimension(void);
 /// NULL when memory runs out.
 ns_points *ns_points_create(const float *x, const int64_t *group, int64_t n, int64_t d);
 /// Rounds rows [first, last) to int8; disjoint ranges may run on different threads.
-void ns_points_quantise(ns_points *points, int64_t first, int64_t last);
+/// Returns 0, or -1 when memory runs out (the points must not be searched then).
+int ns_points_quantise(ns_points *points, int64_t first, int64_t last);
 void ns_points_destroy(ns_points *points);
 
 /// Square tiles of the upper triangle of the pair matrix; each pair lies in exactly one.
