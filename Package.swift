@@ -23,6 +23,7 @@ let package = Package(
         .systemLibrary(
             name: "CLinearAlgebra", pkgConfig: "openblas lapacke",
             providers: [.apt(["libopenblas-dev", "liblapacke-dev"])]),
+        .systemLibrary(name: "CMalloc"),
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         .systemLibrary(
             name: "CCairo", pkgConfig: "cairo",
@@ -49,7 +50,7 @@ let package = Package(
         .executableTarget(
             name: "EmbedlapseCLI",
             dependencies: [
-                "Embedlapse", "Projection", "RunFormat", "Training", "LinearAlgebra",
+                "Embedlapse", "Projection", "RunFormat", "Training", "LinearAlgebra", "CMalloc",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
 
