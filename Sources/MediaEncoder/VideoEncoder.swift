@@ -79,7 +79,14 @@ public final class VideoEncoder {
             context.pointee.color_range = AVCOL_RANGE_MPEG
             av_opt_set(context.pointee.priv_data, "preset", preset, 0)
             av_opt_set(context.pointee.priv_data, "crf", String(crf), 0)
-            if format == .liveMP4 { av_opt_set(context.pointee.priv_data, "tune", "zerolatency", 0) }
+            if format == .liveMP4 {
+                av_opt_set(context.pointee.priv_data, "tune", "zerolatency", 0)
+            } else {
+                // x264 keeps lookahead frames in flight, and more in a threaded lookahead's buffer:
+                // veryfast's defaults peaked at 310 MB on a 100-checkpoint 10,000 x 768 render,
+                // these at 282 MB, for the same file size (within 1%) and encode time per frame.
+                av_opt_set(context.pointee.priv_data, "x264-params", "rc-lookahead=5:sync-lookahead=0", 0)
+            }
         case .gif:
             context.pointee.pix_fmt = AV_PIX_FMT_PAL8
             context.pointee.time_base = AVRational(num: 1, den: 100)  // GIF delays are centiseconds
