@@ -54,7 +54,7 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
 
-        .testTarget(name: "ProjectionTests", dependencies: ["Projection"]),
+        .testTarget(name: "ProjectionTests", dependencies: ["Projection", "CSubspaceProduct"]),
         .testTarget(name: "RunFormatTests", dependencies: ["RunFormat"]),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "LinearAlgebra"]),
         .testTarget(name: "MediaTests", dependencies: ["MediaEncoder", "Compositor", "Canvas", "LinearAlgebra", "RunFormat"]),

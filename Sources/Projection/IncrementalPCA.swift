@@ -11,7 +11,7 @@ import Synchronization
 /// Consecutive checkpoints have nearly the same principal subspace, so a few steps of block
 /// subspace iteration from the previous basis (eight vectors: the two wanted and six guards)
 /// reach it without forming the `D x D` covariance. Each step is one pass over the data
-/// (`CSubspaceProduct`: `Xc^T Xc V` with the centring folded in, so no centred copy exists). After each step a Rayleigh-Ritz projection gives the components and their residuals;
+/// (`CSubspaceProduct`: `Xc^T Xc V`, each row centred as it is read, so no centred copy exists). After each step a Rayleigh-Ritz projection gives the components and their residuals;
 /// the result is accepted only when, for both components, `|C v - lambda v| / gap` (an upper
 /// bound on the angle to the true eigenvector, with the gap to the nearest other eigenvalue)
 /// is below `tolerance`. Otherwise, for the first checkpoint, and for embeddings of at most 192
@@ -108,32 +108,24 @@ public struct IncrementalPCA: Sendable {
         return nil
     }
 
-    /// `C V` for the `D x 8` basis `v` (row-major), in double: `Xc^T (Xc V) / (N - 1)` with
-    /// `Xc V = X V - 1 (mean V)` and `Xc^T W = X^T W - mean (1^T W)`, the rows split among threads.
+    /// `C V = Xc^T (Xc V) / (N - 1)` for the `D x 8` basis `v` (row-major), in double, each row
+    /// centred as it is read; the rows are split among threads.
     private func covarianceTimes(_ v: [Float], data x: Matrix, mean: [Float]) -> [Double] {
         let n = x.rows, d = x.columns, b = Self.blockSize
         precondition(b == Int(SP_BLOCK))
-        var shift = [Float](repeating: 0, count: b)
-        for c in 0..<b {
-            var sum = 0.0
-            for j in 0..<d { sum += Double(mean[j]) * Double(v[j * b + c]) }
-            shift[c] = Float(sum)
-        }
         let workers = max(1, min(threads, n / 256))
         let chunk = (n + workers - 1) / workers
-        var partials = [[Double]](repeating: [Double](repeating: 0, count: d * b + b), count: workers)
+        var partials: [[Double]] = []
         x.storage.withUnsafeBufferPointer { px in
             v.withUnsafeBufferPointer { pv in
-                shift.withUnsafeBufferPointer { ps in
-                    let inputs = Inputs(x: px.baseAddress!, v: pv.baseAddress!, shift: ps.baseAddress!)
+                mean.withUnsafeBufferPointer { pm in
+                    let inputs = Inputs(x: px.baseAddress!, v: pv.baseAddress!, mean: pm.baseAddress!)
                     let results = Mutex([[Double]](repeating: [], count: workers))
                     DispatchQueue.concurrentPerform(iterations: workers) { worker in
-                        var z = [Double](repeating: 0, count: d * b + b)  // z, then the sum of w
+                        var z = [Double](repeating: 0, count: d * b)
                         var scratch = [Float](repeating: 0, count: Int(sp_scratch_count(Int64(d))))
-                        z.withUnsafeMutableBufferPointer { pz in
-                            sp_centred_product(inputs.x, Int64(worker * chunk), Int64(min(n, (worker + 1) * chunk)), Int64(d),
-                                               inputs.v, inputs.shift, pz.baseAddress!, pz.baseAddress! + d * b, &scratch)
-                        }
+                        sp_centred_product(inputs.x, Int64(worker * chunk), Int64(min(n, (worker + 1) * chunk)), Int64(d),
+                                           inputs.v, inputs.mean, &z, &scratch)
                         results.withLock { $0[worker] = z }
                     }
                     partials = results.withLock { $0 }
@@ -141,19 +133,15 @@ public struct IncrementalPCA: Sendable {
             }
         }
         var z = [Double](repeating: 0, count: d * b)
-        for partial in partials {
-            for e in 0..<d * b { z[e] += partial[e] }
-        }
-        let wSum = (0..<b).map { c in partials.reduce(0) { $0 + $1[d * b + c] } }
+        for partial in partials { for e in 0..<d * b { z[e] += partial[e] } }
         let scale = 1 / Double(n - 1)
-        for j in 0..<d { for c in 0..<b { z[j * b + c] = (z[j * b + c] - Double(mean[j]) * wSum[c]) * scale } }
-        return z
+        return z.map { $0 * scale }
     }
 
     private struct Inputs: @unchecked Sendable {
         let x: UnsafePointer<Float>
         let v: UnsafePointer<Float>
-        let shift: UnsafePointer<Float>
+        let mean: UnsafePointer<Float>
     }
 
     /// Modified Gram-Schmidt on the columns of a row-major `rows x columns` block, in double.

@@ -1,3 +1,4 @@
+import CSubspaceProduct
 import LinearAlgebra
 import Testing
 @testable import Projection
@@ -32,8 +33,10 @@ import Glibc
         return worst / spread
     }
 
-    @Test func warmStartsMatchTheExactPCAAlongARun() throws {
+    @Test(arguments: [1, 2])
+    func warmStartsMatchTheExactPCAAlongARun(threads: Int) throws {
         var incremental = IncrementalPCA()
+        incremental.threads = threads
         for step in 0..<6 {
             let x = sample(n: 3_000, d: 256, spreads: [3, 2, 1, 0.5], angle: 0.05 * Double(step), seed: UInt64(step + 1))
             let fast = try incremental.fit(x)
@@ -63,5 +66,41 @@ import Glibc
         let result = try incremental.fit(tied)
         #expect(incremental.lastMethod == .exact)
         #expect(maxDifference(result.scores, try PrincipalComponents(fitting: tied).scores) == 0)
+    }
+
+    /// The pass both ways (vectorised and portable) against the definition in double precision,
+    /// on rows that share a large offset and a width that is not a multiple of four.
+    @Test func subspaceProductMatchesItsDefinition() {
+        let n = 300, d = 37, b = Int(SP_BLOCK)
+        var g = SplitMix(seed: 3)
+        let x = (0..<n * d).map { _ in Float(g.normal()) + 40 }
+        let v = (0..<d * b).map { _ in Float(g.normal()) }
+        var mean = [Double](repeating: 0, count: d)
+        for i in 0..<n { for j in 0..<d { mean[j] += Double(x[i * d + j]) / Double(n) } }
+        let floatMean = mean.map(Float.init)
+        // Definition: z = Xc^T (Xc v) in double, centred by the same float mean.
+        var expected = [Double](repeating: 0, count: d * b)
+        for i in 0..<n {
+            let centred = (0..<d).map { Double(x[i * d + $0]) - Double(floatMean[$0]) }
+            for c in 0..<b {
+                let w = (0..<d).reduce(0.0) { $0 + centred[$1] * Double(v[$1 * b + c]) }
+                for j in 0..<d { expected[j * b + c] += centred[j] * w }
+            }
+        }
+        for portable in [false, true] {
+            var z = [Double](repeating: 0, count: d * b)
+            var scratch = [Float](repeating: 0, count: Int(sp_scratch_count(Int64(d))))
+            // In two calls, as two threads would split the rows.
+            for (first, last) in [(0, 170), (170, n)] {
+                if portable {
+                    sp_centred_product_portable(x, Int64(first), Int64(last), Int64(d), v, floatMean, &z, &scratch)
+                } else {
+                    sp_centred_product(x, Int64(first), Int64(last), Int64(d), v, floatMean, &z, &scratch)
+                }
+            }
+            let scale = expected.map(abs).max()!
+            let worst = zip(z, expected).map { abs($0 - $1) }.max()!
+            #expect(worst < 1e-6 * scale, "portable: \(portable)")
+        }
     }
 }
