@@ -40,7 +40,7 @@ let package = Package(
         .target(name: "Training", dependencies: ["LinearAlgebra", "CZlib"]),
         .target(name: "Canvas", dependencies: ["CCairo"]),
         .target(name: "Compositor", dependencies: ["Canvas", "RunFormat", "LinearAlgebra"]),
-        .target(name: "MediaEncoder", dependencies: ["CFFmpeg"]),
+        .target(name: "MediaEncoder", dependencies: ["CFFmpeg", "CZlib"]),
         .target(
             name: "Embedlapse",
             dependencies: [

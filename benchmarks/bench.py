@@ -209,7 +209,7 @@ def main():
     say(f"# Embedlapse benchmark, {datetime.date.today()} on {platform.node()} ({os.cpu_count()} cores, {cpu})")
     say(f"{REPS} repetitions, reference and Embedlapse alternating; medians. Reference: shared/reference/"
         f"reference_pipeline.py (cleanlab, scikit-learn, scipy, matplotlib, imageio), --align previous.")
-    say("Encoders differ as shipped: reference libx264 medium CRF 18 (imageio-ffmpeg), Embedlapse veryfast CRF 20.")
+    say("Encoders differ as shipped: reference libx264 medium CRF 18 (imageio-ffmpeg), Embedlapse veryfast CRF 20, rc-lookahead 5.")
     run10k = synthetic("run10k", 10000, 768, 30)
     run2k = synthetic("run2k", 2000, 768, 30)
     say()

@@ -52,6 +52,19 @@ public final class ImageSurface {
         }
     }
 
+    /// A surface read from a PNG file (`cairo_image_surface_create_from_png`, libpng).
+    public init(contentsOfPNG path: String) throws(CanvasError) {
+        let surface = cairo_image_surface_create_from_png(path)!
+        let status = cairo_surface_status(surface)
+        guard status == CAIRO_STATUS_SUCCESS else {
+            cairo_surface_destroy(surface)
+            throw CanvasError("cairo_image_surface_create_from_png \(path)", status)
+        }
+        handle = surface
+        width = Int(cairo_image_surface_get_width(surface))
+        height = Int(cairo_image_surface_get_height(surface))
+    }
+
     deinit { cairo_surface_destroy(handle) }
 
     /// Calls `body` with the pixels (one `UInt32` per pixel, `stride` pixels per row) to change them.
@@ -68,11 +81,5 @@ public final class ImageSurface {
     public func withBGRABytes<R>(_ body: (UnsafePointer<UInt8>, _ bytesPerRow: Int) throws -> R) rethrows -> R {
         cairo_surface_flush(handle)
         return try body(UnsafePointer(cairo_image_surface_get_data(handle)!), Int(cairo_image_surface_get_stride(handle)))
-    }
-
-    /// Writes the surface as PNG (`cairo_surface_write_to_png`).
-    public func writePNG(to path: String) throws(CanvasError) {
-        let status = cairo_surface_write_to_png(handle, path)
-        guard status == CAIRO_STATUS_SUCCESS else { throw CanvasError("cairo_surface_write_to_png \(path)", status) }
     }
 }

@@ -114,14 +114,15 @@ final class PNGSequenceOutput: FrameSink {
     }
 
     static func writePNG(_ surface: ImageSurface, to path: String) throws {
-        let temporary = AtomicFile.temporaryPath(for: path)
+        let png: [UInt8]
         do {
-            try surface.writePNG(to: temporary)
+            png = try surface.withBGRABytes { bytes, stride throws(MediaError) in
+                try PNGEncoder.encode(bgra: bytes, width: surface.width, height: surface.height, bytesPerRow: stride)
+            }
         } catch {
-            try? FileManager.default.removeItem(atPath: temporary)
             throw PipelineError("\(path): \(error)")
         }
-        guard rename(temporary, path) == 0 else { throw PipelineError("\(path): cannot write: \(String(cString: strerror(errno)))") }
+        do { try AtomicFile.write(png, to: path) } catch { throw PipelineError("\(error)") }
     }
 
     func finish() {}

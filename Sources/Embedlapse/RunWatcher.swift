@@ -16,7 +16,8 @@ import RunFormat
 /// after `idleTimeout` without a new checkpoint, or when `stop` is raised.
 public struct RunWatcher: CheckpointSource {
     public let path: String
-    public var pollInterval: Duration = .milliseconds(50)
+    /// How often the run directory is looked at: a stat per checkpoint and one listing.
+    public var pollInterval: Duration = .milliseconds(20)
     /// Stop after this long without a new checkpoint; nil waits for `DONE` or a stop request.
     public var idleTimeout: Duration?
     /// Receives warnings (skipped checkpoints, unreadable loss logs) as one-line messages.
