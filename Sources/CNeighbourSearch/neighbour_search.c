@@ -46,6 +46,7 @@ struct ns_points {
     float *residual_norm;   // |f_i|
     double *length;         // |x_i|
     double *mean;           // m, d values
+    float *mean_float;      // m in float32, for the rounding
     float mean_square;      // m.m
 };
 
@@ -109,14 +110,18 @@ NS_KERNEL static void measure(ns_points *p) {
         for (int64_t c = 0; c < d; c++) p->mean[c] += row[c] * inverse;
     }
     double mean_square = 0;
-    for (int64_t c = 0; c < d; c++) { p->mean[c] /= (double)n; mean_square += p->mean[c] * p->mean[c]; }
+    for (int64_t c = 0; c < d; c++) {
+        p->mean[c] /= (double)n;
+        p->mean_float[c] = (float)p->mean[c];
+        mean_square += (double)p->mean_float[c] * p->mean_float[c];
+    }
     p->mean_square = (float)mean_square;
 }
 
 void ns_points_destroy(ns_points *p) {
     if (!p) return;
     free(p->rows); free(p->strips); free(p->bias128); free(p->offset); free(p->inverse_scale);
-    free(p->quantised_norm); free(p->error_norm); free(p->norm_plus_error); free(p->length); free(p->mean);
+    free(p->quantised_norm); free(p->error_norm); free(p->norm_plus_error); free(p->length); free(p->mean); free(p->mean_float);
     free(p->fine); free(p->fine_bias128); free(p->fine_scale); free(p->fine_norm); free(p->refined_norm);
     free(p->residual_norm);
     free(p);
@@ -146,6 +151,7 @@ ns_points *ns_points_create(const float *x, const int64_t *group, int64_t n, int
     p->norm_plus_error = calloc((size_t)p->padded_n, sizeof(float));
     p->length = calloc((size_t)n, sizeof(double));
     p->mean = calloc((size_t)d, sizeof(double));
+    p->mean_float = calloc((size_t)d, sizeof(float));
     p->fine = calloc((size_t)(p->padded_n * p->padded_d), 1);
     p->fine_bias128 = calloc((size_t)p->padded_n, sizeof(int32_t));
     p->fine_scale = calloc((size_t)p->padded_n, sizeof(float));
@@ -153,7 +159,7 @@ ns_points *ns_points_create(const float *x, const int64_t *group, int64_t n, int
     p->refined_norm = calloc((size_t)p->padded_n, sizeof(float));
     p->residual_norm = calloc((size_t)p->padded_n, sizeof(float));
     if (!p->rows || !p->strips || !p->bias128 || !p->offset || !p->inverse_scale || !p->quantised_norm ||
-        !p->error_norm || !p->norm_plus_error || !p->length || !p->mean || !p->fine || !p->fine_bias128 ||
+        !p->error_norm || !p->norm_plus_error || !p->length || !p->mean || !p->mean_float || !p->fine || !p->fine_bias128 ||
         !p->fine_scale || !p->fine_norm || !p->refined_norm || !p->residual_norm) {
         ns_points_destroy(p);
         return NULL;
@@ -165,82 +171,101 @@ ns_points *ns_points_create(const float *x, const int64_t *group, int64_t n, int
     return p;
 }
 
-// Rounds values[c] * scale to integers in [-127, 127] and returns what is left over (in
-// `error`) with the sums the bounds need. Plain loops the compiler vectorises (reassociating
-// the sums is fine: they only feed bounds that carry slack).
-typedef struct { double value_square, error_square, largest_error; int32_t sum; } rounding;
-
-NS_KERNEL static rounding round_row(const double *values, double scale, int64_t d, int32_t *q, double *error) {
-#pragma clang fp reassociate(on)
-    rounding out = {0, 0, 0, 0};
-    const double inverse = 1 / scale;
-    for (int64_t c = 0; c < d; c++) {
-        double v = nearbyint(values[c] * scale);
-        v = v > 127 ? 127 : (v < -127 ? -127 : v);
-        q[c] = (int32_t)v;
-        double value = v * inverse;
-        error[c] = values[c] - value;
-        out.value_square += value * value;
-        out.error_square += error[c] * error[c];
-        double size = fabs(error[c]);
-        out.largest_error = size > out.largest_error ? size : out.largest_error;
-        out.sum += q[c];
-    }
-    return out;
-}
-
-NS_KERNEL static void quantise_row(ns_points *p, int64_t i, double *residual, double *error, double *left, int32_t *q) {
-#pragma clang fp reassociate(on)
+#if defined(__x86_64__)
+// Rounds one row to int8 twice, 16 values at a time, in float32. float is enough: its rounding
+// moves each bound by under 1e-7, far inside the slack the bounds carry.
+NS_KERNEL static void quantise_row(ns_points *p, int64_t i, float *residual, float *error) {
     const int64_t d = p->d;
     const float *row = p->x + i * d;
-    const double inverse = p->length[i] > 0 ? 1 / p->length[i] : 0;
-    double largest = 0, offset = 0;
-    for (int64_t c = 0; c < d; c++) {
-        residual[c] = row[c] * inverse - p->mean[c];
-        double size = fabs(residual[c]);
-        largest = size > largest ? size : largest;
-        offset += p->mean[c] * residual[c];
+    const __m512 inverse_length = _mm512_set1_ps(p->length[i] > 0 ? (float)(1 / p->length[i]) : 0);
+    const __m512 top = _mm512_set1_ps(127), bottom = _mm512_set1_ps(-127);
+    const __m128i flip = _mm_set1_epi8((char)0x80);
+
+    __m512 largest = _mm512_setzero_ps(), offset = _mm512_setzero_ps();
+    for (int64_t c = 0; c < d; c += 16) {
+        __mmask16 lanes = d - c >= 16 ? 0xFFFF : (__mmask16)((1u << (d - c)) - 1);
+        __m512 r = _mm512_fmsub_ps(_mm512_maskz_loadu_ps(lanes, row + c), inverse_length,
+                                   _mm512_maskz_loadu_ps(lanes, p->mean_float + c));
+        _mm512_storeu_ps(residual + c, r);
+        largest = _mm512_max_ps(largest, _mm512_abs_ps(r));
+        offset = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(lanes, p->mean_float + c), r, offset);
     }
-    const double scale = largest > 0 ? 127 / largest : 1;
-    rounding coarse = round_row(residual, scale, d, q, error);
+    const float biggest = _mm512_reduce_max_ps(largest);
+    const float scale = biggest > 0 ? 127 / biggest : 1, inverse_scale = 1 / scale;
+
+    // First rounding: q = round(r s); e = r - q / s.
+    __m512 value_square = _mm512_setzero_ps(), error_square = _mm512_setzero_ps(), largest_error = _mm512_setzero_ps();
+    __m512i sum = _mm512_setzero_si512();
     uint8_t *out = p->rows + i * p->padded_d;
-    for (int64_t c = 0; c < d; c++) out[c] = (uint8_t)(q[c] + 128);
     int8_t *strip = p->strips + (i / STRIP) * STRIP * p->padded_d + (i % STRIP) * 4;
-    for (int64_t c = 0; c < d; c++) strip[(c / 4) * STRIP * 4 + c % 4] = (int8_t)q[c];
-    p->bias128[i] = 128 * coarse.sum;
-    p->offset[i] = (float)offset;
-    p->inverse_scale[i] = (float)(1 / scale);
-    p->quantised_norm[i] = (float)sqrt(coarse.value_square);
-    p->error_norm[i] = (float)sqrt(coarse.error_square);
+    for (int64_t c = 0; c < d; c += 16) {
+        int64_t count = d - c >= 16 ? 16 : d - c;
+        __m512 r = _mm512_loadu_ps(residual + c);  // zero past d
+        __m512 q = _mm512_min_ps(top, _mm512_max_ps(bottom, _mm512_roundscale_ps(_mm512_mul_ps(r, _mm512_set1_ps(scale)),
+                                                                                  _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)));
+        __m512 value = _mm512_mul_ps(q, _mm512_set1_ps(inverse_scale));
+        __m512 e = _mm512_sub_ps(r, value);
+        _mm512_storeu_ps(error + c, e);
+        value_square = _mm512_fmadd_ps(value, value, value_square);
+        error_square = _mm512_fmadd_ps(e, e, error_square);
+        largest_error = _mm512_max_ps(largest_error, _mm512_abs_ps(e));
+        __m512i integers = _mm512_cvtps_epi32(q);
+        sum = _mm512_add_epi32(sum, integers);
+        __m128i bytes = _mm512_cvtepi32_epi8(integers);
+        _mm_mask_storeu_epi8(out + c, (__mmask16)((1u << count) - 1), _mm_xor_si128(bytes, flip));
+        int32_t groups[4];
+        _mm_storeu_si128((__m128i *)groups, bytes);
+        for (int64_t g = 0; g < (count + 3) / 4; g++) memcpy(strip + (c / 4 + g) * STRIP * 4, &groups[g], 4);
+    }
+    p->bias128[i] = 128 * _mm512_reduce_add_epi32(sum);
+    p->offset[i] = _mm512_reduce_add_ps(offset);
+    p->inverse_scale[i] = inverse_scale;
+    p->quantised_norm[i] = sqrtf(_mm512_reduce_add_ps(value_square));
+    p->error_norm[i] = sqrtf(_mm512_reduce_add_ps(error_square));
     p->norm_plus_error[i] = p->quantised_norm[i] + p->error_norm[i];
 
-    // The second rounding, of what the first left over.
-    const double fine_scale = coarse.largest_error > 0 ? 127 / coarse.largest_error : 1;
-    rounding fine = round_row(error, fine_scale, d, q, left);
-    int8_t *fine_row = p->fine + i * p->padded_d;
-    double refined_square = 0;
-    for (int64_t c = 0; c < d; c++) {
-        fine_row[c] = (int8_t)q[c];
-        double refined = residual[c] - left[c];
-        refined_square += refined * refined;
+    // Second rounding, of what the first left: q2 = round(e s2); f = e - q2 / s2.
+    const float biggest_error = _mm512_reduce_max_ps(largest_error);
+    const float fine_scale = biggest_error > 0 ? 127 / biggest_error : 1, inverse_fine = 1 / fine_scale;
+    __m512 fine_square = _mm512_setzero_ps(), refined_square = _mm512_setzero_ps(), left_square = _mm512_setzero_ps();
+    __m512i fine_sum = _mm512_setzero_si512();
+    int8_t *fine = p->fine + i * p->padded_d;
+    for (int64_t c = 0; c < d; c += 16) {
+        int64_t count = d - c >= 16 ? 16 : d - c;
+        __m512 e = _mm512_loadu_ps(error + c);
+        __m512 q = _mm512_min_ps(top, _mm512_max_ps(bottom, _mm512_roundscale_ps(_mm512_mul_ps(e, _mm512_set1_ps(fine_scale)),
+                                                                                  _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)));
+        __m512 value = _mm512_mul_ps(q, _mm512_set1_ps(inverse_fine));
+        __m512 left = _mm512_sub_ps(e, value);
+        __m512 refined = _mm512_sub_ps(_mm512_loadu_ps(residual + c), left);
+        fine_square = _mm512_fmadd_ps(value, value, fine_square);
+        refined_square = _mm512_fmadd_ps(refined, refined, refined_square);
+        left_square = _mm512_fmadd_ps(left, left, left_square);
+        __m512i integers = _mm512_cvtps_epi32(q);
+        fine_sum = _mm512_add_epi32(fine_sum, integers);
+        _mm_mask_storeu_epi8(fine + c, (__mmask16)((1u << count) - 1), _mm512_cvtepi32_epi8(integers));
     }
-    p->fine_bias128[i] = 128 * fine.sum;
-    p->fine_scale[i] = (float)(1 / fine_scale);
-    p->fine_norm[i] = (float)sqrt(fine.value_square);
-    p->refined_norm[i] = (float)sqrt(refined_square);
-    p->residual_norm[i] = (float)sqrt(fine.error_square);
+    p->fine_bias128[i] = 128 * _mm512_reduce_add_epi32(fine_sum);
+    p->fine_scale[i] = inverse_fine;
+    p->fine_norm[i] = sqrtf(_mm512_reduce_add_ps(fine_square));
+    p->refined_norm[i] = sqrtf(_mm512_reduce_add_ps(refined_square));
+    p->residual_norm[i] = sqrtf(_mm512_reduce_add_ps(left_square));
 }
+#endif
 
 int ns_points_quantise(ns_points *p, int64_t first, int64_t last) {
-    const int64_t d = p->d;
-    double *scratch = malloc((size_t)d * 3 * sizeof(double));
-    int32_t *q = malloc((size_t)d * sizeof(int32_t));
-    int status = scratch && q ? 0 : -1;
-    if (status == 0)
-        for (int64_t i = first; i < last; i++) quantise_row(p, i, scratch, scratch + d, scratch + 2 * d, q);
+#if defined(__x86_64__)
+    // Rows padded to whole vectors: lanes past d read as zero and round to zero.
+    const int64_t width = (p->d + 15) / 16 * 16;
+    float *scratch = calloc((size_t)(2 * width), sizeof(float));
+    if (!scratch) return -1;
+    for (int64_t i = first; i < last; i++) quantise_row(p, i, scratch, scratch + width);
     free(scratch);
-    free(q);
-    return status;
+    return 0;
+#else
+    (void)p; (void)first; (void)last;
+    return -1;
+#endif
 }
 
 int64_t ns_tile_count(const ns_points *p) { return p->tiles_per_side * (p->tiles_per_side + 1) / 2; }
