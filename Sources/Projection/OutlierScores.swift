@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Dispatch
 import LinearAlgebra
 
 /// k-nearest-neighbour outlier scores with the semantics of cleanlab's
@@ -49,7 +50,7 @@ public struct OutlierScores: Sendable {
         guard n >= 2, x.columns >= 1 else { throw ProjectionError.tooFewSamples(n, x.columns) }
         let k = min(10, n - 1)
         let metric: Metric = x.columns > 3 ? .cosine : .euclidean
-        let duplicates = DuplicateRows(x)
+        let duplicates = DuplicateRows(x, threads: threads)
         var nearest = NearestDistances(count: n, k: k)
         var neighbourIndices: [Int32] = []
         var exactPairs = n * (n - 1) / 2
@@ -205,25 +206,38 @@ struct DuplicateRows {
     /// Whether any two rows are equal at all (usually not: then the per-pair check is skipped).
     var any: Bool { group.contains { $0 >= 0 } }
 
-    init(_ x: Matrix) {
-        // Rows are bucketed by a hash of their values and compared only within a bucket, so the
-        // table costs a few bytes a row instead of a copy of the matrix.
-        var buckets: [UInt64: [Int]] = [:]
-        var group = [Int](repeating: -1, count: x.rows)
-        var seenTwice = Set<Int>()
-        for i in 0..<x.rows {
-            let row = x.row(i)
-            let key = Self.hash(row)
-            if let owner = buckets[key, default: []].first(where: { x.row($0).elementsEqual(row) }) {
-                group[i] = owner
-                seenTwice.insert(owner)
-            } else {
-                buckets[key, default: []].append(i)
-                group[i] = i
+    init(_ x: Matrix, threads: Int = 1) {
+        // Rows are hashed (in parallel), sorted by hash, and compared only within a run of equal
+        // hashes: a few bytes a row instead of a copy of the matrix.
+        let n = x.rows
+        var hashes = [UInt64](repeating: 0, count: n)
+        let workers = max(1, min(threads, n / 1024))
+        let chunk = (n + workers - 1) / workers
+        hashes.withUnsafeMutableBufferPointer { buffer in
+            let out = SharedHashes(base: buffer.baseAddress!)
+            DispatchQueue.concurrentPerform(iterations: workers) { worker in
+                for i in worker * chunk..<min(n, (worker + 1) * chunk) { out.base[i] = Self.hash(x.row(i)) }
             }
         }
-        self.group = group.map { seenTwice.contains($0) ? $0 : -1 }
+        let order = (0..<n).sorted { hashes[$0] < hashes[$1] || (hashes[$0] == hashes[$1] && $0 < $1) }
+        var group = [Int](repeating: -1, count: n)
+        var start = 0
+        while start < n {
+            var end = start + 1
+            while end < n && hashes[order[end]] == hashes[order[start]] { end += 1 }
+            // Within a run indices ascend, so each group's owner is its lowest index.
+            for a in start..<end where group[order[a]] == -1 {
+                for b in (a + 1)..<end where group[order[b]] == -1 && x.row(order[a]).elementsEqual(x.row(order[b])) {
+                    group[order[a]] = order[a]
+                    group[order[b]] = order[a]
+                }
+            }
+            start = end
+        }
+        self.group = group
     }
+
+    private struct SharedHashes: @unchecked Sendable { let base: UnsafeMutablePointer<UInt64> }
 
     /// A multiply-xor hash of the values' bits in four independent lanes (fast: it runs over
     /// every value of every checkpoint). +0 and -0 hash alike, as numpy finds them equal.
