@@ -7,10 +7,12 @@ import Synchronization
 ///
 /// Each pair's similarity is first bounded with 8-bit dot products (AVX-512 VNNI, four times
 /// the multiply rate of float32): `u_i = m + r_i` with `m` the mean unit vector, `r_i` rounded
-/// to int8 with its own scale, and the rounding errors giving a proved interval around the
-/// similarity. A pair's similarity is computed exactly (double precision) only when its upper
-/// bound reaches the k-th largest similarity found so far for either point: a few dozen pairs per
-/// point instead of all of them. The result equals brute force up to ties within float rounding.
+/// to int8 with its own scale, and the rounding errors giving a proved interval (about +-0.002)
+/// around the similarity. A pair whose upper bound reaches the k-th largest similarity found so
+/// far for either point is bounded again with a second rounding of what the first left (about
+/// +-2e-5), and computed exactly (double precision) only if it still reaches: a few dozen pairs
+/// per point instead of all of them. The result equals brute force up to ties within float
+/// rounding. The kernels are in `Sources/CNeighbourSearch`.
 enum ScreenedCosineSearch {
     static let isSupported = ns_is_supported() != 0
 

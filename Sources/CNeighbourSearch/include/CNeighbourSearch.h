@@ -2,10 +2,11 @@
 //
 // Every row is normalised, the mean unit vector m is taken out (u_i = m + r_i), and r_i is
 // rounded to int8 with its own scale. The int8 products bound each similarity within an
-// interval proved from the rounding errors (Cauchy-Schwarz on the error vectors); a pair's
-// similarity is computed exactly only when its upper bound reaches the k-th largest exact
-// similarity found so far for either point. The int8 products run on AVX-512 VNNI, four times
-// the multiply rate of float32.
+// interval proved from the rounding errors (Cauchy-Schwarz on the error vectors). A pair whose
+// upper bound reaches the k-th largest exact similarity found so far for either point gets a
+// narrower interval from a second rounding of what the first left, and is computed exactly
+// only if it still reaches. The int8 products run on AVX-512 VNNI, four times the multiply
+// rate of float32.
 #ifndef CNEIGHBOUR_SEARCH_H
 #define CNEIGHBOUR_SEARCH_H
 
