@@ -18,16 +18,21 @@ public final class ImageSurface {
     public let width: Int
     public let height: Int
 
-    public init(width: Int, height: Int) throws(CanvasError) {
-        let surface = cairo_image_surface_create(CAIRO_FORMAT_ARGB32, Int32(width), Int32(height))!
+    public convenience init(width: Int, height: Int) throws(CanvasError) {
+        try self.init(taking: cairo_image_surface_create(CAIRO_FORMAT_ARGB32, Int32(width), Int32(height))!,
+                      "cairo_image_surface_create \(width)x\(height)")
+    }
+
+    /// Owns a surface Cairo just made, or destroys it and throws if Cairo reports an error.
+    private init(taking surface: OpaquePointer, _ operation: @autoclosure () -> String) throws(CanvasError) {
         let status = cairo_surface_status(surface)
         guard status == CAIRO_STATUS_SUCCESS else {
             cairo_surface_destroy(surface)
-            throw CanvasError("cairo_image_surface_create \(width)x\(height)", status)
+            throw CanvasError(operation(), status)
         }
         handle = surface
-        self.width = width
-        self.height = height
+        width = Int(cairo_image_surface_get_width(surface))
+        height = Int(cairo_image_surface_get_height(surface))
     }
 
     /// A surface holding an 8-bit image: `channels` 1 (grey), 3 (RGB) or 4 (RGBA, straight alpha).
@@ -53,16 +58,8 @@ public final class ImageSurface {
     }
 
     /// A surface read from a PNG file (`cairo_image_surface_create_from_png`, libpng).
-    public init(contentsOfPNG path: String) throws(CanvasError) {
-        let surface = cairo_image_surface_create_from_png(path)!
-        let status = cairo_surface_status(surface)
-        guard status == CAIRO_STATUS_SUCCESS else {
-            cairo_surface_destroy(surface)
-            throw CanvasError("cairo_image_surface_create_from_png \(path)", status)
-        }
-        handle = surface
-        width = Int(cairo_image_surface_get_width(surface))
-        height = Int(cairo_image_surface_get_height(surface))
+    public convenience init(contentsOfPNG path: String) throws(CanvasError) {
+        try self.init(taking: cairo_image_surface_create_from_png(path)!, "cairo_image_surface_create_from_png \(path)")
     }
 
     deinit { cairo_surface_destroy(handle) }
