@@ -112,13 +112,13 @@ public enum RenderPipeline {
     /// Returns nil when no checkpoint appeared at all.
     public static func watch(_ watcher: RunWatcher, options: RenderOptions, stop: StopFlag,
                              progress: (@Sendable (Int) -> Void)? = nil) async throws -> RenderSummary? {
-        guard let start = try await watcher.waitForStart(stop: stop) else { return nil }
+        guard let run = try await watcher.waitForStart(stop: stop) else { return nil }
         var options = options
         options.live = true
-        options.topCount = min(options.topCount, start.sampleCount)
-        let setting = FilmSetting(sampleCount: start.sampleCount, dimension: start.dimension, annotations: start.annotations,
+        options.topCount = min(options.topCount, run.sampleCount)
+        let setting = FilmSetting(sampleCount: run.sampleCount, dimension: run.dimension, annotations: run.annotations,
                                   wholeRunLosses: nil, checkpointCount: nil, options: options)
-        return try await run(source: watcher, setting: setting, options: options, stop: stop, progress: progress)
+        return try await self.run(source: run, setting: setting, options: options, stop: stop, progress: progress)
     }
 
     /// Trains with the built-in trainer and renders each checkpoint while training goes on.

@@ -4,214 +4,180 @@ import LinearAlgebra
 import RunFormat
 
 /// Follows a run directory that another process (a training) is writing, and emits each new
-/// checkpoint as soon as its embeddings are complete.
+/// checkpoint once the run scanner finds it complete (the writer contract of docs/run-layout.md:
+/// a completion marker, or a whole file left unchanged for `settle`).
 ///
-/// A file is complete when its `.npy` header parses and the file holds all the data the header
-/// announces; until then it is waited for, never read. This covers both writers that write under
-/// a temporary name and rename, and writers that write the final file in place (numpy's `np.save`
-/// writes the header, then the data). Checkpoints are emitted in step order; one that turns up
-/// after a later step was emitted is skipped with a warning (a video cannot go back in time).
-///
-/// The watch ends when the run contains a `DONE` file (after every checkpoint written before it),
-/// after `idleTimeout` without a new checkpoint, or when `stop` is raised.
-public struct RunWatcher: CheckpointSource {
+/// The watch waits for the folder and its first checkpoint, then films every checkpoint in step
+/// order. It ends when the run contains `DONE` (after every checkpoint written before it), after
+/// `idleTimeout` without a new checkpoint, or on a stop request; and with a `WatchError` when the
+/// run folder is deleted, a new run replaces it (its `run.json` id changes), or, with
+/// `stopWithParent`, the process that started the watch exits.
+public struct RunWatcher: Sendable {
     public let path: String
-    /// How often the run directory is looked at: a stat per checkpoint and one listing.
+    /// How often the run directory is looked at: one listing and a stat per pending checkpoint.
     public var pollInterval: Duration = .milliseconds(20)
     /// Stop after this long without a new checkpoint; nil waits for `DONE` or a stop request.
     public var idleTimeout: Duration?
+    /// How long a file without a completion marker must stay unchanged to count as complete.
+    public var settle: Duration = .seconds(2)
+    /// End the watch when the parent process exits (a training that started it and crashed).
+    public var stopWithParent = false
     /// Receives warnings (skipped checkpoints, unreadable loss logs) as one-line messages.
     public var warn: @Sendable (String) -> Void = { _ in }
-
-    public static let doneMarker = "DONE"
+    /// Receives what the watch is waiting for.
+    public var inform: @Sendable (String) -> Void = { _ in }
 
     public init(path: String) { self.path = path }
 
-    /// What the first complete checkpoint tells about the whole film.
-    public struct Start: Sendable {
-        public let sampleCount: Int
-        public let dimension: Int
-        public let annotations: SampleAnnotations
-    }
-
-    /// Waits for the first complete checkpoint (and readable labels, names and images, when those
-    /// files exist). Returns nil if the run ends, times out or is stopped before one appears.
-    public func waitForStart(stop: StopFlag) async throws -> Start? {
-        guard FileManager.default.fileExists(atPath: path) else { throw PipelineError("\(path): no such run directory") }
+    /// Waits for the run folder, its first complete checkpoint, and readable labels, names and
+    /// images when those files exist. Returns nil if the run ends, times out or is stopped first.
+    public func waitForStart(stop: StopFlag) async throws -> WatchedRun? {
+        var scanner = RunScanner(path: path, mode: .live(settle: settle))
+        let parent = getppid()
         let clock = ContinuousClock()
         let started = clock.now
+        var toldWaiting = false
         while !stop.isRaised {
-            let done = isDone
-            // The first checkpoint with an embeddings file at all (folders without one are skipped, as in `emit`).
-            let first = pendingCheckpoints(after: -1).first { FileManager.default.fileExists(atPath: $0.embeddings) }
-            if let first, case .ready(let array) = Self.state(of: first.embeddings) {
-                let annotations = SampleAnnotations.read(runPath: path, sampleCount: array.shape[0])
+            try Task.checkCancellation()
+            try checkParent(parent)
+            let before = scanner
+            let snapshot = scanner.scan()
+            for warning in snapshot.warnings { warn(warning) }
+            if let problem = snapshot.problems.first { throw problem }
+            if !snapshot.exists, !toldWaiting {
+                inform("waiting for \(path) to appear")
+                toldWaiting = true
+            }
+            if let first = snapshot.ready.first {
+                let annotations = SampleAnnotations.read(runPath: path, sampleCount: first.sampleCount)
                 if let problem = annotations.problems.first {
                     // An annotation file may still be being written: give it until the run ends.
-                    if done || timedOut(since: started, clock: clock) { throw PipelineError(problem.description) }
+                    if snapshot.isDone || timedOut(since: started, clock: clock) { throw problem }
+                    scanner = before  // hand the same checkpoints out again next time
                 } else {
-                    _ = try RunDirectory.checkedEmbeddings(array.path, like: nil)
-                    return Start(sampleCount: array.shape[0], dimension: array.shape[1], annotations: annotations)
+                    return WatchedRun(watcher: self, scanner: scanner, pending: snapshot.ready, annotations: annotations,
+                                      runID: snapshot.runID, parent: parent)
                 }
-            } else if done || timedOut(since: started, clock: clock) {
-                if let first, case .incomplete(let problem) = Self.state(of: first.embeddings) {
-                    throw PipelineError("\(first.embeddings): \(problem)")
-                }
+            } else if snapshot.isDone || (!snapshot.isSettling && timedOut(since: started, clock: clock)) {
+                if snapshot.isSettling { try await Task.sleep(for: pollInterval); continue }
+                if let waiting = snapshot.waiting { throw waiting }
+                if !snapshot.exists { throw WatchError.noRun(path) }
                 return nil
             }
-            try? await Task.sleep(for: pollInterval)
+            try await Task.sleep(for: pollInterval)
         }
         return nil
     }
 
+    fileprivate func timedOut(since start: ContinuousClock.Instant, clock: ContinuousClock) -> Bool {
+        guard let idleTimeout else { return false }
+        return clock.now - start >= idleTimeout
+    }
+
+    fileprivate func checkParent(_ parent: pid_t) throws(WatchError) {
+        guard stopWithParent, getppid() != parent else { return }
+        throw WatchError.parentExited(parent)
+    }
+}
+
+/// Why a watch ended early; the film made so far is still finalised.
+public enum WatchError: Error, CustomStringConvertible {
+    case noRun(String)
+    case runDeleted(String)
+    case runReplaced(String, old: String?, new: String?)
+    case parentExited(pid_t)
+    case incompleteAtDone(RunFormatError)
+
+    public var description: String {
+        switch self {
+        case .noRun(let path): return "\(path): no such run directory (waited for it until the idle timeout)"
+        case .runDeleted(let path): return "\(path): the run directory was deleted while it was watched"
+        case .runReplaced(let path, let old, let new):
+            return "\(path): a new run started in this folder (run.json's run_id changed from \(old ?? "none") to \(new ?? "none")): "
+                + "the film holds the previous run; watch again for the new one"
+        case .parentExited(let pid): return "the process that started this watch (pid \(pid)) exited without marking the run DONE"
+        case .incompleteAtDone(let error): return "\(error) (the run is marked \(RunScanner.doneMarker))"
+        }
+    }
+}
+
+/// A watched run after its first checkpoint: what the film needs up front, and the source of its events.
+public struct WatchedRun: CheckpointSource {
+    let watcher: RunWatcher
+    let scanner: RunScanner
+    let pending: [CheckpointFile]
+    public let annotations: SampleAnnotations
+    let runID: String?
+    let parent: pid_t
+
+    public var sampleCount: Int { pending[0].sampleCount }
+    public var dimension: Int { pending[0].dimension }
+
     public func emit(into channel: AsyncThrowingChannel<CheckpointEvent, any Error>, stop: StopFlag) async {
         let clock = ContinuousClock()
         var lastEmission = clock.now
-        var lastStep = -1
+        var doneSince: ContinuousClock.Instant?
+        var scanner = scanner
+        var pending = pending
         var index = 0
-        var shape: (n: Int, d: Int, path: String)?
-        var losses = LiveLosses(runPath: path, warn: warn)
-        var reportedLate = Set<String>()
-        var emitted = Set<Int>()
         do {
-            while !stop.isRaised && !Task.isCancelled {
-                // Look for DONE first: every checkpoint written before it is then found by this scan.
-                let done = isDone
-                var waiting: (path: String, problem: String)?
-                for checkpoint in pendingCheckpoints(after: lastStep) {
+            while !stop.isRaised {
+                try Task.checkCancellation()
+                for checkpoint in pending {
                     if stop.isRaised { break }
-                    switch Self.state(of: checkpoint.embeddings) {
-                    case .missing:
-                        continue
-                    case .incomplete(let problem):
-                        waiting = (checkpoint.embeddings, problem)
-                    case .ready(let array):
-                        let checked = try RunDirectory.checkedEmbeddings(array.path, like: shape)
-                        if shape == nil { shape = (checked.shape[0], checked.shape[1], checked.path) }
-                        let file = CheckpointFile(step: checkpoint.step, directory: checkpoint.directory, embeddings: checked,
-                                                  epoch: losses.absorb(checkpoint: checkpoint.directory))
-                        let embeddings = try file.loadEmbeddings()
-                        let history = losses.history(upTo: checkpoint.step)
-                        await channel.send(CheckpointEvent(index: index, step: checkpoint.step,
-                                                           epoch: file.epoch ?? history.epoch(atStep: checkpoint.step),
-                                                           embeddings: embeddings, losses: history, origin: checked.path))
-                        index += 1
-                        emitted.insert(checkpoint.step)
-                        lastStep = checkpoint.step
-                        lastEmission = clock.now
-                        continue
+                    guard let embeddings = try Self.loadUnlessChanging(checkpoint) else {
+                        // Rewritten between the scan and the read: not ready yet.
+                        for later in pending.drop(while: { $0.step < checkpoint.step }) { scanner.reconsider(later) }
+                        break
                     }
-                    break  // keep step order: wait for this checkpoint before any later one
+                    let losses = scanner.losses.history
+                    await channel.send(CheckpointEvent(index: index, step: checkpoint.step,
+                                                       epoch: checkpoint.epoch ?? losses.epoch(atStep: checkpoint.step),
+                                                       embeddings: embeddings, losses: losses.upTo(step: checkpoint.step),
+                                                       origin: checkpoint.embeddingsPath))
+                    index += 1
+                    lastEmission = clock.now
                 }
-                for late in lateCheckpoints(before: lastStep, emitted: emitted) where reportedLate.insert(late).inserted {
-                    warn("\(late): arrived after a later checkpoint was rendered, skipped")
+                pending = []
+                if stop.isRaised { break }
+                try watcher.checkParent(parent)
+
+                let snapshot = scanner.scan()
+                for warning in snapshot.warnings { watcher.warn(warning) }
+                guard snapshot.exists else { throw WatchError.runDeleted(watcher.path) }
+                if let problem = snapshot.problems.first { throw problem }
+                if snapshot.runID != runID { throw WatchError.runReplaced(watcher.path, old: runID, new: snapshot.runID) }
+                pending = snapshot.ready
+                if !pending.isEmpty { continue }
+                if snapshot.isDone {
+                    guard let waiting = snapshot.waiting else { break }
+                    if snapshot.isSettling { try await Task.sleep(for: watcher.pollInterval); continue }
+                    // A file may still be settling; one that stays incomplete past that is an error.
+                    let since = doneSince ?? clock.now
+                    doneSince = since
+                    if clock.now - since > watcher.settle + .seconds(1) { throw WatchError.incompleteAtDone(waiting) }
                 }
-                if done {
-                    if let waiting { throw PipelineError("\(waiting.path): \(waiting.problem) (the run is marked \(Self.doneMarker))") }
+                if !snapshot.isSettling, watcher.timedOut(since: lastEmission, clock: clock) {
+                    if let waiting = snapshot.waiting { watcher.warn("\(waiting.path): still incomplete when the idle timeout ran out (\(waiting.problem))") }
                     break
                 }
-                if timedOut(since: lastEmission, clock: clock) {
-                    if let waiting { warn("\(waiting.path): still incomplete when the idle timeout ran out (\(waiting.problem))") }
-                    break
-                }
-                try? await Task.sleep(for: pollInterval)
+                try await Task.sleep(for: watcher.pollInterval)
             }
+            channel.finish()
+        } catch is CancellationError {
             channel.finish()
         } catch {
             channel.fail(error)
         }
     }
 
-    // MARK: Scanning
-
-    private var isDone: Bool {
-        FileManager.default.fileExists(atPath: (path as NSString).appendingPathComponent(Self.doneMarker))
-    }
-
-    private func timedOut(since start: ContinuousClock.Instant, clock: ContinuousClock) -> Bool {
-        guard let idleTimeout else { return false }
-        return clock.now - start >= idleTimeout
-    }
-
-    struct Candidate {
-        let step: Int
-        let directory: String
-        var embeddings: String { (directory as NSString).appendingPathComponent("embeddings.npy") }
-    }
-
-    private func checkpointDirectories() -> [Candidate] {
-        let names = (try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []
-        return names.compactMap { name -> Candidate? in
-            guard name.hasPrefix("checkpoint-"), let step = Int(name.dropFirst("checkpoint-".count)), step >= 0 else { return nil }
-            return Candidate(step: step, directory: (path as NSString).appendingPathComponent(name))
-        }.sorted { $0.step < $1.step }
-    }
-
-    private func pendingCheckpoints(after step: Int) -> [Candidate] {
-        checkpointDirectories().filter { $0.step > step }
-    }
-
-    /// Embeddings below the last emitted step: they appeared too late to be shown.
-    private func lateCheckpoints(before step: Int, emitted: Set<Int>) -> [String] {
-        checkpointDirectories().filter { $0.step < step && !emitted.contains($0.step) }
-            .map(\.embeddings).filter { FileManager.default.fileExists(atPath: $0) }
-    }
-
-    enum FileState {
-        case missing
-        case incomplete(String)
-        case ready(NPYArray)
-    }
-
-    static func state(of path: String) -> FileState {
-        guard FileManager.default.fileExists(atPath: path) else { return .missing }
-        do { return .ready(try NPYArray(path: path)) } catch { return .incomplete(error.problem) }
-    }
-}
-
-/// The loss log of a run that is still growing: `losses.csv` when it exists, else the
-/// `trainer_state.json` of every checkpoint seen so far.
-struct LiveLosses {
-    let runPath: String
-    let warn: @Sendable (String) -> Void
-    private var logs: [[[String: Any]]] = []
-    private var lastGood = LossHistory()
-    private var warned = false
-
-    init(runPath: String, warn: @escaping @Sendable (String) -> Void) {
-        self.runPath = runPath
-        self.warn = warn
-    }
-
-    /// Reads a checkpoint's `trainer_state.json`, if any; returns its epoch.
-    mutating func absorb(checkpoint directory: String) -> Double? {
-        let statePath = (directory as NSString).appendingPathComponent("trainer_state.json")
-        guard FileManager.default.fileExists(atPath: statePath) else { return nil }
+    /// The checkpoint's embeddings, or nil when its file changed while it was read.
+    private static func loadUnlessChanging(_ checkpoint: CheckpointFile) throws(RunFormatError) -> Matrix? {
         do {
-            let state = try RunDirectory.readJSONObject(statePath)
-            logs.append(state["log_history"] as? [[String: Any]] ?? [])
-            return (state["epoch"] as? NSNumber)?.doubleValue
+            return try checkpoint.loadEmbeddings()
         } catch {
-            warn("\(error.description); its losses are left out")
-            return nil
+            if error.kind == .changing { return nil }
+            throw error
         }
-    }
-
-    mutating func history(upTo step: Int) -> LossHistory {
-        let merged = LossHistory.merge(trainerStates: logs)
-        let csvPath = (runPath as NSString).appendingPathComponent("losses.csv")
-        if FileManager.default.fileExists(atPath: csvPath) {
-            do {
-                let csv = try LossHistory.read(csv: csvPath, growing: true)
-                lastGood = LossHistory(training: csv.training, evaluation: merged.evaluation,
-                                       epochs: csv.epochs.isEmpty ? merged.epochs : csv.epochs, source: csv.source)
-            } catch {
-                if !warned { warn("\(error.description); showing the last readable losses") }
-                warned = true
-            }
-        } else {
-            lastGood = merged
-        }
-        return lastGood.upTo(step: step)
     }
 }

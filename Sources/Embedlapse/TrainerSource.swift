@@ -141,7 +141,7 @@ final class RunWriter {
         if let t = annotations.thumbnails {
             try AtomicFile.write(NPYWriter.encode(uint8: t.pixels, shape: [t.count, t.height, t.width]), to: file("images.npy"))
         }
-        try? FileManager.default.removeItem(atPath: file(RunWatcher.doneMarker))
+        try? FileManager.default.removeItem(atPath: file(RunScanner.doneMarker))
     }
 
     private func file(_ name: String) -> String { (path as NSString).appendingPathComponent(name) }
@@ -167,6 +167,6 @@ final class RunWriter {
     }
 
     func finish() throws {
-        try AtomicFile.write("", to: file(RunWatcher.doneMarker))
+        try AtomicFile.write("", to: file(RunScanner.doneMarker))
     }
 }

@@ -48,7 +48,9 @@ struct Demo: AsyncParsableCommand {
         guard film.writesAnything || saveRun != nil else {
             throw ValidationError("nothing to write: give -o demo.mp4, -o demo.gif, --frames-dir, --dump-data, --latest or --save-run")
         }
-        guard checkpointEvery >= 1, steps >= 1, pretrainSteps >= 1 else { throw ValidationError("steps must be positive") }
+        guard (1...100_000).contains(steps) else { throw ValidationError("--steps \(steps): must be from 1 to 100000") }
+        guard (1...100_000).contains(pretrainSteps) else { throw ValidationError("--pretrain-steps \(pretrainSteps): must be from 1 to 100000") }
+        guard (1...steps).contains(checkpointEvery) else { throw ValidationError("--checkpoint-every \(checkpointEvery): must be from 1 to --steps (\(steps))") }
         guard (3...10_000).contains(evalSize) else { throw ValidationError("--eval-size \(evalSize): must be from 3 to 10000") }
     }
 

@@ -2,6 +2,7 @@ import ArgumentParser
 import CMalloc
 import Embedlapse
 import Foundation
+import RunFormat
 
 @main
 struct EmbedlapseCommand: AsyncParsableCommand {
@@ -28,17 +29,30 @@ struct EmbedlapseCommand: AsyncParsableCommand {
                 try command.run()
             }
         } catch {
-            exit(withError: error)
+            // ArgumentParser's own message quotes what was typed: escape it like every other line.
+            let message = fullMessage(for: error)
+            let code = exitCode(for: error)
+            if !message.isEmpty {
+                let stream = code == .success ? FileHandle.standardOutput : FileHandle.standardError
+                stream.write(Data((terminalSafe(message) + "\n").utf8))
+            }
+            Foundation.exit(code.rawValue)
         }
     }
 }
 
 /// Prints `embedlapse: message` on one line and exits non-zero.
 func fail(_ message: String, code: Int32 = 1) -> Never {
-    FileHandle.standardError.write(Data("embedlapse: \(message)\n".utf8))
+    FileHandle.standardError.write(Data("embedlapse: \(terminalSafe(message))\n".utf8))
     exit(code)
 }
 
 func note(_ message: String) {
-    FileHandle.standardError.write(Data("\(message)\n".utf8))
+    FileHandle.standardError.write(Data("\(terminalSafe(message))\n".utf8))
+}
+
+/// Each line of a message with its control characters escaped: names from files and flags
+/// reach the terminal only as text.
+func terminalSafe(_ message: String) -> String {
+    message.split(separator: "\n", omittingEmptySubsequences: false).map { Printable.escaped($0) }.joined(separator: "\n")
 }

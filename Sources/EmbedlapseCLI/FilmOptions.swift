@@ -30,7 +30,7 @@ struct FilmOptions: ParsableArguments {
     @Option(help: "Also keep this PNG replaced by the newest frame.")
     var latest: String?
 
-    @Option(help: "Frames (checkpoints) per second of video.")
+    @Option(help: "Frames (checkpoints) per second of video, 0.1 to 120.")
     var fps: Double = 5
 
     @Option(help: "Frame size WxH, even numbers.")
@@ -50,7 +50,7 @@ struct FilmOptions: ParsableArguments {
               size.width % 2 == 0, size.height % 2 == 0 else {
             throw ValidationError("--size \(size.width)x\(size.height): width and height must be even, from 320x180 to 7680x4320")
         }
-        guard fps > 0, fps <= 120 else { throw ValidationError("--fps \(fps): must be above 0 and at most 120") }
+        try checkRange("--fps", fps, 0.1...120)
         guard (1...32).contains(top) else { throw ValidationError("--top \(top): must be from 1 to 32") }
     }
 
@@ -74,4 +74,16 @@ struct FilmOptions: ParsableArguments {
 
     /// The paths written, for the closing message.
     var written: String { (output + [framesDir, dumpData, latest].compactMap { $0 }).joined(separator: ", ") }
+}
+
+/// Refuses a number outside its stated range (NaN and infinities included).
+func checkRange(_ flag: String, _ value: Double, _ range: ClosedRange<Double>) throws {
+    guard range.contains(value) else {
+        throw ValidationError("\(flag) \(value): must be from \(plainNumber(range.lowerBound)) to \(plainNumber(range.upperBound))")
+    }
+}
+
+/// A range bound as people write it: 120, not 120.0.
+private func plainNumber(_ value: Double) -> String {
+    value == value.rounded() && abs(value) < 1e15 ? String(Int(value)) : String(value)
 }

@@ -22,20 +22,25 @@ struct Watch: AsyncParsableCommand {
 
     @OptionGroup var film: FilmOptions
 
-    @Option(help: "Stop after this many seconds without a new checkpoint (default: wait for DONE or Ctrl-C).")
+    @Option(help: "Stop after this many seconds without a new checkpoint, 0.1 to 2592000 (default: wait for DONE or Ctrl-C).")
     var idleTimeout: Double?
+
+    @Flag(help: "End the watch (finalising the video) when the process that started it exits, as a training that crashed.")
+    var stopWithParent = false
 
     func validate() throws {
         guard film.writesAnything else {
             throw ValidationError("nothing to write: give -o OUT.mp4, -o OUT.gif, --latest PNG, --frames-dir DIR or --dump-data DIR")
         }
-        if let idleTimeout, !(idleTimeout > 0) { throw ValidationError("--idle-timeout \(idleTimeout): must be above 0") }
+        if let idleTimeout { try checkRange("--idle-timeout", idleTimeout, 0.1...2_592_000) }
     }
 
     func run() async throws {
         var watcher = RunWatcher(path: run)
-        watcher.idleTimeout = idleTimeout.map { .milliseconds(Int64($0 * 1000)) }
+        watcher.idleTimeout = idleTimeout.map { .milliseconds(Int64(($0 * 1000).rounded())) }
+        watcher.stopWithParent = stopWithParent
         watcher.warn = { note("warning: \($0)") }
+        watcher.inform = { note($0) }
         let options = film.renderOptions
 
         let stop = StopFlag()

@@ -31,33 +31,52 @@ public enum NPYElement: Sendable, Equatable, CustomStringConvertible {
     }
 }
 
-/// A `.npy` file (format versions 1.0 to 3.0), memory-mapped; values are converted on demand.
+/// A `.npy` file (format versions 1.0 to 3.0): its validated header, and the values on demand.
+///
+/// Opening reads only the header. Each value accessor opens the file again, checks that it is
+/// still the version whose header was read (same inode, size and modification time) and reads
+/// the data into an owned buffer: a file that changes in between is reported, never misread.
 public struct NPYArray: Sendable {
     public let path: String
     public let element: NPYElement
     public let bigEndian: Bool
     public let fortranOrder: Bool
     public let shape: [Int]
+    /// The file as it was when the header was read.
+    public let identity: FileIdentity
     let dataOffset: Int
-    let file: MappedFile
+    /// Bytes of data the header announces (overflow-checked).
+    let dataCount: Int
 
-    public var elementCount: Int { shape.reduce(1, *) }
+    public var elementCount: Int { dataCount / element.size }
 
-    /// Opens and validates the header; checks that the file holds all the data it announces.
+    /// Reads and validates the header; checks that the file holds all the data it announces.
     public init(path: String) throws(RunFormatError) {
-        let file = try MappedFile(path: path)
+        try self.init(file: InputFile(path: path))
+    }
+
+    init(file: InputFile) throws(RunFormatError) {
+        let path = file.path
         self.path = path
-        self.file = file
-        let header = try file.withBytes { bytes throws(RunFormatError) in try NPYHeader(bytes, path: path) }
+        identity = file.identity
+        let header = try NPYHeader(reading: file)
         element = header.element
         bigEndian = header.bigEndian
         fortranOrder = header.fortranOrder
         shape = header.shape
         dataOffset = header.dataOffset
-        let expected = shape.reduce(1, *) * element.size
-        let available = file.count - dataOffset
-        if available < expected {
-            throw RunFormatError(path, "truncated: shape \(Self.shapeText(shape)) needs \(expected) bytes of data, the file has \(available)")
+        var count = element.size
+        for extent in shape {
+            let (product, overflow) = count.multipliedReportingOverflow(by: extent)
+            guard !overflow, product <= file.size else {
+                throw RunFormatError(path, "truncated or corrupt: shape \(Self.shapeText(shape)) needs more bytes than the file's \(file.size)")
+            }
+            count = product
+        }
+        dataCount = count
+        let available = file.size - dataOffset
+        if available < count {
+            throw RunFormatError(path, "truncated: shape \(Self.shapeText(shape)) needs \(count) bytes of data, the file has \(available)")
         }
     }
 
@@ -67,6 +86,32 @@ public struct NPYArray: Sendable {
 
     public var shapeText: String { Self.shapeText(shape) }
 
+    /// Opens the file again and checks it is the version whose header was read.
+    private func reopen() throws(RunFormatError) -> InputFile {
+        let file = try InputFile(path: path)
+        guard file.identity == identity else {
+            throw RunFormatError(path, "changed since its header was read: another process rewrote it", kind: .changing)
+        }
+        return file
+    }
+
+    /// Reads the data bytes into `buffer` (of `dataCount` bytes) and checks the file did not change meanwhile.
+    private func readData(into buffer: UnsafeMutableRawBufferPointer) throws(RunFormatError) {
+        let file = try reopen()
+        try file.read(into: buffer, at: dataOffset)
+        try file.checkUnchanged()
+    }
+
+    private func dataBytes() throws(RunFormatError) -> [UInt8] {
+        var raw = [UInt8](repeating: 0, count: dataCount)
+        var failure: RunFormatError?
+        raw.withUnsafeMutableBytes { buffer in
+            do throws(RunFormatError) { try readData(into: buffer) } catch { failure = error }
+        }
+        if let failure { throw failure }
+        return raw
+    }
+
     /// The array as an `N x D` float32 matrix, in row-major order. Refuses non-floating dtypes.
     public func floatMatrix() throws(RunFormatError) -> Matrix {
         guard shape.count == 2 else { throw RunFormatError(path, "expected a 2-D array (N, D), got shape \(shapeText)") }
@@ -75,19 +120,18 @@ public struct NPYArray: Sendable {
         }
         let rows = shape[0], columns = shape[1]
         var values = [Float](repeating: 0, count: rows * columns)
-        let element = self.element, swap = bigEndian, offset = dataOffset
-        if element == .float(bytes: 4), !swap, !fortranOrder {
-            // The common case: read straight into the array, so the file's pages are not also
-            // mapped into this process (that would double the memory of a large checkpoint).
+        if element == .float(bytes: 4), !bigEndian, !fortranOrder {
+            // The common case: read straight into the matrix, no second copy.
             var failure: RunFormatError?
             values.withUnsafeMutableBytes { buffer in
-                do throws(RunFormatError) { try file.read(into: buffer, at: offset) } catch { failure = error }
+                do throws(RunFormatError) { try readData(into: buffer) } catch { failure = error }
             }
             if let failure { throw failure }
             return Matrix(rows: rows, columns: columns, storage: values)
         }
-        file.withBytes { bytes in
-            let data = UnsafeRawBufferPointer(rebasing: bytes[offset...])
+        let raw = try dataBytes()
+        let element = self.element, swap = bigEndian
+        raw.withUnsafeBytes { data in
             values.withUnsafeMutableBufferPointer { out in
                 switch element {
                 case .float(bytes: 2):
@@ -96,12 +140,9 @@ public struct NPYArray: Sendable {
                         out[i] = Float(Float16(bitPattern: swap ? bits.byteSwapped : bits))
                     }
                 case .float(bytes: 4):
-                    if swap {
-                        for i in 0..<out.count {
-                            out[i] = Float(bitPattern: data.loadUnaligned(fromByteOffset: 4 * i, as: UInt32.self).byteSwapped)
-                        }
-                    } else {
-                        UnsafeMutableRawBufferPointer(out).copyMemory(from: UnsafeRawBufferPointer(rebasing: data[..<(4 * out.count)]))
+                    for i in 0..<out.count {
+                        let bits = data.loadUnaligned(fromByteOffset: 4 * i, as: UInt32.self)
+                        out[i] = Float(bitPattern: swap ? bits.byteSwapped : bits)
                     }
                 default:
                     for i in 0..<out.count {
@@ -122,14 +163,15 @@ public struct NPYArray: Sendable {
         return Matrix(rows: rows, columns: columns, storage: values)
     }
 
-    /// A 1-D integer array (any integer dtype) as `Int`s.
+    /// A 1-D integer array (any integer dtype) as `Int`s; uint64 values above `Int.max` are refused.
     public func integers() throws(RunFormatError) -> [Int] {
         guard shape.count == 1 else { throw RunFormatError(path, "expected a 1-D array (N,), got shape \(shapeText)") }
         guard element.isInteger else { throw RunFormatError(path, "expected an integer dtype, got \(element)") }
-        let element = self.element, swap = bigEndian, offset = dataOffset, n = shape[0]
-        return file.withBytes { bytes in
-            let data = UnsafeRawBufferPointer(rebasing: bytes[offset...])
-            return (0..<n).map { i -> Int in
+        let element = self.element, swap = bigEndian, n = shape[0]
+        let raw = try dataBytes()
+        var tooLarge = false
+        let values = raw.withUnsafeBytes { data in
+            (0..<n).map { i -> Int in
                 switch element {
                 case .bool, .unsigned(bytes: 1): return Int(data[i])
                 case .signed(bytes: 1): return Int(Int8(bitPattern: data[i]))
@@ -144,17 +186,21 @@ public struct NPYArray: Sendable {
                 default:
                     let v = data.loadUnaligned(fromByteOffset: 8 * i, as: UInt64.self)
                     let bits = swap ? v.byteSwapped : v
-                    return element == .signed(bytes: 8) ? Int(Int64(bitPattern: bits)) : Int(truncatingIfNeeded: bits)
+                    if element == .signed(bytes: 8) { return Int(Int64(bitPattern: bits)) }
+                    guard let value = Int(exactly: bits) else { tooLarge = true; return 0 }
+                    return value
                 }
             }
         }
+        if tooLarge { throw RunFormatError(path, "holds uint64 values too large for an index") }
+        return values
     }
 
     /// The raw bytes of a uint8 array in C order (Fortran order is transposed).
     public func bytes() throws(RunFormatError) -> [UInt8] {
         guard element == .unsigned(bytes: 1) else { throw RunFormatError(path, "expected uint8, got \(element)") }
-        let offset = dataOffset, count = elementCount
-        let raw = file.withBytes { Array(UnsafeRawBufferPointer(rebasing: $0[offset ..< offset + count])) }
+        let raw = try dataBytes()
+        let count = raw.count
         guard fortranOrder, shape.count > 1 else { return raw }
         // Fortran order: the first index varies fastest. Re-index into C order.
         var out = [UInt8](repeating: 0, count: count)
@@ -182,26 +228,38 @@ struct NPYHeader {
     let shape: [Int]
     let dataOffset: Int
 
-    init(_ bytes: UnsafeRawBufferPointer, path: String) throws(RunFormatError) {
+    /// The largest header accepted: numpy writes a few hundred bytes; anything near this is not a real array.
+    static let maximumHeaderLength = 1 << 20
+
+    init(reading file: InputFile) throws(RunFormatError) {
+        let path = file.path
+        guard file.size > 0 else { throw RunFormatError(path, "empty file, not a .npy array") }
+        let preamble = try file.bytes(at: 0, count: min(file.size, 12))
         let magic: [UInt8] = [0x93, 0x4E, 0x55, 0x4D, 0x50, 0x59]  // "\x93NUMPY"
-        guard bytes.count >= 10, Array(bytes[0..<6]) == magic else {
-            throw RunFormatError(path, bytes.isEmpty ? "empty file, not a .npy array" : "not a .npy file (bad magic bytes)")
+        guard preamble.count >= 10, Array(preamble[0..<6]) == magic else {
+            throw RunFormatError(path, "not a .npy file (bad magic bytes)")
         }
-        let major = bytes[6]
+        let major = preamble[6]
         let headerLength: Int, start: Int
         switch major {
         case 1:
-            headerLength = Int(bytes[8]) | Int(bytes[9]) << 8
+            headerLength = Int(preamble[8]) | Int(preamble[9]) << 8
             start = 10
         case 2, 3:
-            guard bytes.count >= 12 else { throw RunFormatError(path, "truncated .npy header") }
-            headerLength = (0..<4).reduce(0) { $0 | Int(bytes[8 + $1]) << (8 * $1) }
+            guard preamble.count >= 12 else { throw RunFormatError(path, "truncated .npy header") }
+            headerLength = (0..<4).reduce(0) { $0 | Int(preamble[8 + $1]) << (8 * $1) }
             start = 12
         default:
-            throw RunFormatError(path, "unsupported .npy format version \(major).\(bytes[7])")
+            throw RunFormatError(path, "unsupported .npy format version \(major).\(preamble[7])")
         }
-        guard start + headerLength <= bytes.count else { throw RunFormatError(path, "truncated .npy header") }
-        let text = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[start ..< start + headerLength]), as: UTF8.self)
+        guard headerLength <= Self.maximumHeaderLength else {
+            throw RunFormatError(path, "malformed .npy header: announces \(headerLength) bytes of header")
+        }
+        guard start + headerLength <= file.size else { throw RunFormatError(path, "truncated .npy header") }
+        let headerBytes = try file.bytes(at: start, count: headerLength)
+        guard let text = String(validating: headerBytes, as: UTF8.self) else {
+            throw RunFormatError(path, "malformed .npy header: not text")
+        }
         dataOffset = start + headerLength
 
         guard let descr = Self.value(of: "descr", in: text), let quoted = Self.quoted(descr) else {

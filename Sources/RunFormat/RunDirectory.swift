@@ -1,44 +1,77 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import Foundation
 import LinearAlgebra
 
 /// One `checkpoint-<step>` folder with embeddings, its header already validated.
 ///
-/// Only the header is kept: the file is mapped again when loaded and unmapped right after, so a
-/// long run never holds more than one checkpoint's pages.
+/// Only the header is kept: the values are read when the checkpoint is loaded, from the same
+/// version of the file (a file rewritten in between is reported, never misread).
 public struct CheckpointFile: Sendable {
     public let step: Int
     public let directory: String
-    public let embeddingsPath: String
-    public let element: NPYElement
-    public let shape: [Int]
+    public let embeddings: NPYArray
     /// `epoch` from the folder's `trainer_state.json`, if it has one.
     public let epoch: Double?
 
     public init(step: Int, directory: String, embeddings: NPYArray, epoch: Double?) {
         self.step = step
         self.directory = directory
-        self.embeddingsPath = embeddings.path
-        self.element = embeddings.element
-        self.shape = embeddings.shape
+        self.embeddings = embeddings
         self.epoch = epoch
     }
 
+    public var embeddingsPath: String { embeddings.path }
+    public var element: NPYElement { embeddings.element }
+    public var shape: [Int] { embeddings.shape }
     public var sampleCount: Int { shape[0] }
     public var dimension: Int { shape[1] }
 
-    /// Reads the embeddings as float32 and checks every value is finite.
+    /// Reads the embeddings as float32 and checks they can be projected (`EmbeddingValues`).
     public func loadEmbeddings() throws(RunFormatError) -> Matrix {
-        let array = try NPYArray(path: embeddingsPath)
-        guard array.shape == shape, array.element == element else {
-            throw RunFormatError(embeddingsPath, "changed while being rendered: now \(array.element) \(array.shapeText)")
-        }
-        let matrix = try array.floatMatrix()
+        let matrix = try embeddings.floatMatrix()
+        try EmbeddingValues.validate(matrix, path: embeddingsPath)
+        return matrix
+    }
+}
+
+/// The one check of embedding values, shared by `render`, `watch` and `inspect`.
+public enum EmbeddingValues {
+    /// Beyond this magnitude squared distances overflow float32 in the outlier search.
+    public static let largestMagnitude: Float = 1e15
+    /// Below this nothing can be projected: zeros, or subnormal numbers whose squares vanish.
+    public static let smallestScale: Float = 1e-15
+
+    /// Every value finite and at most `largestMagnitude`; some value at least `smallestScale`;
+    /// and the rows not all equal (a spread above float32 noise).
+    public static func validate(_ matrix: Matrix, path: String) throws(RunFormatError) {
+        var largest: Float = 0
+        var low = [Float](matrix.row(0)), high = low
         for i in 0..<matrix.rows {
-            for value in matrix.row(i) where !value.isFinite {
-                throw RunFormatError(embeddingsPath, "row \(i) holds \(value.isNaN ? "NaN" : "Inf"): embeddings must be finite")
+            let row = matrix.row(i)
+            for (j, value) in row.enumerated() {
+                guard value.isFinite else {
+                    throw RunFormatError(path, "row \(i) holds \(value.isNaN ? "NaN" : "Inf"): embeddings must be finite")
+                }
+                let magnitude = abs(value)
+                if magnitude > largest {
+                    guard magnitude <= largestMagnitude else {
+                        throw RunFormatError(path, "row \(i) holds \(value): embeddings must lie within ±\(largestMagnitude)")
+                    }
+                    largest = magnitude
+                }
+                low[j] = min(low[j], value)
+                high[j] = max(high[j], value)
             }
         }
-        return matrix
+        guard largest >= smallestScale else {
+            throw RunFormatError(path, "every value is below \(smallestScale) in magnitude (zeros or subnormal numbers): nothing to project")
+        }
+        let spread = zip(low, high).map { $1 - $0 }.max() ?? 0
+        guard spread > largest * 1e-6 else {
+            throw RunFormatError(path, "all \(matrix.rows) rows are identical: nothing to project")
+        }
     }
 }
 
@@ -67,8 +100,8 @@ public struct Thumbnails: Sendable {
     }
 }
 
-/// A run directory as written by a training (see docs/run-layout.md), validated up front:
-/// every checkpoint's `.npy` header is read, so shape problems show before any frame is drawn.
+/// A saved run, validated up front: every checkpoint's `.npy` header is read, so shape
+/// problems show before any frame is drawn.
 public struct RunDirectory: Sendable {
     public let path: String
     /// Checkpoints with embeddings, by increasing integer step.
@@ -90,13 +123,12 @@ public struct RunDirectory: Sendable {
         self = scan.run!
     }
 
-    private init(path: String, checkpoints: [CheckpointFile], labels: [Int]?, classNames: [String]?,
-                 thumbnails: Thumbnails?, losses: LossHistory, warnings: [String]) {
+    private init(path: String, checkpoints: [CheckpointFile], annotations: SampleAnnotations, losses: LossHistory, warnings: [String]) {
         self.path = path
         self.checkpoints = checkpoints
-        self.labels = labels
-        self.classNames = classNames
-        self.thumbnails = thumbnails
+        self.labels = annotations.labels
+        self.classNames = annotations.classNames
+        self.thumbnails = annotations.thumbnails
         self.losses = losses
         self.warnings = warnings
     }
@@ -110,113 +142,22 @@ public struct RunDirectory: Sendable {
         public let warnings: [String]
     }
 
-    /// Reads the whole layout (headers only for embeddings) and collects every problem found.
+    /// Reads the whole layout (headers only for embeddings) through the run scanner and collects every problem found.
     public static func scan(path: String) -> Scan {
-        var problems: [RunFormatError] = []
-        var warnings: [String] = []
-        func attempt<T>(_ body: () throws(RunFormatError) -> T) -> T? {
-            do { return try body() } catch { problems.append(error); return nil }
-        }
-
-        var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
+        var scanner = RunScanner(path: path, mode: .finished)
+        let snapshot = scanner.scan()
+        guard snapshot.exists else {
             return Scan(run: nil, checkpoints: [], problems: [RunFormatError(path, "no such run directory")], warnings: [])
         }
-        guard isDirectory.boolValue else {
-            return Scan(run: nil, checkpoints: [], problems: [RunFormatError(path, "not a directory: expected a run directory")], warnings: [])
-        }
-        let names: [String]
-        do { names = try FileManager.default.contentsOfDirectory(atPath: path) } catch {
-            return Scan(run: nil, checkpoints: [], problems: [RunFormatError(path, "unreadable directory: \(error.localizedDescription)")], warnings: [])
-        }
-
-        var found: [(step: Int, directory: String)] = []
-        for name in names where name.hasPrefix("checkpoint-") {
-            guard let step = Int(name.dropFirst("checkpoint-".count)), step >= 0 else { continue }
-            let directory = (path as NSString).appendingPathComponent(name)
-            if FileManager.default.fileExists(atPath: (directory as NSString).appendingPathComponent("embeddings.npy")) {
-                found.append((step, directory))
-            } else {
-                warnings.append("\(directory): no embeddings.npy, skipped")
-            }
-        }
-        found.sort { $0.step < $1.step }
-        if found.isEmpty {
-            problems.append(RunFormatError(path, "no checkpoint-<step>/embeddings.npy found: not a run directory, or an empty run"))
-        }
-
-        var checkpoints: [CheckpointFile] = []
-        var states: [[[String: Any]]] = []
-        var shape: (n: Int, d: Int, path: String)?
-        for (step, directory) in found {
-            let statePath = (directory as NSString).appendingPathComponent("trainer_state.json")
-            var epoch: Double?
-            if FileManager.default.fileExists(atPath: statePath), let state = attempt({ () throws(RunFormatError) in try readJSONObject(statePath) }) {
-                epoch = (state["epoch"] as? NSNumber)?.doubleValue
-                states.append(state["log_history"] as? [[String: Any]] ?? [])
-            }
-            guard let array = attempt({ () throws(RunFormatError) in
-                try checkedEmbeddings((directory as NSString).appendingPathComponent("embeddings.npy"), like: shape)
-            }) else { continue }
-            if shape == nil { shape = (array.shape[0], array.shape[1], array.path) }
-            checkpoints.append(CheckpointFile(step: step, directory: directory, embeddings: array, epoch: epoch))
-        }
-        let n = shape?.n
-
-        let csvPath = (path as NSString).appendingPathComponent("losses.csv")
-        var losses = LossHistory.merge(trainerStates: states)
-        if FileManager.default.fileExists(atPath: csvPath), let csv = attempt({ () throws(RunFormatError) in try LossHistory.read(csv: csvPath) }) {
-            losses = LossHistory(training: csv.training, evaluation: losses.evaluation,
-                                 epochs: csv.epochs.isEmpty ? losses.epochs : csv.epochs, source: csv.source)
-        }
-
-        let annotations = SampleAnnotations.read(runPath: path, sampleCount: n)
+        var problems = snapshot.problems
+        let annotations = SampleAnnotations.read(runPath: path, sampleCount: scanner.shape?.sampleCount)
         problems += annotations.problems
-
-        guard problems.isEmpty else { return Scan(run: nil, checkpoints: checkpoints, problems: problems, warnings: warnings) }
-        let run = RunDirectory(path: path, checkpoints: checkpoints, labels: annotations.labels, classNames: annotations.classNames,
-                               thumbnails: annotations.thumbnails, losses: losses, warnings: warnings)
-        return Scan(run: run, checkpoints: checkpoints, problems: [], warnings: warnings)
-    }
-
-    /// Opens one checkpoint's embeddings and checks dtype and shape against the first checkpoint's.
-    public static func checkedEmbeddings(_ path: String, like first: (n: Int, d: Int, path: String)?) throws(RunFormatError) -> NPYArray {
-        let array = try NPYArray(path: path)
-        guard array.shape.count == 2 else {
-            throw RunFormatError(path, "expected a 2-D array (N, D), got shape \(array.shapeText)")
+        guard problems.isEmpty else {
+            return Scan(run: nil, checkpoints: snapshot.ready, problems: problems, warnings: snapshot.warnings)
         }
-        guard case .float = array.element else {
-            throw RunFormatError(path, "expected float16, float32 or float64 embeddings, got \(array.element)")
-        }
-        if let first {
-            guard array.shape[0] == first.n else {
-                throw RunFormatError(path, "has \(array.shape[0]) rows but \(first.path) has \(first.n): every checkpoint must embed the same evaluation set")
-            }
-            guard array.shape[1] == first.d else {
-                throw RunFormatError(path, "has dimension \(array.shape[1]) but \(first.path) has \(first.d): D must not change during a run")
-            }
-        } else {
-            guard array.shape[0] >= 3 else { throw RunFormatError(path, "only \(array.shape[0]) rows: need at least 3 samples") }
-            guard array.shape[1] >= 2 else { throw RunFormatError(path, "dimension \(array.shape[1]): need at least 2 features to project to 2-D") }
-        }
-        return array
-    }
-
-    public static func readJSON(_ path: String) throws(RunFormatError) -> Any {
-        let data: Data
-        do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
-            throw RunFormatError(path, "unreadable: \(error.localizedDescription)")
-        }
-        do { return try JSONSerialization.jsonObject(with: data) } catch {
-            throw RunFormatError(path, "invalid JSON")
-        }
-    }
-
-    public static func readJSONObject(_ path: String) throws(RunFormatError) -> [String: Any] {
-        guard let object = try readJSON(path) as? [String: Any] else {
-            throw RunFormatError(path, "expected a JSON object")
-        }
-        return object
+        let run = RunDirectory(path: path, checkpoints: snapshot.ready, annotations: annotations,
+                               losses: scanner.losses.history, warnings: snapshot.warnings)
+        return Scan(run: run, checkpoints: snapshot.ready, problems: [], warnings: snapshot.warnings)
     }
 }
 
@@ -244,14 +185,14 @@ public struct SampleAnnotations: Sendable {
         }
         let labelsPath = (path as NSString).appendingPathComponent("labels.npy")
         var labels: [Int]?
-        if FileManager.default.fileExists(atPath: labelsPath) {
+        if entryExists(labelsPath) {
             labels = attempt { () throws(RunFormatError) in
                 let values = try NPYArray(path: labelsPath).integers()
                 if let n, values.count != n {
                     throw RunFormatError(labelsPath, "has \(values.count) labels but the checkpoints embed \(n) samples")
                 }
                 guard values.allSatisfy({ $0 >= 0 && $0 < 100_000 }) else {
-                    throw RunFormatError(labelsPath, "labels must be class indices from 0 (got \(values.min()!) to \(values.max()!))")
+                    throw RunFormatError(labelsPath, "labels must be class indices from 0 to 99999 (got \(values.min()!) to \(values.max()!))")
                 }
                 return values
             }
@@ -259,12 +200,17 @@ public struct SampleAnnotations: Sendable {
 
         let namesPath = (path as NSString).appendingPathComponent("class_names.json")
         var classNames: [String]?
-        if FileManager.default.fileExists(atPath: namesPath) {
+        if entryExists(namesPath) {
             classNames = attempt { () throws(RunFormatError) in
-                guard let list = try RunDirectory.readJSON(namesPath) as? [Any] else {
+                guard let list = try JSONFile.read(namesPath) as? [Any] else {
                     throw RunFormatError(namesPath, "expected a JSON list of class names")
                 }
-                let names = list.map { ($0 as? String) ?? "\($0)" }
+                let names = try list.enumerated().map { (i, name) throws(RunFormatError) -> String in
+                    guard let name = name as? String else {
+                        throw RunFormatError(namesPath, "entry \(i) is not a string: expected a JSON list of class names")
+                    }
+                    return name
+                }
                 if let top = labels?.max(), top >= names.count {
                     throw RunFormatError(namesPath, "names \(names.count) classes but labels.npy uses class \(top)")
                 }
@@ -274,7 +220,7 @@ public struct SampleAnnotations: Sendable {
 
         let imagesPath = (path as NSString).appendingPathComponent("images.npy")
         var thumbnails: Thumbnails?
-        if FileManager.default.fileExists(atPath: imagesPath) {
+        if entryExists(imagesPath) {
             thumbnails = attempt { () throws(RunFormatError) in
                 let array = try NPYArray(path: imagesPath)
                 let s = array.shape
@@ -291,4 +237,11 @@ public struct SampleAnnotations: Sendable {
 
         return SampleAnnotations(labels: labels, classNames: classNames, thumbnails: thumbnails, problems: problems)
     }
+}
+
+/// Whether a directory entry exists, of any kind (`lstat`): a FIFO or a dangling link is then
+/// reported by the reader, never silently taken as absent.
+func entryExists(_ path: String) -> Bool {
+    var info = stat()
+    return lstat(path, &info) == 0
 }

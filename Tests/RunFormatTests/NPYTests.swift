@@ -103,12 +103,21 @@ func npyBytes(version: UInt8, header: String, payload: [UInt8]) -> [UInt8] {
         #expect(history.upTo(step: 10).training.count == 1)
     }
 
-    @Test func trainerStatesSkipEvalRowsAndLaterFilesWin() {
-        let first: [[String: Any]] = [["step": 5, "loss": 3.0, "epoch": 0.1], ["step": 10, "eval_loss": 2.0]]
-        let second: [[String: Any]] = [["step": 5, "loss": 2.9], ["step": 15, "loss": 1.0]]
-        let history = LossHistory.merge(trainerStates: [first, second])
+    @Test func trainerStatesSkipEvalRowsAndLaterFilesWin() throws {
+        let run = temporaryDirectory()
+        for (name, log) in [("a", #"[{"step": 5, "loss": 3.0, "epoch": 0.1}, {"step": 10, "eval_loss": 2.0}]"#),
+                            ("b", #"[{"step": 5, "loss": 2.9}, {"step": 15, "loss": 1.0}]"#)] {
+            try FileManager.default.createDirectory(atPath: "\(run)/\(name)", withIntermediateDirectories: true)
+            try #"{"epoch": 1.5, "log_history": \#(log)}"#.write(toFile: "\(run)/\(name)/trainer_state.json", atomically: true, encoding: .utf8)
+        }
+        var log = LossLog()
+        var warnings: [String] = []
+        #expect(try log.absorb(trainerStateIn: "\(run)/a", warnings: &warnings) == 1.5)
+        _ = try log.absorb(trainerStateIn: "\(run)/b", warnings: &warnings)
+        let history = log.history
         #expect(history.training == [.init(step: 5, loss: 2.9), .init(step: 15, loss: 1.0)])
         #expect(history.evaluation == [.init(step: 10, loss: 2.0)])
         #expect(history.source == "trainer_state.json")
+        #expect(warnings.isEmpty)
     }
 }

@@ -6,12 +6,15 @@
         run.log_loss(step, loss)
         run.checkpoint(step, embeddings)     # (N, D) array-like: numpy, torch, lists
 
-HuggingFace users add `EmbedlapseCallback` to their `Trainer` (imported lazily; needs torch).
+HuggingFace users add `EmbedlapseCallback` to their `Trainer` (imported lazily; needs transformers and torch).
 """
-from .writer import RunWriter
-
-__all__ = ["RunWriter", "EmbedlapseCallback"]
+# The one version number: pyproject.toml reads it from here, and writer.py writes it into run.json.
 __version__ = "0.1.0"
+
+from .watcher import WatchProcess, watch_command
+from .writer import RunWriter, is_main_process, previous_run
+
+__all__ = ["RunWriter", "EmbedlapseCallback", "WatchProcess", "watch_command", "is_main_process", "previous_run"]
 
 
 def __getattr__(name):

@@ -1,18 +1,35 @@
 """EmbedlapseCallback: a HuggingFace Trainer callback that writes the embeddings Embedlapse renders."""
 import os
-import subprocess
 
-import torch
-from torch.utils.data import DataLoader
 from transformers import TrainerCallback
 
-from .writer import RunWriter, find_embedlapse
+from .watcher import WatchProcess, watch_command
+from .writer import RunWriter, find_embedlapse, is_main_process
+
+EMBED_FN_EXAMPLE = ('EmbedlapseCallback(..., embed_fn=lambda model, batch: '
+                    'model.backbone(batch["pixel_values"]).pooler_output)')
+
+
+def last_hidden_state(output):
+    """The (batch, tokens, width) last hidden state of a model output asked for its hidden states.
+
+    Any array with .ndim and .shape will do, so this check needs no torch."""
+    hidden_states = getattr(output, "hidden_states", None)
+    last = hidden_states[-1] if hidden_states is not None and len(hidden_states) else None
+    if last is None:
+        found = "the model output has no hidden_states"
+    elif getattr(last, "ndim", None) != 3:
+        found = f"the last hidden state has shape {tuple(getattr(last, 'shape', ()))}, not (batch, tokens, width)"
+    else:
+        return last
+    raise ValueError(f"no [CLS] token to embed: {found}. Pass embed_fn to say what to embed, "
+                     f"e.g. {EMBED_FN_EXAMPLE}")
 
 
 def cls_embedding(model, batch):
     """The default: the [CLS] token of the last hidden state (as in the ViT fine-tuning notebook)."""
     inputs = {k: v for k, v in batch.items() if k not in ("labels", "label")}
-    return model(**inputs, output_hidden_states=True).hidden_states[-1][:, 0]
+    return last_hidden_state(model(**inputs, output_hidden_states=True))[:, 0]
 
 
 class EmbedlapseCallback(TrainerCallback):
@@ -23,12 +40,18 @@ class EmbedlapseCallback(TrainerCallback):
     every_steps   embed every this many steps instead of at each save
     embed_fn      embed_fn(model, batch) -> (batch, D) tensor, for anything but the [CLS] token
     run_dir       where to write (default: the Trainer's output_dir, next to its checkpoints)
-    render        a video path: runs `embedlapse watch` during training and finalises it at the end
+    overwrite     replace a previous Embedlapse run in run_dir (its files and checkpoint-* folders);
+                  without it such a folder is refused. The Trainer's other files are left alone.
+    render        a video path: runs `embedlapse watch` during training and finalises it at the end;
+                  a failed render is warned about at once and raised (RuntimeError) when training ends
+    idle_timeout  seconds without a new checkpoint after which the watch gives up (None: never)
+
+    In a distributed training only the main process embeds and writes.
     """
 
     def __init__(self, eval_dataset, labels=None, class_names=None, images=None, every_steps=None,
                  embed_fn=cls_embedding, batch_size=64, collate_fn=None, run_dir=None, render=None,
-                 dtype="float16"):
+                 dtype="float16", overwrite=False, idle_timeout=3600):
         self.eval_dataset = eval_dataset
         self.labels, self.class_names, self.images = labels, class_names, images
         self.every_steps = every_steps
@@ -38,35 +61,58 @@ class EmbedlapseCallback(TrainerCallback):
         self.run_dir = run_dir
         self.render = render
         self.dtype = dtype
-        self.writer = None
-        self.process = None
+        self.overwrite = overwrite
+        self.idle_timeout = idle_timeout
+        self.writer = None  # stays None on every process but the main one: then each event does nothing
+        self.watch = None
         self._last_step = None
 
     def on_train_begin(self, args, state, control, model=None, **kwargs):
+        if not (state.is_world_process_zero and is_main_process()):
+            return
         run_dir = self.run_dir or args.output_dir
-        self.writer = RunWriter(run_dir, self.labels, self.class_names, self.images, dtype=self.dtype)
+        # shared: the output_dir may hold the Trainer's own files (its logs); only an old run is refused.
+        self.writer = RunWriter(run_dir, self.labels, self.class_names, self.images, dtype=self.dtype,
+                                overwrite=self.overwrite, shared=True)
         if self.render:
-            self.process = subprocess.Popen([find_embedlapse(), "watch", run_dir, "-o", os.fspath(self.render)])
+            self.watch = WatchProcess(watch_command(find_embedlapse(), run_dir, os.fspath(self.render),
+                                                    self.idle_timeout))
         self._checkpoint(state, model)  # the starting point: the pretrained backbone with its new head
 
     def on_log(self, args, state, control, logs=None, **kwargs):
+        if self.writer is None:
+            return
         if logs and "loss" in logs:
             self.writer.log_loss(state.global_step, logs["loss"], logs.get("epoch"))
+        self._check_watch()
 
     def on_step_end(self, args, state, control, model=None, **kwargs):
+        if self.writer is None:
+            return
         if self.every_steps and state.global_step % self.every_steps == 0:
             self._checkpoint(state, model)
+        self._check_watch()
 
     def on_save(self, args, state, control, model=None, **kwargs):
+        if self.writer is None:
+            return
         if not self.every_steps:
             self._checkpoint(state, model)
+        self._check_watch()
 
     def on_train_end(self, args, state, control, model=None, **kwargs):
+        if self.writer is None:
+            return
         if self._last_step != state.global_step:
             self._checkpoint(state, model)
         self.writer.close()  # DONE: the watcher renders what is left, finalises the video and exits
-        if self.process is not None:
-            self.process.wait()
+        if self.watch is not None:
+            self.watch.wait()  # RuntimeError if the render failed, so a lost video does not pass unnoticed
+
+    def _check_watch(self):
+        # A failed render is told at once (a warning, once), not only when training ends hours later.
+        if self.watch is not None:
+            self.watch.check()
 
     def _checkpoint(self, state, model):
         directory = os.path.join(self.writer.run_dir, f"checkpoint-{state.global_step}")
@@ -75,15 +121,20 @@ class EmbedlapseCallback(TrainerCallback):
         self.writer.checkpoint(state.global_step, self._embed(model), epoch=state.epoch, trainer_state=own_state)
         self._last_step = state.global_step
 
-    @torch.no_grad()
     def _embed(self, model):
+        # torch is imported here, not at the top: the rest of the module (the run, the watch, the
+        # [CLS] check) can then be imported and tested where torch is not installed.
+        import torch
+        from torch.utils.data import DataLoader
+
         was_training = model.training
         model.eval()
         device = next(model.parameters()).device
         loader = DataLoader(self.eval_dataset, batch_size=self.batch_size, shuffle=False, collate_fn=self.collate_fn)
         parts = []
-        for batch in loader:
-            batch = {k: v.to(device) if hasattr(v, "to") else v for k, v in batch.items()}
-            parts.append(self.embed_fn(model, batch).float().cpu())
+        with torch.no_grad():
+            for batch in loader:
+                batch = {k: v.to(device) if hasattr(v, "to") else v for k, v in batch.items()}
+                parts.append(self.embed_fn(model, batch).float().cpu())
         model.train(was_training)
         return torch.cat(parts).numpy()

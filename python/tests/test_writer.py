@@ -2,8 +2,12 @@
 import json
 import os
 import re
+import stat
 import subprocess
+import sys
 import time
+import types
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +15,12 @@ import pytest
 
 import embedlapse
 from embedlapse import RunWriter
+
+
+@pytest.fixture(autouse=True)
+def single_process(monkeypatch):
+    """Tests run as the main process, even inside a distributed job (RANK decides who writes)."""
+    monkeypatch.delenv("RANK", raising=False)
 
 ROOT = Path(__file__).resolve().parents[2]
 BINARY = os.environ.get("EMBEDLAPSE_BIN", str(ROOT / ".build" / "release" / "embedlapse"))
@@ -151,3 +161,179 @@ def test_huggingface_callback_with_a_tiny_model(tmp_path):
     assert (out / "DONE").exists()
     assert sorted(int(p.parent.name.split("-")[1]) for p in out.glob("checkpoint-*/embeddings.npy")) == [0, 4, 8]
     assert np.load(out / "checkpoint-8" / "embeddings.npy").shape == (64, 16)
+
+
+# Re-running into the same folder: refused, or cleared with overwrite=True.
+
+def test_a_folder_that_is_not_empty_is_refused(tmp_path):
+    with RunWriter(tmp_path / "run", labels=np.arange(5)) as run:
+        run.checkpoint(0, np.zeros((5, 2)))
+    with pytest.raises(FileExistsError, match=r"run.*not empty.*overwrite=True"):
+        RunWriter(tmp_path / "run", labels=np.arange(5))
+    assert (tmp_path / "run" / "DONE").exists() and (tmp_path / "run" / "checkpoint-0" / "embeddings.npy").exists()
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "todo.txt").write_text("mine")
+    with pytest.raises(FileExistsError, match="notes"):
+        RunWriter(tmp_path / "notes")
+    RunWriter(tmp_path / "new")  # a new folder, or an empty one, is fine
+    (tmp_path / "empty").mkdir()
+    RunWriter(tmp_path / "empty")
+
+
+def test_overwrite_clears_the_folder_first(tmp_path):
+    with RunWriter(tmp_path / "run", labels=np.arange(5)) as run:
+        run.log_loss(1, 1.0)
+        run.checkpoint(7, np.zeros((5, 2)))
+    (tmp_path / "run" / "stray.txt").write_text("old")
+    old_id = json.loads((tmp_path / "run" / "run.json").read_text())["run_id"]
+    run = RunWriter(tmp_path / "run", class_names=["a"], overwrite=True)
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["class_names.json", "run.json"]
+    assert run.run_id != old_id
+
+
+def test_a_bad_argument_does_not_clear_the_previous_run(tmp_path):
+    with RunWriter(tmp_path / "run", labels=np.arange(5)) as run:
+        run.checkpoint(0, np.zeros((5, 2)))
+    with pytest.raises(ValueError):
+        RunWriter(tmp_path / "run", labels=np.zeros(5), overwrite=True)  # float labels
+    assert (tmp_path / "run" / "checkpoint-0" / "embeddings.npy").exists()
+
+
+def test_a_shared_folder_refuses_only_a_previous_run(tmp_path):
+    out = tmp_path / "out"
+    (out / "runs").mkdir(parents=True)  # a Trainer's logging folder
+    (out / "checkpoint-5").mkdir()
+    (out / "checkpoint-5" / "model.safetensors").write_bytes(b"weights")
+    assert embedlapse.previous_run(out) == []
+    RunWriter(out, shared=True).checkpoint(5, np.zeros((4, 2)))
+    assert embedlapse.previous_run(out)
+    for name in ["run.json", "DONE", "labels.npy", "class_names.json", "images.npy", "losses.csv",
+                 "checkpoint-9/embeddings.npy"]:
+        other = tmp_path / name.replace("/", "_")
+        (other / "runs").mkdir(parents=True)
+        (other / name).parent.mkdir(exist_ok=True)
+        (other / name).write_bytes(b"")
+        assert embedlapse.previous_run(other) == [str(other / name)]
+        with pytest.raises(FileExistsError, match=rf"{other}.*previous Embedlapse run.*overwrite=True"):
+            RunWriter(other, shared=True)
+
+
+def test_overwrite_in_a_shared_folder_removes_only_the_previous_run(tmp_path):
+    out = tmp_path / "out"
+    (out / "runs").mkdir(parents=True)
+    (out / "runs" / "events").write_text("trainer logs")
+    (out / "config.json").write_text("{}")
+    with RunWriter(out, labels=np.arange(4), class_names="abcd", images=np.zeros((4, 2, 2), np.uint8),
+                   shared=True) as run:
+        run.log_loss(1, 1.0)
+        run.checkpoint(5, np.zeros((4, 2)))
+    (out / "checkpoint-10").mkdir()
+    (out / "checkpoint-10" / "model.safetensors").write_bytes(b"old weights")
+    RunWriter(out, shared=True, overwrite=True)
+    assert sorted(p.name for p in out.iterdir()) == ["config.json", "run.json", "runs"]
+    assert (out / "runs" / "events").read_text() == "trainer logs"
+
+
+# Every run says who it is.
+
+def test_run_json_comes_first_and_identifies_the_run(tmp_path, monkeypatch):
+    written = []
+    real_replace = os.replace
+    monkeypatch.setattr(os, "replace", lambda a, b: (written.append(os.path.basename(b)), real_replace(a, b)))
+    first = RunWriter(tmp_path / "a", labels=np.arange(3), class_names="xyz", images=np.zeros((3, 2, 2), np.uint8))
+    assert written[0] == "run.json" and len(written) == 4
+    meta = json.loads((tmp_path / "a" / "run.json").read_text())
+    assert set(meta) == {"format", "run_id", "created", "writer"}
+    assert meta["format"] == 1
+    assert re.fullmatch(r"[0-9a-f]{32}", meta["run_id"]) and meta["run_id"] == first.run_id
+    created = datetime.fromisoformat(meta["created"].replace("Z", "+00:00"))
+    assert created.utcoffset() == timedelta(0)
+    assert abs((datetime.now(timezone.utc) - created).total_seconds()) < 60
+    assert meta["writer"] == f"embedlapse-python {embedlapse.__version__}"
+    assert RunWriter(tmp_path / "b").run_id != first.run_id
+
+
+def test_the_package_version_is_the_installed_one():
+    from importlib.metadata import version
+    assert version("embedlapse") == embedlapse.__version__
+
+
+# The completion marker, after the embeddings.
+
+def test_each_checkpoint_ends_with_its_complete_marker(tmp_path, monkeypatch):
+    run = RunWriter(tmp_path / "run")
+    run.log_loss(1, 1.0)
+    written = []
+    real_replace = os.replace
+    monkeypatch.setattr(os, "replace", lambda a, b: (written.append(os.path.relpath(b, tmp_path / "run")),
+                                                     real_replace(a, b)))
+    run.checkpoint(3, np.zeros((4, 2)))
+    assert written == ["losses.csv", "checkpoint-3/trainer_state.json", "checkpoint-3/embeddings.npy",
+                       "checkpoint-3/embeddings.npy.complete"]
+    assert (tmp_path / "run" / "checkpoint-3" / "embeddings.npy.complete").read_bytes() == b""
+
+
+def test_no_marker_when_the_embeddings_could_not_be_written(tmp_path, monkeypatch):
+    run = RunWriter(tmp_path / "run")
+    monkeypatch.setattr(np, "save", lambda *a, **k: (_ for _ in ()).throw(OSError("disk full")))
+    with pytest.raises(OSError):
+        run.checkpoint(0, np.zeros((5, 3)))
+    assert not (tmp_path / "run" / "checkpoint-0" / "embeddings.npy.complete").exists()
+
+
+# File modes follow the umask, as files that open() creates do.
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX permissions")
+@pytest.mark.parametrize("umask,mode", [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])
+def test_files_follow_the_umask(tmp_path, umask, mode):
+    old = os.umask(umask)
+    try:
+        with RunWriter(tmp_path / "run", labels=np.arange(3)) as run:
+            run.log_loss(1, 1.0)
+            run.checkpoint(1, np.zeros((3, 2)))
+    finally:
+        os.umask(old)
+    files = [p for p in (tmp_path / "run").rglob("*") if p.is_file()]
+    assert len(files) == 7
+    for path in files:
+        assert stat.S_IMODE(path.stat().st_mode) == mode, path
+
+
+# Distributed training: only rank 0 writes.
+
+@pytest.mark.parametrize("rank,writes", [(None, True), ("0", True), ("1", False), ("7", False)])
+def test_only_rank_0_writes(tmp_path, monkeypatch, rank, writes):
+    monkeypatch.delitem(sys.modules, "torch", raising=False)
+    if rank is None:
+        monkeypatch.delenv("RANK", raising=False)
+    else:
+        monkeypatch.setenv("RANK", rank)
+    assert embedlapse.is_main_process() is writes
+    with RunWriter(tmp_path / "run", labels=np.arange(3), class_names="abc") as run:
+        run.log_loss(1, 1.0)
+        run.checkpoint(1, np.zeros((3, 2)))
+        run.checkpoint(2, np.zeros((3, 2)))
+    assert (tmp_path / "run").exists() is writes
+    if writes:
+        assert (tmp_path / "run" / "DONE").exists()
+
+
+def fake_torch(initialised, rank):
+    distributed = types.SimpleNamespace(is_available=lambda: True, is_initialized=lambda: initialised,
+                                        get_rank=lambda: rank)
+    return types.SimpleNamespace(distributed=distributed)
+
+
+def test_torch_distributed_decides_the_rank_when_initialised(tmp_path, monkeypatch):
+    monkeypatch.setenv("RANK", "0")
+    monkeypatch.setitem(sys.modules, "torch", fake_torch(True, 2))
+    assert not embedlapse.is_main_process()
+    run = RunWriter(tmp_path / "run", labels=np.arange(3))
+    run.checkpoint(0, np.zeros((3, 2)))
+    run.close()
+    assert not (tmp_path / "run").exists()
+    monkeypatch.setenv("RANK", "3")
+    monkeypatch.setitem(sys.modules, "torch", fake_torch(True, 0))
+    assert embedlapse.is_main_process()
+    monkeypatch.setitem(sys.modules, "torch", fake_torch(False, 0))  # not initialised: RANK decides
+    assert not embedlapse.is_main_process()
