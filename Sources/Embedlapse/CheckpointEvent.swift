@@ -2,40 +2,43 @@ import LinearAlgebra
 import Projection
 import RunFormat
 
-/// One checkpoint of a training, as every source emits it.
-public struct CheckpointEvent: Sendable {
+/// What every stage knows of one checkpoint: where it sits in the run and what was logged up to
+/// it. Each stage passes it on and adds its own results beside it (`CheckpointEvent` the
+/// embeddings, `AnalysedCheckpoint` the projection and scores), read through as their own fields.
+public struct CheckpointRecord: Sendable {
     /// 0-based position in the run.
     public let index: Int
     public let step: Int
     public let epoch: Double?
-    /// The `N x D` embeddings of the evaluation set at this checkpoint.
-    public let embeddings: Matrix
     /// The losses logged up to this checkpoint's step.
     public let losses: LossHistory
     /// Where the embeddings came from, for error messages (a file path, or a description).
     public let origin: String
     /// Accuracy on the evaluation set, when the source knows it.
     public let testAccuracy: Double?
+}
+
+/// One checkpoint of a training, as every source emits it: the record and its embeddings.
+@dynamicMemberLookup
+public struct CheckpointEvent: Sendable {
+    public let record: CheckpointRecord
+    /// The `N x D` embeddings of the evaluation set at this checkpoint.
+    public let embeddings: Matrix
 
     public init(index: Int, step: Int, epoch: Double?, embeddings: Matrix, losses: LossHistory, origin: String,
                 testAccuracy: Double? = nil) {
-        self.index = index
-        self.step = step
-        self.epoch = epoch
+        record = CheckpointRecord(index: index, step: step, epoch: epoch, losses: losses, origin: origin, testAccuracy: testAccuracy)
         self.embeddings = embeddings
-        self.losses = losses
-        self.origin = origin
-        self.testAccuracy = testAccuracy
     }
+
+    public subscript<T>(dynamicMember field: KeyPath<CheckpointRecord, T>) -> T { record[keyPath: field] }
 }
 
 /// A checkpoint after the numeric stages: what the compositor draws and `--dump-data` writes.
+/// The embeddings are not kept: drawing needs only their projection.
+@dynamicMemberLookup
 public struct AnalysedCheckpoint: Sendable {
-    public let index: Int
-    public let step: Int
-    public let epoch: Double?
-    public let losses: LossHistory
-    public let testAccuracy: Double?
+    public let record: CheckpointRecord
     /// PCA scores before alignment.
     public let pca: PlanarPoints
     /// How the PCA was computed (exact, or warm-started from the previous checkpoint) and in how many iterations.
@@ -45,6 +48,8 @@ public struct AnalysedCheckpoint: Sendable {
     public let outliers: OutlierScores
     /// The most atypical samples, most atypical first.
     public let top: [OutlierScores.Ranked]
+
+    public subscript<T>(dynamicMember field: KeyPath<CheckpointRecord, T>) -> T { record[keyPath: field] }
 }
 
 /// The numeric stages in order: PCA, Procrustes alignment, outlier scores.
@@ -78,8 +83,7 @@ struct CheckpointAnalyser: Sendable {
                 try OutlierScores(embeddings: event.embeddings, threads: threads, seeds: previousNeighbours)
             }
             previousNeighbours = outliers.neighbourIndices.isEmpty ? nil : outliers.neighbourIndices
-            return AnalysedCheckpoint(index: event.index, step: event.step, epoch: event.epoch, losses: event.losses,
-                                      testAccuracy: event.testAccuracy, pca: projection.scores, pcaMethod: pca.lastMethod,
+            return AnalysedCheckpoint(record: event.record, pca: projection.scores, pcaMethod: pca.lastMethod,
                                       pcaIterations: pca.lastIterations, alignment: alignment, outliers: outliers,
                                       top: outliers.mostAtypical(topCount))
         } catch {
