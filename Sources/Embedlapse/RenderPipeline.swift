@@ -138,19 +138,12 @@ public enum RenderPipeline {
         return try await run(source: source, setting: setting, options: options, stop: stop, progress: progress)
     }
 
+    /// Checks every output path together before anything is opened (whoever calls), clears what
+    /// killed runs left, and opens the frame outputs as one sink.
     static func openSinks(_ options: RenderOptions) throws -> [any FrameSink] {
-        var sinks: [any FrameSink] = []
-        do {
-            for path in options.videoPaths {
-                sinks.append(try VideoOutput(path: path, width: options.width, height: options.height, fps: options.fps, live: options.live))
-            }
-            if let directory = options.framesDirectory { sinks.append(try PNGSequenceOutput(directory: directory)) }
-            if let path = options.latestPath { sinks.append(try LatestFrameOutput(path: path)) }
-        } catch {
-            for sink in sinks { sink.abandon() }
-            throw error
-        }
-        return sinks
+        let plan = try OutputPlan(options)
+        plan.removeLeftoverTemporaries()
+        return [try FrameOutputs(plan: plan, options: options)]
     }
 
     static func draw(_ c: AnalysedCheckpoint, with compositor: FrameCompositor) throws {

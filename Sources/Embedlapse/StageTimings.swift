@@ -22,11 +22,12 @@ public final class StageTimings: Sendable {
     public var snapshot: [String: [Double]] { samples.withLock { $0 } }
 
     /// `{"stage": [milliseconds per checkpoint, ...], ...}`.
+    /// Replaces the file whole (written, then renamed); its folder was checked with the other outputs.
     public func write(to path: String) throws {
         let milliseconds = snapshot.mapValues { $0.map { ($0 * 1e6).rounded() / 1e3 } }
-        let data = try JSONSerialization.data(withJSONObject: milliseconds, options: [.prettyPrinted, .sortedKeys])
-        guard FileManager.default.createFile(atPath: path, contents: data) else {
-            throw PipelineError("\(path): cannot write the timings")
+        guard let data = try? JSONSerialization.data(withJSONObject: milliseconds, options: [.prettyPrinted, .sortedKeys]) else {
+            throw PipelineError("\(path): cannot write the timings: a time is not a number")
         }
+        try OutputFile.writeAtomically(Array(data), to: path)
     }
 }

@@ -55,6 +55,7 @@ struct Demo: AsyncParsableCommand {
     }
 
     func run() async throws {
+        if film.writesAnything { film.validateOutputs(film.renderOptions) }
         let clock = ContinuousClock()
         let start = clock.now
         let datasets: (train: IDXDataset, test: IDXDataset)

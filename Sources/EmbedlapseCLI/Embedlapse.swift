@@ -29,12 +29,17 @@ struct EmbedlapseCommand: AsyncParsableCommand {
                 try command.run()
             }
         } catch {
-            // ArgumentParser's own message quotes what was typed: escape it like every other line.
-            let message = fullMessage(for: error)
+            // ArgumentParser's own message quotes what was typed: escape it like every other line,
+            // and keep a usage error to two lines (the problem, and where the help is).
             let code = exitCode(for: error)
-            if !message.isEmpty {
-                let stream = code == .success ? FileHandle.standardOutput : FileHandle.standardError
-                stream.write(Data((terminalSafe(message) + "\n").utf8))
+            if code == .success {
+                print(terminalSafe(fullMessage(for: error)))
+            } else if code == .validationFailure {
+                note("Error: " + message(for: error))
+                note("See 'embedlapse \(CommandLine.arguments.dropFirst().first.map { $0.hasPrefix("-") ? "" : $0 + " " } ?? "")--help'.")
+            } else {
+                let text = fullMessage(for: error)
+                if !text.isEmpty { note(text) }
             }
             Foundation.exit(code.rawValue)
         }

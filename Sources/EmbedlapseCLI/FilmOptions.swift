@@ -30,7 +30,7 @@ struct FilmOptions: ParsableArguments {
     @Option(help: "Also keep this PNG replaced by the newest frame.")
     var latest: String?
 
-    @Option(help: "Frames (checkpoints) per second of video, 0.1 to 120.")
+    @Option(help: "Frames (checkpoints) per second of video, 0.01 to 120.")
     var fps: Double = 5
 
     @Option(help: "Frame size WxH, even numbers.")
@@ -50,7 +50,7 @@ struct FilmOptions: ParsableArguments {
               size.width % 2 == 0, size.height % 2 == 0 else {
             throw ValidationError("--size \(size.width)x\(size.height): width and height must be even, from 320x180 to 7680x4320")
         }
-        try checkRange("--fps", fps, 0.1...120)
+        try checkRange("--fps", fps, RenderOptions.framesPerSecondRange)
         guard (1...32).contains(top) else { throw ValidationError("--top \(top): must be from 1 to 32") }
     }
 
@@ -67,6 +67,11 @@ struct FilmOptions: ParsableArguments {
         options.latestPath = latest
         options.timingsPath = timings
         return options
+    }
+
+    /// Checks every output path before any work, so a bad one is refused with nothing read or written.
+    func validateOutputs(_ options: RenderOptions) {
+        do { try options.validateOutputs() } catch { fail(error.description) }
     }
 
     /// Whether any frame or data output was asked for.

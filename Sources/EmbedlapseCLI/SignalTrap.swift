@@ -2,7 +2,9 @@ import Embedlapse
 import Foundation
 
 /// Turns Ctrl-C and SIGTERM into a stop request, so the render finishes the frames in flight
-/// and finalises its outputs instead of dying with half a file.
+/// and finalises its outputs instead of dying with half a file. A second one aborts, still
+/// leaving a playable video or none: the frame being written is completed, temporaries are
+/// removed (`UnfinishedOutputs`), and live videos are whole after every frame.
 final class SignalTrap {
     private let sources: [any DispatchSourceSignal]
 
@@ -11,7 +13,11 @@ final class SignalTrap {
             signal(number, SIG_IGN)
             let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
             source.setEventHandler {
-                if stop.isRaised { exit(130) }  // a second Ctrl-C: give up at once
+                // Signals that arrive together are merged into one event: `data` counts them.
+                if stop.isRaised || source.data > 1 {
+                    note("\naborting: unfinished outputs removed")
+                    UnfinishedOutputs.removeTemporariesAndExit(status: 130)
+                }
                 stop.raise()
                 note("\nstopping: finishing the frames in flight (Ctrl-C again to abort)")
             }

@@ -42,6 +42,7 @@ struct Watch: AsyncParsableCommand {
         watcher.warn = { note("warning: \($0)") }
         watcher.inform = { note($0) }
         let options = film.renderOptions
+        film.validateOutputs(options)
 
         let stop = StopFlag()
         let signals = SignalTrap(stop: stop)

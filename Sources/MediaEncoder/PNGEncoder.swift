@@ -7,7 +7,8 @@ public enum PNGEncoder {
     /// The PNG bytes of a BGRA image (Cairo's ARGB32 on a little-endian machine: premultiplied,
     /// straightened here for any pixel that is not opaque).
     public static func encode(bgra: UnsafePointer<UInt8>, width: Int, height: Int, bytesPerRow: Int) throws(MediaError) -> [UInt8] {
-        guard width > 0, height > 0, bytesPerRow >= 4 * width else { throw MediaError("PNG: bad image size \(width)x\(height)") }
+        do { try MediaLimits.checkImage(width: width, height: height) } catch { throw MediaError("PNG: \(error)") }
+        guard bytesPerRow >= 4 * width else { throw MediaError("PNG: rows of \(bytesPerRow) bytes are too short for \(width) pixels") }
         let lineLength = 1 + 3 * width
         var filtered = [UInt8](repeating: 0, count: height * lineLength)
         filtered.withUnsafeMutableBufferPointer { out in

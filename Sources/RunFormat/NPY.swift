@@ -265,13 +265,16 @@ struct NPYHeader {
         guard let descr = Self.value(of: "descr", in: text), let quoted = Self.quoted(descr) else {
             throw RunFormatError(path, "malformed .npy header: no 'descr'")
         }
-        guard let fortran = Self.value(of: "fortran_order", in: text) else {
-            throw RunFormatError(path, "malformed .npy header: no 'fortran_order'")
+        guard !text.utf8.contains(0), text.hasPrefix("{") else {
+            throw RunFormatError(path, "malformed .npy header: not a Python dictionary")
+        }
+        guard let fortran = Self.value(of: "fortran_order", in: text)?.trimmingSpaces, fortran == "True" || fortran == "False" else {
+            throw RunFormatError(path, "malformed .npy header: 'fortran_order' must be True or False")
         }
         guard let shapeValue = Self.value(of: "shape", in: text), let shape = Self.tuple(shapeValue) else {
             throw RunFormatError(path, "malformed .npy header: no readable 'shape'")
         }
-        fortranOrder = fortran.hasPrefix("True")
+        fortranOrder = fortran == "True"
         self.shape = shape
         let order = quoted.first ?? "|"
         bigEndian = order == ">"
@@ -319,8 +322,13 @@ struct NPYHeader {
         let trimmed = value.trimmingSpaces
         guard trimmed.first == "(", trimmed.last == ")" else { return nil }
         let parts = trimmed.dropFirst().dropLast().split(separator: ",").map { $0.trimmingSpaces }.filter { !$0.isEmpty }
-        let numbers = parts.map { Int($0.hasSuffix("L") ? $0.dropLast() : $0) }
-        guard numbers.allSatisfy({ $0 != nil && $0! >= 0 }) else { return nil }
+        // Plain decimal integers only (Python 2 wrote a trailing L): no signs, spaces or other digits.
+        let numbers = parts.map { part -> Int? in
+            let digits = part.hasSuffix("L") ? part.dropLast() : part
+            guard !digits.isEmpty, digits.utf8.allSatisfy({ (0x30...0x39).contains($0) }) else { return nil }
+            return Int(digits)
+        }
+        guard numbers.count <= 64, numbers.allSatisfy({ $0 != nil }) else { return nil }
         return numbers.map { $0! }
     }
 }

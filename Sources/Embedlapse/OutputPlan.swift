@@ -1,0 +1,299 @@
+import Foundation
+import MediaEncoder
+import RunFormat
+
+/// An output that cannot be written, found before any work: `PATH: problem`, in plain words.
+public struct OutputPathError: Error, CustomStringConvertible {
+    public let path: String
+    public let problem: String
+
+    public init(_ path: String, _ problem: String) {
+        self.path = path
+        self.problem = problem
+    }
+
+    public var description: String { "\(path.isEmpty ? "\"\"" : path): \(problem)" }
+}
+
+/// Every output a render will write, checked together before any work starts, so that a bad path
+/// fails at once rather than after the video was encoded: a known kind of file, a parent folder
+/// that exists, is a folder and is writable, and no two outputs on one file (after resolving the
+/// folders' real paths, so `a.mp4` and `./a.mp4` are one file). `RenderPipeline` checks it before
+/// opening anything; a command line checks it first of all, before reading the run:
+///
+///     try options.validateOutputs()
+public struct OutputPlan: Sendable {
+    public enum Kind: Sendable {
+        case video, framesDirectory, dataDirectory, latestFrame, timings
+    }
+
+    public struct Output: Sendable {
+        public let kind: Kind
+        public let path: String
+        /// Absolute, with the part that exists resolved through symbolic links: two spellings of one
+        /// place resolve alike. A file's own name is kept as given (it is replaced, not followed).
+        let resolved: String
+
+        init(_ kind: Kind, _ path: String) {
+            self.kind = kind
+            self.path = path
+            if kind.isDirectory {
+                resolved = Self.resolve(path)
+            } else {
+                let folder = Self.resolve(Self.folder(of: path))
+                resolved = (folder == "/" ? "" : folder) + "/" + Self.name(of: path)
+            }
+        }
+
+        /// The option that names it, for messages.
+        var option: String {
+            switch kind {
+            case .video: "-o"
+            case .framesDirectory: "--frames-dir"
+            case .dataDirectory: "--dump-data"
+            case .latestFrame: "--latest"
+            case .timings: "--timings"
+            }
+        }
+
+        /// The folder a file output goes in, as given: "." for a bare name.
+        var folder: String { Self.folder(of: path) }
+        var name: String { Self.name(of: path) }
+
+        static func folder(of path: String) -> String {
+            guard let slash = path.lastIndex(of: "/") else { return "." }
+            return slash == path.startIndex ? "/" : String(path[..<slash])
+        }
+
+        static func name(of path: String) -> String {
+            guard let slash = path.lastIndex(of: "/") else { return path }
+            return String(path[path.index(after: slash)...])
+        }
+
+        /// The real path of the longest part that exists, then the rest taken literally.
+        static func resolve(_ path: String) -> String {
+            let absolute = path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
+            var existing = absolute.split(separator: "/").map(String.init)
+            var rest: [String] = []
+            while true {
+                if let real = realpath("/" + existing.joined(separator: "/"), nil) {
+                    defer { free(real) }
+                    var parts = String(cString: real).split(separator: "/").map(String.init)
+                    for part in rest where part != "." {
+                        if part == ".." { _ = parts.popLast() } else { parts.append(part) }
+                    }
+                    return "/" + parts.joined(separator: "/")
+                }
+                guard let last = existing.popLast() else { return absolute }
+                rest.insert(last, at: 0)
+            }
+        }
+    }
+
+    public let outputs: [Output]
+
+    /// The longest file name an output may have: its temporary, `.NAME.PID.partial`, must fit
+    /// the file system's 255 bytes too (a PID has at most 7 digits).
+    static let maxNameLength = 255 - ".".utf8.count - ".1234567.partial".utf8.count
+
+    public init(_ options: RenderOptions) throws(OutputPathError) {
+        var outputs = options.videoPaths.map { Output(.video, $0) }
+        if let path = options.framesDirectory { outputs.append(Output(.framesDirectory, path)) }
+        if let path = options.dumpDirectory { outputs.append(Output(.dataDirectory, path)) }
+        if let path = options.latestPath { outputs.append(Output(.latestFrame, path)) }
+        if let path = options.timingsPath { outputs.append(Output(.timings, path)) }
+
+        for output in outputs { try Self.checkShape(output) }
+        // Before the kinds: `--latest x.mp4 -o x.mp4` is above all two outputs on one file.
+        try Self.checkDistinct(outputs)
+        for output in outputs {
+            try Self.checkKind(output)
+            if output.kind.isDirectory { try Self.checkDirectory(output) } else { try Self.checkFile(output) }
+        }
+        if let video = outputs.first(where: { $0.kind == .video }) {
+            do { try MediaLimits.checkVideo(width: options.width, height: options.height, fps: options.fps) } catch {
+                throw OutputPathError(video.path, error.description)
+            }
+        }
+        if let image = outputs.first(where: { $0.kind == .framesDirectory || $0.kind == .latestFrame }) {
+            do { try MediaLimits.checkImage(width: options.width, height: options.height) } catch {
+                throw OutputPathError(image.path, error.description)
+            }
+        }
+        self.outputs = outputs
+    }
+
+    private static func checkShape(_ output: Output) throws(OutputPathError) {
+        guard !output.path.isEmpty else { throw OutputPathError(output.path, "\(output.option) was given an empty path") }
+        guard !output.kind.isDirectory else { return }
+        guard !["", ".", ".."].contains(output.name) else { throw OutputPathError(output.path, "names a folder, not a file") }
+        guard output.name.utf8.count <= maxNameLength else {
+            throw OutputPathError(output.path, "the file name is too long: at most \(maxNameLength) bytes")
+        }
+    }
+
+    private static func checkKind(_ output: Output) throws(OutputPathError) {
+        switch output.kind {
+        case .video where VideoOutput.format(forPath: output.path, live: false) == nil:
+            throw OutputPathError(output.path, "unknown video type: the name must end in .mp4 or .gif")
+        case .latestFrame where !output.path.lowercased().hasSuffix(".png"):
+            throw OutputPathError(output.path, "--latest writes a PNG: the name must end in .png")
+        default: break
+        }
+    }
+
+    /// No two outputs on one file; no output inside a file output, or on a name a folder output writes.
+    private static func checkDistinct(_ outputs: [Output]) throws(OutputPathError) {
+        for (j, b) in outputs.enumerated() {
+            for a in outputs[..<j] {
+                for (first, second) in [(a, b), (b, a)] {
+                    let bothFolders = first.kind.isDirectory && second.kind.isDirectory  // their names never meet
+                    if !bothFolders && (first.resolved == second.resolved || sameExistingFile(first.path, second.path)) {
+                        let noun = b.kind.isDirectory ? "path" : "file"
+                        throw OutputPathError(b.path, "the same \(noun) as \(a.option) \(a.path): give each output a \(noun) of its own")
+                    }
+                    guard second.resolved.hasPrefix(first.resolved + "/") else { continue }
+                    let inside = second.resolved.dropFirst(first.resolved.count + 1).prefix { $0 != "/" }
+                    if !first.kind.isDirectory {
+                        throw OutputPathError(second.path, "lies inside \(first.option) \(first.path), which is a file")
+                    }
+                    if first.kind.writes(fileNamed: String(inside)) {
+                        throw OutputPathError(second.path, "\(first.option) \(first.path) writes a file of that name")
+                    }
+                }
+            }
+        }
+    }
+
+    private static func sameExistingFile(_ a: String, _ b: String) -> Bool {
+        var x = stat(), y = stat()
+        return stat(a, &x) == 0 && stat(b, &y) == 0 && x.st_dev == y.st_dev && x.st_ino == y.st_ino
+    }
+
+    /// A file output: its folder exists, is a folder and is writable; the file, if it exists, is a plain file.
+    private static func checkFile(_ output: Output) throws(OutputPathError) {
+        let folder = output.folder
+        var info = stat()
+        guard stat(folder, &info) == 0 else {
+            switch errno {
+            case ENOENT: throw OutputPathError(output.path, "the folder \(folder) does not exist")
+            case ENOTDIR: throw OutputPathError(output.path, "\(folder) is not a folder")
+            default: throw OutputPathError(output.path, "cannot use the folder \(folder): \(systemWords(errno))")
+            }
+        }
+        guard isDirectory(info) else { throw OutputPathError(output.path, "\(folder) is not a folder") }
+        try checkWritable(folder, for: output.path)
+        if stat(output.path, &info) == 0 {
+            if isDirectory(info) { throw OutputPathError(output.path, "is a folder, not a file") }
+            if info.st_mode & S_IFMT != S_IFREG { throw OutputPathError(output.path, "is not a regular file") }
+        } else if errno != ENOENT {
+            throw OutputPathError(output.path, "cannot use: \(systemWords(errno))")
+        }
+    }
+
+    /// A folder output: an existing, writable folder, or one that can be made in its nearest existing parent.
+    private static func checkDirectory(_ output: Output) throws(OutputPathError) {
+        var info = stat()
+        if stat(output.path, &info) == 0 {
+            guard isDirectory(info) else { throw OutputPathError(output.path, "exists and is not a folder") }
+            try checkWritable(output.path, for: output.path)
+            return
+        }
+        guard errno == ENOENT || errno == ENOTDIR else { throw OutputPathError(output.path, "cannot use: \(systemWords(errno))") }
+        var ancestor = Output.folder(of: output.path.hasSuffix("/") ? String(output.path.dropLast()) : output.path)
+        while stat(ancestor, &info) != 0, ancestor != ".", ancestor != "/" {
+            ancestor = Output.folder(of: ancestor)
+        }
+        guard isDirectory(info) else { throw OutputPathError(output.path, "cannot make this folder: \(ancestor) is not a folder") }
+        try checkWritable(ancestor, for: output.path)
+    }
+
+    private static func checkWritable(_ folder: String, for path: String) throws(OutputPathError) {
+        guard access(folder, W_OK | X_OK) != 0 else { return }
+        let problem = errno == EROFS ? "not writable: read-only file system" : (errno == EACCES ? "not writable" : "not writable: \(systemWords(errno))")
+        throw OutputPathError(path, folder == path ? "the folder is \(problem)" : "the folder \(folder) is \(problem)")
+    }
+
+    private static func isDirectory(_ info: stat) -> Bool { info.st_mode & S_IFMT == S_IFDIR }
+
+    /// Removes the temporaries that an earlier run, killed mid-write, left beside these outputs
+    /// (`.NAME.PID.partial`, see `AtomicFile.temporaryPath`): only for these outputs' own names,
+    /// and only when that PID is no longer running.
+    func removeLeftoverTemporaries() {
+        for output in outputs {
+            if output.kind.isDirectory {
+                TemporaryFiles.removeLeftovers(in: output.path, of: output.kind.writes(fileNamed:))
+            } else {
+                TemporaryFiles.removeLeftovers(in: output.folder) { $0 == output.name }
+            }
+        }
+    }
+}
+
+extension OutputPlan.Kind {
+    var isDirectory: Bool { self == .framesDirectory || self == .dataDirectory }
+
+    /// Whether a folder output writes a file of this name.
+    func writes(fileNamed name: String) -> Bool {
+        switch self {
+        case .framesDirectory: PNGSequenceOutput.frameIndex(fileName: name) != nil
+        case .dataDirectory: DataDump.writes(fileNamed: name)
+        case .video, .latestFrame, .timings: false
+        }
+    }
+}
+
+extension DataDump {
+    /// Whether `name` is one of the files `record(_:)` and `finish()` write (keep in step with them).
+    static func writes(fileNamed name: String) -> Bool {
+        let perCheckpoint = [("pca-", ".npy"), ("aligned-", ".npy"), ("outlier-scores-", ".npy"), ("outliers-", ".json")]
+        return name == "alignment.json" || perCheckpoint.contains { name.hasPrefix($0.0) && name.hasSuffix($0.1) }
+    }
+}
+
+/// The temporaries of files written under a temporary name and renamed into place.
+enum TemporaryFiles {
+    /// The output file name and writer's PID in a temporary's name, `.NAME.PID.partial` (the form
+    /// `AtomicFile.temporaryPath` gives), or nil for any other name.
+    static func parse(_ name: String) -> (file: String, pid: pid_t)? {
+        let suffix = ".partial"
+        guard name.hasPrefix("."), name.hasSuffix(suffix), name.count > suffix.count + 1 else { return nil }
+        let middle = name.dropFirst().dropLast(suffix.count)
+        guard let dot = middle.lastIndex(of: ".") else { return nil }
+        let digits = middle[middle.index(after: dot)...]
+        guard (1...10).contains(digits.count), digits.allSatisfy({ $0.isASCII && $0.isNumber }),
+              let pid = pid_t(digits), pid > 0 else { return nil }
+        return (String(middle[..<dot]), pid)
+    }
+
+    /// Removes, in `folder`, each temporary of a file that `isOurs` whose writer is no longer running.
+    static func removeLeftovers(in folder: String, of isOurs: (String) -> Bool) {
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: folder) else { return }
+        for name in names {
+            guard let (file, pid) = parse(name), isOurs(file), !isRunning(pid) else { continue }
+            let path = (folder as NSString).appendingPathComponent(name)
+            var info = stat()
+            if lstat(path, &info) == 0, info.st_mode & S_IFMT == S_IFREG { unlink(path) }
+        }
+    }
+
+    static func isRunning(_ pid: pid_t) -> Bool { kill(pid, 0) == 0 || errno == EPERM }
+}
+
+extension RenderOptions {
+    /// Checks every output path and the frame size and rate the outputs need (see `OutputPlan`),
+    /// without touching anything: call it before reading the run, to fail in a second.
+    public func validateOutputs() throws(OutputPathError) {
+        _ = try OutputPlan(self)
+    }
+
+    /// The frame rates a video accepts (`MediaLimits.framesPerSecond`), for a command line's own checks.
+    public static var framesPerSecondRange: ClosedRange<Double> { MediaLimits.framesPerSecond }
+    /// The frame widths and heights the outputs accept (`MediaLimits.dimensions`; videos need even ones).
+    public static var frameSizeRange: ClosedRange<Int> { MediaLimits.dimensions }
+}
+
+/// A system error in plain words: "disk full" for ENOSPC, the system's own otherwise.
+func systemWords(_ code: Int32) -> String {
+    code == ENOSPC ? "disk full" : String(cString: strerror(code))
+}
