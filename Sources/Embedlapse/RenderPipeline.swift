@@ -40,8 +40,9 @@ public struct RenderSummary: Sendable {
 ///
 ///     source ──channel──▶ analysis (PCA, Procrustes, outliers) ──channel──▶ compositor ▶ encoders
 ///
-/// Each stage runs in its own task; the channels hold nothing, so a fast stage waits for a
-/// slow one instead of queueing checkpoints (bounded memory, nothing dropped).
+/// Each stage runs in its own task, and the heavy ones compute on queues of their own
+/// (`StageQueue`), off Swift's cooperative pool; the channels hold nothing, so a fast stage waits
+/// for a slow one instead of queueing checkpoints (bounded memory, nothing dropped).
 public enum RenderPipeline {
     public static func run(source: some CheckpointSource, setting: FilmSetting, options: RenderOptions,
                            stop: StopFlag, finalScores: PlanarPoints? = nil,
@@ -61,12 +62,16 @@ public enum RenderPipeline {
             let analyser = CheckpointAnalyser(aligner: Aligner(target: options.alignment, finalScores: finalScores),
                                               topCount: options.topCount, timings: timings,
                                               maxBLASThreads: options.maxBLASThreads)
+            let analysis = StageQueue("analysis"), drawing = StageQueue("drawing")
+            let analyserState = StageState(analyser)
+            let frameState = StageState((compositor: compositor, sinks: sinks, dump: dump))
             let frames = try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask { await source.emit(into: events, stop: stop) }
                 group.addTask {
-                    var analyser = analyser
                     do {
-                        for try await event in events { await analysed.send(try analyser.analyse(event)) }
+                        for try await event in events {
+                            await analysed.send(try await analysis.run { try analyserState.value.analyse(event) })
+                        }
                         analysed.finish()
                     } catch {
                         analysed.fail(error)
@@ -75,9 +80,13 @@ public enum RenderPipeline {
                 var count = 0
                 do {
                     for try await checkpoint in analysed {
-                        try timings.measure("dump") { try dump?.record(checkpoint) }
-                        try timings.measure("draw") { try draw(checkpoint, with: compositor) }
-                        try timings.measure("encode") { for sink in sinks { try sink.write(compositor.surface, index: count) } }
+                        let index = count
+                        try await drawing.run {
+                            let (compositor, sinks, dump) = frameState.value
+                            try timings.measure("dump") { try dump?.record(checkpoint) }
+                            try timings.measure("draw") { try draw(checkpoint, with: compositor) }
+                            try timings.measure("encode") { for sink in sinks { try sink.write(compositor.surface, index: index) } }
+                        }
                         count += 1
                         progress?(count)
                     }
