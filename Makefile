@@ -6,7 +6,7 @@ APT_PACKAGES := libavcodec-dev libavformat-dev libavutil-dev libswscale-dev libc
 VENV := .venv
 BIN := .build/release/embedlapse
 
-.PHONY: demo test bench deps build clean
+.PHONY: demo test bench deps build clean tsan fuzz fuzz-ci
 
 # Installs the Debian packages that are missing (sudo when not root).
 deps:
@@ -44,5 +44,20 @@ test: build $(VENV)/.installed
 bench: build .venv-bench/.installed
 	EMBEDLAPSE_BIN=$(CURDIR)/$(BIN) .venv-bench/bin/python benchmarks/bench.py
 
+# The multi-threaded tests (outlier search, PCA) under ThreadSanitizer, C kernels included; the first
+# report fails the run. The screened search's tests need AVX-512 VNNI and are skipped without it.
+tsan:
+	TSAN_OPTIONS="halt_on_error=1 $$TSAN_OPTIONS" swift test --scratch-path .build-tsan -c debug --sanitize=thread --filter ProjectionTests
+
 clean:
 	rm -rf .build $(VENV) .venv-bench .bench-cache demo.mp4 demo.gif
+
+# libFuzzer targets of the input parsers (Tests/Fuzz), built apart from the package: `make fuzz`
+# fuzzes each for FUZZ_SECONDS, `make fuzz-ci` replays the crash reproducers and the committed
+# corpus with a short mutation run each. Crashes go to Tests/Fuzz/crashes/<target>/.
+FUZZ_SECONDS ?= 60
+fuzz: deps
+	Tests/Fuzz/fuzz.sh run $(FUZZ_SECONDS)
+
+fuzz-ci: deps
+	Tests/Fuzz/fuzz.sh ci

@@ -290,12 +290,14 @@ ns_screen *ns_screen_create(const ns_points *p, int k) {
     return s;
 }
 
-void ns_screen_copy(ns_screen *target, const ns_screen *source) {
-    size_t count = (size_t)(source->n * source->k);
-    memcpy(target->similarity, source->similarity, count * sizeof(float));
-    memcpy(target->neighbour, source->neighbour, count * sizeof(int32_t));
-    memcpy(target->threshold, source->threshold, (size_t)source->n * sizeof(float));
-    target->seeded = source->seeded;
+void ns_screen_copy_rows(ns_screen *target, const ns_screen *source, int64_t first, int64_t last) {
+    if (first >= last) return;
+    const int64_t k = source->k;
+    size_t count = (size_t)((last - first) * k);
+    memcpy(target->similarity + first * k, source->similarity + first * k, count * sizeof(float));
+    memcpy(target->neighbour + first * k, source->neighbour + first * k, count * sizeof(int32_t));
+    memcpy(target->threshold + first, source->threshold + first, (size_t)(last - first) * sizeof(float));
+    target->seeded |= source->seeded;
 }
 
 int64_t ns_screen_exact_count(const ns_screen *s) { return s->exact; }

@@ -121,19 +121,30 @@ public final class GraphicsContext {
         cairo_set_font_size(handle, size)
     }
 
-    /// The advance width of `text` in the given font.
+    /// The most Unicode scalars a drawn text has, ellipsis included: more than fit across the
+    /// widest frame at any legible size, and a bound on the work of measuring any input.
+    public static let characterLimit = 400
+
+    /// The advance width of `text` as `text(_:x:y:...)` draws it (without a `maxWidth`).
     public func textWidth(_ text: String, size: Double, weight: FontWeight = .regular) -> Double {
+        fit(text, keeping: "", maxWidth: .infinity, size: size, weight: weight).width
+    }
+
+    /// The advance width of text already made `drawable`.
+    private func measure(_ text: String, size: Double, weight: FontWeight) -> Double {
         selectFont(size: size, weight: weight)
         var extents = cairo_text_extents_t()
         cairo_text_extents(handle, text, &extents)
         return extents.x_advance
     }
 
-    /// Draws `text` with its baseline at `y`, anchored at `x`; returns the text's width.
+    /// Draws `text` with its baseline at `y`, anchored at `x`; returns the width drawn. Text wider
+    /// than `maxWidth` is cut short with an ellipsis, before `keeping`, which stays whole if it fits.
     @discardableResult
-    public func text(_ text: String, x: Double, y: Double, size: Double, weight: FontWeight = .regular,
-                     color: Color, anchor: TextAnchor = .left) -> Double {
-        let width = textWidth(text, size: size, weight: weight)
+    public func text(_ text: String, keeping suffix: String = "", x: Double, y: Double, size: Double,
+                     weight: FontWeight = .regular, color: Color, anchor: TextAnchor = .left,
+                     maxWidth: Double = .infinity) -> Double {
+        let (shown, width) = fit(text, keeping: suffix, maxWidth: maxWidth, size: size, weight: weight)
         let left: Double
         switch anchor {
         case .left: left = x
@@ -142,7 +153,7 @@ public final class GraphicsContext {
         }
         setColor(color)
         cairo_move_to(handle, left, y)
-        cairo_show_text(handle, text)
+        cairo_show_text(handle, shown)
         return width
     }
 
@@ -155,16 +166,58 @@ public final class GraphicsContext {
         cairo_restore(handle)
     }
 
-    /// `text`, shortened with an ellipsis until it fits in `maxWidth`.
-    public func fitting(_ text: String, maxWidth: Double, size: Double, weight: FontWeight = .regular) -> String {
-        if textWidth(text, size: size, weight: weight) <= maxWidth { return text }
-        var shortened = text
-        while !shortened.isEmpty {
-            shortened.removeLast()
-            let candidate = shortened + "…"
-            if textWidth(candidate, size: size, weight: weight) <= maxWidth { return candidate }
+    /// `text + suffix` as drawn: made `drawable`, then `text` cut short with an ellipsis until the
+    /// whole fits in `maxWidth` ("" if nothing does). `suffix` is kept whole unless it alone is too wide.
+    ///
+    /// The work is bounded whatever the input: at most `characterLimit` scalars are looked at,
+    /// and the length that fits is found by bisection (about ten measurements).
+    public func fitting(_ text: String, keeping suffix: String = "", maxWidth: Double, size: Double,
+                        weight: FontWeight = .regular) -> String {
+        fit(text, keeping: suffix, maxWidth: maxWidth, size: size, weight: weight).text
+    }
+
+    /// `fitting`, with the width of its result.
+    private func fit(_ text: String, keeping suffix: String, maxWidth: Double, size: Double,
+                     weight: FontWeight) -> (text: String, width: Double) {
+        var head = Self.drawable(text), tail = Self.drawable(suffix)
+        func measured(_ scalars: [Unicode.Scalar]) -> (text: String, width: Double) {
+            let text = Self.string(scalars)
+            return (text, measure(text, size: size, weight: weight))
         }
-        return ""
+        if !tail.isEmpty && (tail.count >= Self.characterLimit || !(measured(tail + ["…"]).width <= maxWidth)) {
+            head += tail
+            tail = []
+        }
+        if head.count + tail.count <= Self.characterLimit {
+            let whole = measured(head + tail)
+            if whole.width <= maxWidth { return whole }
+        }
+        func shortened(_ count: Int) -> (text: String, width: Double) { measured(Array(head.prefix(count)) + ["…"] + tail) }
+        // Invariant: `best` (`fits` scalars kept) fits; keeping `tooLong` does not, or passes the limit.
+        var best = shortened(0), fits = 0, tooLong = min(head.count, Self.characterLimit - tail.count)
+        guard !head.isEmpty, best.width <= maxWidth else { return ("", 0) }
+        while tooLong - fits > 1 {
+            let middle = (fits + tooLong) / 2, candidate = shortened(middle)
+            if candidate.width <= maxWidth { (best, fits) = (candidate, middle) } else { tooLong = middle }
+        }
+        return best
+    }
+
+    /// The first `characterLimit + 1` scalars of `text` (one more, to tell that it goes on), each
+    /// safe to hand to Cairo: its toy text API rejects noncharacters such as U+FFFF with a sticky
+    /// error, and has no glyphs for control characters. Whitespace controls become spaces, the
+    /// rest U+FFFD.
+    static func drawable(_ text: String) -> [Unicode.Scalar] {
+        text.unicodeScalars.prefix(characterLimit + 1).map { scalar in
+            if scalar.properties.generalCategory == .control { return scalar.properties.isWhitespace ? " " : "\u{FFFD}" }
+            return scalar.properties.isNoncharacterCodePoint ? "\u{FFFD}" : scalar
+        }
+    }
+
+    private static func string(_ scalars: [Unicode.Scalar]) -> String {
+        var text = ""
+        text.unicodeScalars.append(contentsOf: scalars)
+        return text
     }
 
     /// Paints `image` scaled into `rect`; `pixelated` keeps hard pixel edges (nearest-neighbour).

@@ -6,13 +6,23 @@ import Canvas
 /// computed once for 4 x 4 sub-pixel positions; each point then blends the nearest of those
 /// masks with integer arithmetic (positions are off by at most 1/8 pixel, which the eye cannot see).
 struct DotRasterizer {
-    let clip: Rect
+    /// The clip in whole pixels: columns `left..<right`, rows `top..<bottom`.
+    private let left, top, right, bottom: Int
     private let size: Int
     private let masks: [UInt8]  // 16 masks of size x size coverages, 0...255
     static let subpixels = 4
 
+    /// Wider discs would only cost mask memory: dots are a few pixels across.
+    static let largestRadius = 100.0
+
     init(radius: Double, clip: Rect) {
-        self.clip = clip
+        // Cairo surfaces are at most 32767 pixels wide; a NaN clip is empty.
+        func pixel(_ v: Double) -> Int { v.isNaN ? 0 : Int(min(max(v, -1e6), 1e6)) }
+        left = pixel(clip.x)
+        top = pixel(clip.y)
+        right = pixel(clip.maxX)
+        bottom = pixel(clip.maxY)
+        let radius = radius.isNaN ? 0 : min(max(radius, 0), Self.largestRadius)
         let size = Int((2 * radius + 2).rounded(.up))
         self.size = size
         var masks = [UInt8](repeating: 0, count: Self.subpixels * Self.subpixels * size * size)
@@ -39,22 +49,33 @@ struct DotRasterizer {
         let red, green, blue, alpha: UInt32
 
         init(_ color: Color) {
-            red = UInt32((color.red * 255).rounded())
-            green = UInt32((color.green * 255).rounded())
-            blue = UInt32((color.blue * 255).rounded())
-            alpha = UInt32((color.alpha * 256).rounded())
+            red = Self.level(color.red, 255)
+            green = Self.level(color.green, 255)
+            blue = Self.level(color.blue, 255)
+            alpha = Self.level(color.alpha, 256)
+        }
+
+        /// `component` (0...1; NaN reads as 0, the rest is clamped) in 0...`full`.
+        private static func level(_ component: Double, _ full: Double) -> UInt32 {
+            component > 0 ? UInt32((min(component, 1) * full).rounded()) : 0
         }
     }
 
     /// Blends a disc of `ink` centred at (cx, cy) over the opaque pixels.
+    /// A NaN or infinite centre draws nothing; any other is first clamped to just outside the clip,
+    /// where a disc still misses it, so every conversion to `Int` below holds.
     func draw(cx: Double, cy: Double, ink: Ink, into pixels: UnsafeMutablePointer<UInt32>, stride: Int) {
-        let left = cx - Double(size) / 2, top = cy - Double(size) / 2
-        let x0 = Int(left.rounded(.down)), y0 = Int(top.rounded(.down))
-        let sx = min(Int((left - Double(x0)) * Double(Self.subpixels)), Self.subpixels - 1)
-        let sy = min(Int((top - Double(y0)) * Double(Self.subpixels)), Self.subpixels - 1)
+        guard cx.isFinite, cy.isFinite else { return }
+        let reach = Double(size + 1)
+        let cx = min(max(cx, Double(left) - reach), Double(right) + reach)
+        let cy = min(max(cy, Double(top) - reach), Double(bottom) + reach)
+        let discLeft = cx - Double(size) / 2, discTop = cy - Double(size) / 2
+        let x0 = Int(discLeft.rounded(.down)), y0 = Int(discTop.rounded(.down))
+        let sx = min(Int((discLeft - Double(x0)) * Double(Self.subpixels)), Self.subpixels - 1)
+        let sy = min(Int((discTop - Double(y0)) * Double(Self.subpixels)), Self.subpixels - 1)
         let base = (sy * Self.subpixels + sx) * size * size
-        let xStart = max(x0, Int(clip.x)), xEnd = min(x0 + size, Int(clip.maxX))
-        let yStart = max(y0, Int(clip.y)), yEnd = min(y0 + size, Int(clip.maxY))
+        let xStart = max(x0, left), xEnd = min(x0 + size, right)
+        let yStart = max(y0, top), yEnd = min(y0 + size, bottom)
         guard xStart < xEnd, yStart < yEnd else { return }
         masks.withUnsafeBufferPointer { mask in
             for y in yStart..<yEnd {

@@ -90,7 +90,7 @@ public final class FrameCompositor {
         self.setting = setting
         layout = FrameLayout(width: Double(width), height: Double(height), legendEntries: setting.classNames.count)
         var counts = [Int](repeating: 0, count: setting.classNames.count)
-        for label in setting.labels ?? [] where label < counts.count { counts[label] += 1 }
+        for label in setting.labels ?? [] where counts.indices.contains(label) { counts[label] += 1 }
         classCounts = counts
     }
 
@@ -114,19 +114,22 @@ public final class FrameCompositor {
         if let accuracy = frame.testAccuracy { heading += "  ·  accuracy \(Ticks.formatted(100 * accuracy, decimals: 1))%" }
         let x = layout.margin
         let headingWidth = context.text(heading, x: x, y: 34 * u, size: 24 * u, weight: .bold, color: Palette.ink)
-        var trail = "checkpoint \(frame.checkpointIndex + 1)"
-        if let total = setting.checkpointCount { trail += " of \(total)" }
-        if let title = setting.title, !title.isEmpty { trail = title + "  ·  " + trail }
-        context.text(context.fitting(trail, maxWidth: layout.width - x - headingWidth - 30 * u - layout.margin, size: 15 * u),
-                     x: x + headingWidth + 18 * u, y: 34 * u, size: 15 * u, color: Palette.secondaryInk)
+        var position = "checkpoint \(frame.checkpointIndex + 1)"
+        if let total = setting.checkpointCount { position += " of \(total)" }
+        // A long title gives way to the checkpoint count, which changes from frame to frame.
+        let title = setting.title ?? ""
+        context.text(title, keeping: title.isEmpty ? position : "  ·  " + position, x: x + headingWidth + 18 * u, y: 34 * u,
+                     size: 15 * u, color: Palette.secondaryInk, maxWidth: layout.width - x - headingWidth - 30 * u - layout.margin)
         let subtitle = "PCA of \(NumberText.grouped(setting.sampleCount)) evaluation embeddings (\(setting.dimension)-d)  ·  \(setting.alignment)"
-        context.text(context.fitting(subtitle, maxWidth: layout.width - 2 * layout.margin, size: 13 * u),
-                     x: x, y: 58 * u, size: 13 * u, color: Palette.secondaryInk)
+        context.text(subtitle, x: x, y: 58 * u, size: 13 * u, color: Palette.secondaryInk, maxWidth: layout.width - 2 * layout.margin)
     }
 
     // MARK: Scatter
 
-    private func screen(_ x: Float, _ y: Float) -> (Double, Double) {
+    /// Where a display point lands, clamped onto the border when beyond the view; nil for a NaN
+    /// or infinite point, which has no place to be drawn.
+    private func screen(_ x: Float, _ y: Float) -> (Double, Double)? {
+        guard x.isFinite, y.isFinite else { return nil }
         let box = layout.scatter
         let half = Self.viewHalfExtent
         let sx = box.x + (Double(x) + half) / (2 * half) * box.width
@@ -138,7 +141,7 @@ public final class FrameCompositor {
         let box = layout.scatter
         context.fill(box, Palette.panel)
         // Faint cross-hairs through the centroid give the eye a fixed reference as the cloud turns.
-        let centre = screen(0, 0)
+        let centre = screen(0, 0)!
         context.line(from: (box.x, centre.1), to: (box.maxX, centre.1), Palette.grid, width: 1)
         context.line(from: (centre.0, box.y), to: (centre.0, box.maxY), Palette.grid, width: 1)
         context.strokeRect(box, Palette.rule, width: 1)
@@ -146,18 +149,17 @@ public final class FrameCompositor {
         let n = frame.points.count
         let radius = (n <= 2_000 ? 3.2 : n <= 6_000 ? 2.5 : n <= 20_000 ? 2.0 : 1.5) * u
         let rasterizer = DotRasterizer(radius: radius, clip: Rect(x: box.x + 1, y: box.y + 1, width: box.width - 2, height: box.height - 2))
-        let labels = setting.labels
         let inks = (0..<max(setting.classNames.count, 1)).map { DotRasterizer.Ink(Palette.color(forClass: $0).withAlpha(0.8)) }
         surface.withMutablePixels { pixels, stride in
             for i in 0..<n {
-                let (sx, sy) = screen(frame.points.x[i], frame.points.y[i])
-                let ink = labels.map { inks[$0[i] % inks.count] } ?? inks[0]
+                guard let (sx, sy) = screen(frame.points.x[i], frame.points.y[i]) else { continue }
+                let ink = label(of: i).map { inks[(($0 % inks.count) + inks.count) % inks.count] } ?? inks[0]
                 rasterizer.draw(cx: sx, cy: sy, ink: ink, into: pixels, stride: stride)
             }
         }
 
-        for (rank, outlier) in frame.outliers.enumerated().reversed() where outlier.index < n {
-            let p = screen(frame.points.x[outlier.index], frame.points.y[outlier.index])
+        for (rank, outlier) in frame.outliers.enumerated().reversed() where frame.points.x.indices.contains(outlier.index) {
+            guard let p = screen(frame.points.x[outlier.index], frame.points.y[outlier.index]) else { continue }
             context.circle(center: p, radius: 8 * u, stroke: Color.white.withAlpha(0.9), lineWidth: 4 * u)
             context.circle(center: p, radius: 8 * u, stroke: Palette.ink, lineWidth: 1.6 * u)
             let labelX = p.0 + 9 * u < box.maxX - 14 * u ? p.0 + 9 * u : p.0 - 18 * u
@@ -175,8 +177,8 @@ public final class FrameCompositor {
             let y = box.y + 24 * u + (Double(label) + 0.5) * rowHeight
             context.circle(center: (box.x + 6 * u, y), radius: 5 * u, fill: Palette.color(forClass: label))
             let count = setting.labels == nil ? "" : " (\(classCounts[label]))"
-            context.text(context.fitting(name + count, maxWidth: box.width - 16 * u, size: textSize),
-                         x: box.x + 16 * u, y: y + textSize * 0.36, size: textSize, color: Palette.ink)
+            context.text(name, keeping: count, x: box.x + 16 * u, y: y + textSize * 0.36, size: textSize, color: Palette.ink,
+                         maxWidth: box.width - 16 * u)
         }
     }
 
@@ -189,31 +191,33 @@ public final class FrameCompositor {
         let current = frame.losses
         let plot = Rect(x: area.x + 46 * u, y: area.y + 28 * u, width: area.width - 52 * u, height: area.height - 62 * u)
         let finite = (whole.training + whole.evaluation + current.training + current.evaluation).filter { $0.loss.isFinite }
+        // NaN and infinite losses have no place on the axis: they are left out, and the chart says how many.
+        let nonFinite = (whole.training + whole.evaluation).count { !$0.loss.isFinite }
+        let omission = nonFinite == 0 ? nil : "\(nonFinite) non-finite loss\(nonFinite == 1 ? "" : "es") not shown"
         guard !finite.isEmpty else {
             context.fill(plot, Palette.panel)
             context.strokeRect(plot, Palette.rule, width: 1)
-            context.text("no loss logged", x: plot.x + plot.width / 2, y: plot.y + plot.height / 2, size: 13 * u,
-                         color: Palette.faintInk, anchor: .center)
+            context.text(omission ?? "no loss logged", x: plot.x + plot.width / 2, y: plot.y + plot.height / 2, size: 13 * u,
+                         color: Palette.faintInk, anchor: .center, maxWidth: plot.width)
             return
         }
         let maxStep = Double(max(finite.map(\.step).max()!, frame.step, setting.finalStep ?? 1, 1))
         let minStep = Double(min(finite.map(\.step).min()!, 0))
-        let top = finite.map(\.loss).max()! * 1.08
         let bottom = min(0, finite.map(\.loss).min()!)
-        let span = top > bottom ? top - bottom : 1
-        func px(_ step: Double) -> Double { plot.x + (step - minStep) / (maxStep - minStep) * plot.width }
-        func py(_ loss: Double) -> Double { plot.maxY - (loss - bottom) / span * plot.height }
+        // 8% headroom above the highest loss, capped at the largest Double rather than infinity.
+        let highest = finite.map(\.loss).max()!
+        let top = highest > 0 ? min(highest * 1.08, .greatestFiniteMagnitude) : bottom < 0 ? 0 : 1
+        let px = AxisScale(from: minStep, to: maxStep, onto: plot.x, length: plot.width)
+        let py = AxisScale(from: bottom, to: top, onto: plot.maxY, length: -plot.height)
 
-        let yTicks = Ticks.values(from: bottom, to: bottom + span, about: 4)
-        let yStep = yTicks.count > 1 ? yTicks[1] - yTicks[0] : span
-        for tick in yTicks {
+        let yStep = Ticks.step(from: bottom, to: top, about: 4) ?? 1
+        for tick in Ticks.values(from: bottom, to: top, about: 4) {
             context.line(from: (plot.x, py(tick)), to: (plot.maxX, py(tick)), Palette.grid, width: 1)
             context.text(Ticks.label(tick, step: yStep), x: plot.x - 6 * u, y: py(tick) + 4 * u, size: 11 * u,
                          color: Palette.secondaryInk, anchor: .right)
         }
-        let xTicks = Ticks.values(from: minStep, to: maxStep, about: 5)
-        let xStep = xTicks.count > 1 ? xTicks[1] - xTicks[0] : maxStep
-        for tick in xTicks {
+        let xStep = Ticks.step(from: minStep, to: maxStep, about: 5) ?? 1
+        for tick in Ticks.values(from: minStep, to: maxStep, about: 5) {
             context.line(from: (px(tick), plot.maxY), to: (px(tick), plot.maxY + 4 * u), Palette.faintInk, width: 1)
             context.text(Ticks.label(tick, step: xStep), x: px(tick), y: plot.maxY + 16 * u, size: 11 * u,
                          color: Palette.secondaryInk, anchor: .center)
@@ -222,6 +226,10 @@ public final class FrameCompositor {
         context.line(from: (plot.x, plot.y), to: (plot.x, plot.maxY), Palette.faintInk, width: 1)
         context.text("step", x: plot.x + plot.width / 2, y: plot.maxY + 31 * u, size: 12 * u, color: Palette.secondaryInk, anchor: .center)
         context.verticalText("loss", x: area.x + 8 * u, y: plot.y + plot.height / 2, size: 12 * u, color: Palette.secondaryInk)
+        if let omission {
+            context.text(omission, x: plot.x + 6 * u, y: plot.y + 12 * u, size: 11 * u, color: Palette.highlight,
+                         maxWidth: plot.width - 160 * u)
+        }
 
         func curve(_ points: [LossHistory.Point]) -> [(Double, Double)] {
             points.filter { $0.loss.isFinite }.map { (px(Double($0.step)), py($0.loss)) }
@@ -291,25 +299,31 @@ public final class FrameCompositor {
             let baseline = middle - lineGap + textSize * 0.35
             let rankWidth = context.text("#\(rank + 1)", x: textX, y: baseline, size: textSize, weight: .bold, color: Palette.ink)
             let className = className(of: entry.index)
-            if let label = setting.labels?[entry.index] {
+            if let label = label(of: entry.index) {
                 context.circle(center: (textX + rankWidth + 10 * u, baseline - textSize * 0.35), radius: 4 * u,
                                fill: Palette.color(forClass: label))
             }
-            context.text(context.fitting(className, maxWidth: maxWidth - rankWidth - 20 * u, size: textSize),
-                         x: textX + rankWidth + 18 * u, y: baseline, size: textSize, color: Palette.ink)
+            context.text(className, x: textX + rankWidth + 18 * u, y: baseline, size: textSize, color: Palette.ink,
+                         maxWidth: maxWidth - rankWidth - 20 * u)
             context.text("score \(NumberText.significant(Double(entry.score), 4))", x: textX, y: baseline + lineGap,
                          size: textSize * 0.92, color: Palette.secondaryInk)
             context.text("sample \(entry.index)", x: textX, y: baseline + 2 * lineGap, size: textSize * 0.92, color: Palette.secondaryInk)
         }
     }
 
+    /// Sample `index`'s label, if the run has one for it.
+    private func label(of index: Int) -> Int? {
+        guard let labels = setting.labels, labels.indices.contains(index) else { return nil }
+        return labels[index]
+    }
+
     private func className(of index: Int) -> String {
-        guard let label = setting.labels?[index] else { return "unlabelled" }
-        return label < setting.classNames.count ? setting.classNames[label] : "class \(label)"
+        guard let label = label(of: index) else { return "unlabelled" }
+        return setting.classNames.indices.contains(label) ? setting.classNames[label] : "class \(label)"
     }
 
     private func thumbnail(_ index: Int) throws(CanvasError) -> ImageSurface? {
-        guard let thumbnails = setting.thumbnails, index < thumbnails.count else { return nil }
+        guard let thumbnails = setting.thumbnails, (0..<thumbnails.count).contains(index) else { return nil }
         if let cached = thumbnailCache[index] { return cached }
         let image = try ImageSurface(pixels: thumbnails.image(index), width: thumbnails.width,
                                      height: thumbnails.height, channels: thumbnails.channels)

@@ -46,7 +46,9 @@ public struct Aligner: Sendable {
         self.finalScores = finalScores
     }
 
+    /// - Throws: `AlignmentError` when the scores are not finite or have no spread to show.
     public mutating func align(_ scores: PlanarPoints) throws -> AlignedFrame {
+        guard scores.x.allSatisfy(\.isFinite) && scores.y.allSatisfy(\.isFinite) else { throw AlignmentError.nonFinite }
         let centred = Self.centred(scores)
         let fit: ProcrustesFit
         switch target {
@@ -58,18 +60,24 @@ public struct Aligner: Sendable {
         for i in 0..<centred.count {
             sumSquares += Double(centred.x[i]) * Double(centred.x[i]) + Double(centred.y[i]) * Double(centred.y[i])
         }
-        var display = fit.rotate(centred)
-        let middle = (x: Self.midRange(display.x), y: Self.midRange(display.y))
-        for i in 0..<display.count {
-            display.x[i] -= Float(middle.x)
-            display.y[i] -= Float(middle.y)
+        let rotated = fit.rotate(centred)
+        let middle = (x: Self.midRange(rotated.x), y: Self.midRange(rotated.y))
+        // Centred and scaled in double precision: float32 would lose tiny spreads and overflow on huge ones.
+        var distances = [Double](repeating: 0, count: rotated.count)
+        for i in 0..<rotated.count {
+            let x = Double(rotated.x[i]) - middle.x, y = Double(rotated.y[i]) - middle.y
+            distances[i] = (x * x + y * y).squareRoot()
         }
-        let scale = Self.robustRadius(display)
-        let inverse = Float(1 / scale)
+        let scale = Self.robustRadius(distances)
+        guard scale.isFinite else { throw AlignmentError.nonFinite }
+        // Below float32's normal range, 1 / scale overflows it: nothing sensible can be drawn.
+        guard scale >= Double(Float.leastNormalMagnitude) else { throw AlignmentError.noSpread }
+        var display = rotated
         for i in 0..<display.count {
-            display.x[i] *= inverse
-            display.y[i] *= inverse
+            display.x[i] = Self.float((Double(rotated.x[i]) - middle.x) / scale)
+            display.y[i] = Self.float((Double(rotated.y[i]) - middle.y) / scale)
         }
+        guard display.x.allSatisfy(\.isFinite) && display.y.allSatisfy(\.isFinite) else { throw AlignmentError.nonFinite }
         previous = display
         // The screen middle back in PCA coordinates: mean + middle * R (R is orthogonal).
         let r = fit.rotation
@@ -103,18 +111,33 @@ public struct Aligner: Sendable {
         return PlanarPoints(x: p.x.map { Float(Double($0) - m.x) }, y: p.y.map { Float(Double($0) - m.y) })
     }
 
-    /// The 99th percentile of distances from the origin (linear interpolation, as numpy's),
-    /// falling back to the largest distance, then to 1, when the points have no spread.
-    static func robustRadius(_ p: PlanarPoints) -> Double {
-        guard p.count > 0 else { return 1 }
-        var radii = [Double](repeating: 0, count: p.count)
-        for i in 0..<p.count {
-            let x = Double(p.x[i]), y = Double(p.y[i])
-            radii[i] = (x * x + y * y).squareRoot()
-        }
-        radii.sort()
+    /// The 99th percentile of `distances` (linear interpolation, as numpy's), falling back to the
+    /// largest when 99% coincide; 0 when all do.
+    static func robustRadius(_ distances: [Double]) -> Double {
+        let radii = distances.sorted()
+        guard let largest = radii.last else { return 0 }
         let q = percentile(radii, 0.99)
-        if q > 0 { return q }
-        return radii.last! > 0 ? radii.last! : 1
+        return q > 0 ? q : largest
+    }
+
+    /// `value` in float32, far points clamped to its largest finite values (they sit on the view's
+    /// border either way); NaN stays NaN.
+    static func float(_ value: Double) -> Float {
+        Float(min(max(value, -Double(Float.greatestFiniteMagnitude)), Double(Float.greatestFiniteMagnitude)))
+    }
+}
+
+/// Why a checkpoint's projection cannot be drawn.
+public enum AlignmentError: Error, Equatable, CustomStringConvertible {
+    /// The points' robust radius is zero or too small for float32 display coordinates.
+    case noSpread
+    /// A PCA score (or a coordinate computed from it) is NaN or infinite.
+    case nonFinite
+
+    public var description: String {
+        switch self {
+        case .noSpread: return "the embeddings have no spread to project (all rows equal or values too small)"
+        case .nonFinite: return "the projection has NaN or infinite coordinates (non-finite or overflowing embeddings)"
+        }
     }
 }

@@ -62,13 +62,19 @@ enum ScreenedCosineSearch {
                 if let seeds, seeds.count == n * k {
                     seeds.withUnsafeBufferPointer { previous in
                         let guesses = SharedSeeds(base: previous.baseAddress!)
-                        // Each worker seeds its own range of the first screen, then all share it.
+                        // Each worker seeds its own range in its own screen (a screen's flags and
+                        // counter belong to one thread) ...
                         DispatchQueue.concurrentPerform(iterations: workers) { worker in
-                            ns_screen_seed(shared.screens[0], shared.points, guesses.base,
+                            ns_screen_seed(shared.screens[worker], shared.points, guesses.base,
                                            ranges[worker].lowerBound, ranges[worker].upperBound)
                         }
                     }
-                    for screen in screens.dropFirst() { ns_screen_copy(screen, screens[0]) }
+                    // ... then, after the join, every screen takes the ranges the others seeded.
+                    for (target, screen) in screens.enumerated() {
+                        for (source, range) in ranges.enumerated() where source != target {
+                            ns_screen_copy_rows(screen, screens[source], range.lowerBound, range.upperBound)
+                        }
+                    }
                 }
 
                 let tiles = Int(ns_tile_count(points))

@@ -100,4 +100,21 @@ import Glibc
             #expect(seeded.exactPairs <= unseeded.exactPairs)
         }
     }
+
+    /// Seeding and screening on more threads than cores, for `make tsan`: workers seeded one
+    /// shared screen's counters at once (issue 10). Results must not depend on the thread count.
+    @Test(.enabled(if: ScreenedCosineSearch.isSupported, "needs AVX-512 VNNI"))
+    func seededSearchOnManyThreadsEqualsBruteForce() throws {
+        let n = 2_200, d = 24
+        let x = structuredMatrix(n: n, d: d, seed: 17)
+        let bruteForce = try OutlierScores(embeddings: x, search: .bruteForce)
+        let first = try OutlierScores(embeddings: x, threads: 3)
+        for threads in [1, 4, 7] {
+            let seeded = try OutlierScores(embeddings: x, threads: threads, seeds: first.neighbourIndices)
+            let validSeeds = n * bruteForce.neighbours
+            #expect(seeded.exactPairs >= validSeeds, "every seed is computed exactly and counted")
+            for i in 0..<n { #expect(abs(seeded.averageDistances[i] - bruteForce.averageDistances[i]) < 2e-6) }
+            #expect(seeded.mostAtypical(8).map(\.index) == bruteForce.mostAtypical(8).map(\.index))
+        }
+    }
 }

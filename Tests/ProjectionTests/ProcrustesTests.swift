@@ -84,3 +84,67 @@ import Glibc
         #expect((985...995).contains(inside), "about 99% of points within radius 1, got \(inside)")
     }
 }
+
+/// Issue 10: every checkpoint gives finite display coordinates or a clear error, never NaN or infinity.
+@Suite struct AlignerRobustnessTests {
+    static let targets: [AlignmentTarget] = [.none, .previous]
+
+    func expectFiniteOrRefused(_ scores: PlanarPoints, _ what: String) {
+        for target in Self.targets {
+            var aligner = Aligner(target: target)
+            do {
+                let frame = try aligner.align(scores)
+                #expect(frame.display.x.allSatisfy(\.isFinite) && frame.display.y.allSatisfy(\.isFinite), "\(what), \(target)")
+                #expect(frame.displayScale.isFinite && frame.displayScale > 0, "\(what), \(target)")
+            } catch {
+                #expect(error is AlignmentError || error is ProjectionError, "\(what), \(target): \(error)")
+            }
+        }
+    }
+
+    @Test func refusesFramesWithoutSpread() throws {
+        let subnormal = PlanarPoints(x: (0..<200).map { Float.leastNonzeroMagnitude * Float($0 % 7) },
+                                     y: (0..<200).map { Float.leastNonzeroMagnitude * Float($0 % 5) })
+        for target in Self.targets {
+            var aligner = Aligner(target: target)
+            #expect(throws: AlignmentError.noSpread) { try aligner.align(subnormal) }
+        }
+        var aligner = Aligner(target: .none)
+        let error = #expect(throws: AlignmentError.noSpread) { try aligner.align(PlanarPoints(x: [2, 2, 2], y: [1, 1, 1])) }
+        #expect(error?.description == "the embeddings have no spread to project (all rows equal or values too small)")
+        #expect(throws: AlignmentError.nonFinite) { try aligner.align(PlanarPoints(x: [0, 1, .nan], y: [0, 1, 2])) }
+    }
+
+    /// All-subnormal float32 embeddings, through PCA: the case that made the rasterizer trap.
+    @Test func subnormalEmbeddingsAreRefusedNotDrawnAsNaN() throws {
+        var g = SplitMix(seed: 5)
+        let x = Matrix(rows: 300, columns: 16, storage: (0..<300 * 16).map { _ in Float.leastNonzeroMagnitude * Float(g.next() % 1000) })
+        let pca = try PrincipalComponents(fitting: x)
+        expectFiniteOrRefused(pca.scores, "subnormal embeddings")
+    }
+
+    @Test func everyFloatGivesFiniteCoordinatesOrAClearError() {
+        let base = cloud(300)
+        let scalings: [Float] = [0, .leastNonzeroMagnitude, 1e-40, .leastNormalMagnitude, 1e-30, 1, 1e30, 1e37]
+        for scaling in scalings {
+            expectFiniteOrRefused(PlanarPoints(x: base.x.map { $0 * scaling }, y: base.y.map { $0 * scaling }), "cloud x \(scaling)")
+            // Most points together, a few far away: a tiny robust radius and a huge largest one.
+            var spiked = PlanarPoints(x: base.x.map { $0 * scaling }, y: base.y.map { $0 * scaling })
+            for i in 0..<2 { spiked.x[i] = .greatestFiniteMagnitude / 4; spiked.y[i] = -.greatestFiniteMagnitude / 4 }
+            expectFiniteOrRefused(spiked, "cloud x \(scaling) with far points")
+        }
+        for special: Float in [.nan, .infinity, -.infinity, .greatestFiniteMagnitude, -.greatestFiniteMagnitude] {
+            var points = base
+            points.x[3] = special
+            expectFiniteOrRefused(points, "one coordinate \(special)")
+        }
+    }
+
+    @Test func aTinyButNormalSpreadStillAligns() throws {
+        let tiny = PlanarPoints(x: cloud(1000).x.map { $0 * 1e-30 }, y: cloud(1000).y.map { $0 * 1e-30 })
+        var aligner = Aligner(target: .previous)
+        let frame = try aligner.align(tiny)
+        let inside = (0..<1000).filter { (frame.display.x[$0] * frame.display.x[$0] + frame.display.y[$0] * frame.display.y[$0]).squareRoot() <= 1.0001 }
+        #expect((985...995).contains(inside.count), "about 99% of points within radius 1, got \(inside.count)")
+    }
+}

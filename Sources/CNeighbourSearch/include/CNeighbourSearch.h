@@ -34,14 +34,15 @@ void ns_points_destroy(ns_points *points);
 int64_t ns_tile_count(const ns_points *points);
 
 /// One worker's k most similar points so far, for every point. NULL when memory runs out.
+/// A screen belongs to one thread at a time: every call below writes its fields.
 ns_screen *ns_screen_create(const ns_points *points, int k);
 void ns_screen_destroy(ns_screen *screen);
 /// Starts points [first, last) from the exact similarities to `previous[i * k ...]` (for example
 /// the neighbours at the last checkpoint; -1 entries are skipped). Only raises thresholds, so the
 /// result stays exact however good the guess.
 void ns_screen_seed(ns_screen *screen, const ns_points *points, const int32_t *previous, int64_t first, int64_t last);
-/// Copies another worker's state (after seeding).
-void ns_screen_copy(ns_screen *target, const ns_screen *source);
+/// Copies points [first, last) of another worker's lists (after seeding), but not its count of exact pairs.
+void ns_screen_copy_rows(ns_screen *target, const ns_screen *source, int64_t first, int64_t last);
 /// Screens every pair of tile `tile`.
 void ns_screen_tile(ns_screen *screen, const ns_points *points, int64_t tile);
 /// Exact similarities computed by this worker so far.
