@@ -18,8 +18,9 @@ public final class ImageSurface {
     public let width: Int
     public let height: Int
 
+    /// Sizes Cairo cannot make (beyond 32767, negative) throw rather than trap.
     public convenience init(width: Int, height: Int) throws(CanvasError) {
-        try self.init(taking: cairo_image_surface_create(CAIRO_FORMAT_ARGB32, Int32(width), Int32(height))!,
+        try self.init(taking: cairo_image_surface_create(CAIRO_FORMAT_ARGB32, Int32(clamping: width), Int32(clamping: height))!,
                       "cairo_image_surface_create \(width)x\(height)")
     }
 

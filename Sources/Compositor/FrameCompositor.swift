@@ -84,6 +84,9 @@ public final class FrameCompositor {
     /// so the few points beyond 1.08 sit clamped on the border.
     public static let viewHalfExtent = 1.08
 
+    /// The thinnest legend row, in pixels at 720p: about 100 classes are listed, then a count of the rest.
+    static let thinnestLegendRow = 6.0
+
     public init(width: Int, height: Int, setting: FilmSetting) throws(CanvasError) {
         surface = try ImageSurface(width: width, height: height)
         context = try GraphicsContext(surface)
@@ -171,14 +174,24 @@ public final class FrameCompositor {
         guard !setting.classNames.isEmpty else { return }
         let box = layout.legend
         context.text("Classes", x: box.x, y: box.y + 12 * u, size: 13 * u, weight: .bold, color: Palette.ink)
-        let rowHeight = min(22 * u, (box.height - 24 * u) / Double(setting.classNames.count))
+        let classes = setting.classNames.count
+        // Rows too thin to read would cost a text layout each for nothing: past them, the last row counts the rest.
+        let legibleRows = min(Double(classes), ((box.height - 24 * u) / (Self.thinnestLegendRow * u)).rounded(.down))
+        let rows = Int(max(legibleRows, 1))  // 1...classes, NaN included
+        let listed = rows < classes ? rows - 1 : classes
+        let rowHeight = min(22 * u, (box.height - 24 * u) / Double(rows))
         let textSize = min(13 * u, rowHeight * 0.7)
-        for (label, name) in setting.classNames.enumerated() {
-            let y = box.y + 24 * u + (Double(label) + 0.5) * rowHeight
+        func rowMiddle(_ row: Int) -> Double { box.y + 24 * u + (Double(row) + 0.5) * rowHeight }
+        for (label, name) in setting.classNames.prefix(listed).enumerated() {
+            let y = rowMiddle(label)
             context.circle(center: (box.x + 6 * u, y), radius: 5 * u, fill: Palette.color(forClass: label))
             let count = setting.labels == nil ? "" : " (\(classCounts[label]))"
             context.text(name, keeping: count, x: box.x + 16 * u, y: y + textSize * 0.36, size: textSize, color: Palette.ink,
                          maxWidth: box.width - 16 * u)
+        }
+        if listed < classes {
+            context.text("+\(NumberText.grouped(classes - listed)) more", x: box.x + 16 * u, y: rowMiddle(listed) + textSize * 0.36,
+                         size: textSize, color: Palette.secondaryInk, maxWidth: box.width - 16 * u)
         }
     }
 
@@ -289,7 +302,7 @@ public final class FrameCompositor {
             let y = top + Double(row) * cellHeight + (cellHeight - thumb) / 2
             if let image = try thumbnail(entry.index) {
                 let frameRect = Rect(x: x, y: y, width: thumb, height: thumb)
-                context.draw(image, in: frameRect, pixelated: image.width * 2 <= Int(thumb))
+                context.draw(image, in: frameRect, pixelated: Double(image.width * 2) <= thumb)
                 context.strokeRect(frameRect, Palette.rule, width: 1)
             }
             let textX = x + (thumb > 0 ? thumb + 10 * u : 0)

@@ -35,11 +35,25 @@ public final class TrainerSource: CheckpointSource {
 
     /// Loads Fashion-MNIST from Debian's `dataset-fashion-mnist` location (or `directory`).
     public static func loadFashionMNIST(directory: String = "/usr/share/datasets/fashion-mnist") throws -> (train: IDXDataset, test: IDXDataset) {
+        let train: IDXDataset, test: IDXDataset
         do {
-            return (try IDXDataset(directory: directory, prefix: "train"), try IDXDataset(directory: directory, prefix: "t10k"))
+            (train, test) = (try IDXDataset(directory: directory, prefix: "train"), try IDXDataset(directory: directory, prefix: "t10k"))
         } catch {
             throw PipelineError(error.description)
         }
+        // The network's input and head are fixed by the training set: the test set must match it.
+        let testPath = "\(directory)/t10k-images-idx3-ubyte.gz"
+        guard test.height == train.height, test.width == train.width else {
+            throw PipelineError("\(testPath): images of \(test.width)x\(test.height) but the training images are \(train.width)x\(train.height)")
+        }
+        guard test.count >= 3 else { throw PipelineError("\(testPath): \(test.count) images: need at least 3 to film") }
+        for (prefix, set) in [("train", train), ("t10k", test)] where !set.labels.allSatisfy({ (0..<10).contains($0) }) {
+            throw PipelineError("\(directory)/\(prefix)-labels-idx1-ubyte.gz: labels must be the ten Fashion-MNIST classes, 0 to 9")
+        }
+        guard train.labels.contains(where: { $0 < TransferRecipe().pretrainClasses }) else {
+            throw PipelineError("\(directory)/train-labels-idx1-ubyte.gz: no image of the first five classes to pretrain on")
+        }
+        return (train, test)
     }
 
     public var evalCount: Int { min(recipe.evalSize, test.count) }

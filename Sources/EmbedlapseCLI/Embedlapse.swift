@@ -33,13 +33,13 @@ struct EmbedlapseCommand: AsyncParsableCommand {
             // and keep a usage error to two lines (the problem, and where the help is).
             let code = exitCode(for: error)
             if code == .success {
-                print(terminalSafe(fullMessage(for: error)))
+                print(terminalSafeLines(fullMessage(for: error)))
             } else if code == .validationFailure {
                 note("Error: " + message(for: error))
                 note("See 'embedlapse \(CommandLine.arguments.dropFirst().first.map { $0.hasPrefix("-") ? "" : $0 + " " } ?? "")--help'.")
             } else {
                 let text = fullMessage(for: error)
-                if !text.isEmpty { note(text) }
+                if !text.isEmpty { FileHandle.standardError.write(Data((terminalSafeLines(text) + "\n").utf8)) }
             }
             Foundation.exit(code.rawValue)
         }
@@ -56,8 +56,13 @@ func note(_ message: String) {
     FileHandle.standardError.write(Data("\(terminalSafe(message))\n".utf8))
 }
 
-/// Each line of a message with its control characters escaped: names from files and flags
-/// reach the terminal only as text.
+/// A one-line message with every control character escaped, newlines included: names from files
+/// and flags reach the terminal only as text, and cannot forge a second line.
 func terminalSafe(_ message: String) -> String {
-    message.split(separator: "\n", omittingEmptySubsequences: false).map { Printable.escaped($0) }.joined(separator: "\n")
+    Printable.escaped(message)
+}
+
+/// Text of several lines (a report, the help) with each line escaped.
+func terminalSafeLines(_ text: String) -> String {
+    text.split(separator: "\n", omittingEmptySubsequences: false).map { Printable.escaped($0) }.joined(separator: "\n")
 }

@@ -19,7 +19,7 @@ struct Inspect: AsyncParsableCommand {
 
     func run() async throws {
         let report = RunInspection(path: run)
-        print(report.text)
+        print(terminalSafeLines(report.text))
         if !report.problems.isEmpty { throw ExitCode(1) }
     }
 }

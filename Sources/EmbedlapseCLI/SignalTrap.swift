@@ -15,11 +15,13 @@ final class SignalTrap {
             source.setEventHandler {
                 // Signals that arrive together are merged into one event: `data` counts them.
                 if stop.isRaised || source.data > 1 {
-                    note("\naborting: unfinished outputs removed")
+                    note("")
+                    note("aborting: unfinished outputs removed")
                     UnfinishedOutputs.removeTemporariesAndExit(status: 130)
                 }
                 stop.raise()
-                note("\nstopping: finishing the frames in flight (Ctrl-C again to abort)")
+                note("")
+                note("stopping: finishing the frames in flight (Ctrl-C again to abort)")
             }
             source.resume()
             return source

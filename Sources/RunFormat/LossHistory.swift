@@ -98,15 +98,27 @@ public struct TrainerState: Sendable {
             throw RunFormatError(path, "expected a JSON object")
         }
         epoch = Self.number(state["epoch"]).flatMap { $0.isFinite ? $0 : nil }
-        for entry in state["log_history"] as? [[String: Any]] ?? [] {
-            guard let value = Self.number(entry["step"]) else { continue }
+        guard let history = state["log_history"] else { return }
+        guard let entries = history as? [Any] else {
+            skipped.append("\(path): log_history is not a list, its losses are left out")
+            return
+        }
+        var leftOut = 0
+        for case let entry in entries {
+            guard let entry = entry as? [String: Any], let value = Self.number(entry["step"]) else {
+                leftOut += 1
+                continue
+            }
             guard let step = LossHistory.step(value) else {
-                if skipped.isEmpty { skipped.append("\(path): step \(value) in log_history is not a whole number from 0 to 2^53, entry left out") }
+                leftOut += 1
                 continue
             }
             if let loss = Self.number(entry["loss"]) { training[step] = loss }
             if let loss = Self.number(entry["eval_loss"]) { evaluation[step] = loss }
             if let epoch = Self.number(entry["epoch"]), epoch.isFinite { epochs[step] = epoch }
+        }
+        if leftOut > 0 {
+            skipped.append("\(path): \(leftOut) log_history entries without a whole-number step from 0 to 2^53 left out")
         }
     }
 

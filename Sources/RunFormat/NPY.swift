@@ -65,8 +65,8 @@ public struct NPYArray: Sendable {
         fortranOrder = header.fortranOrder
         shape = header.shape
         dataOffset = header.dataOffset
-        var count = element.size
-        for extent in shape {
+        var count = shape.contains(0) ? 0 : element.size
+        for extent in shape where count > 0 {
             let (product, overflow) = count.multipliedReportingOverflow(by: extent)
             guard !overflow, product <= file.size else {
                 throw RunFormatError(path, "truncated or corrupt: shape \(Self.shapeText(shape)) needs more bytes than the file's \(file.size)")
@@ -77,6 +77,11 @@ public struct NPYArray: Sendable {
         let available = file.size - dataOffset
         if available < count {
             throw RunFormatError(path, "truncated: shape \(Self.shapeText(shape)) needs \(count) bytes of data, the file has \(available)")
+        }
+        if available > count {
+            // numpy would read the first array and ignore the rest: a second array saved into the
+            // same file, or a file cut and pasted together, must not pass unnoticed.
+            throw RunFormatError(path, "\(available - count) bytes after the data that shape \(Self.shapeText(shape)) announces: not a single .npy array")
         }
     }
 
@@ -201,7 +206,8 @@ public struct NPYArray: Sendable {
         guard element == .unsigned(bytes: 1) else { throw RunFormatError(path, "expected uint8, got \(element)") }
         let raw = try dataBytes()
         let count = raw.count
-        guard fortranOrder, shape.count > 1 else { return raw }
+        // Every stride below is at most `count`, which the header check bounded by the file's size.
+        guard fortranOrder, shape.count > 1, count > 0 else { return raw }
         // Fortran order: the first index varies fastest. Re-index into C order.
         var out = [UInt8](repeating: 0, count: count)
         var cStrides = [Int](repeating: 1, count: shape.count)

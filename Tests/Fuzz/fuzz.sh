@@ -16,6 +16,9 @@ mode=${1:?usage: fuzz.sh run SECONDS [target...] | fuzz.sh ci [target...]}; shif
 if [[ $mode == run ]]; then seconds=${1:?usage: fuzz.sh run SECONDS [target...]}; shift; else seconds=${FUZZ_CI_SECONDS:-20}; fi
 targets=("${@:-${ALL_TARGETS[@]}}")
 read -r -a extra <<<"${FUZZ_FLAGS:-}"
+# Swift's own crash backtracer would run before libFuzzer's handler (and its helper may outlive
+# the target): off, so that libFuzzer reports the stack and writes the crashing input.
+export SWIFT_BACKTRACE=${SWIFT_BACKTRACE:-enable=no}
 
 Tests/Fuzz/build.sh "${targets[@]}" || exit 2
 mkdir -p "$OUT/logs"

@@ -238,6 +238,21 @@ import Testing
         }
     }
 
+    @Test func impossibleFrameSizesThrow() {
+        for (width, height) in [(Int.max, 720), (1280, Int(Int32.max) + 1), (-1, 720), (40_000, 10)] {
+            #expect(throws: CanvasError.self) { try FrameCompositor(width: width, height: height, setting: setting(n: 0)) }
+        }
+    }
+
+    @Test func manyClassesDrawQuickly() throws {
+        let names = (0..<100_000).map { "class \($0)" }
+        let compositor = try FrameCompositor(width: 1280, height: 720, setting: setting(n: 40, classNames: names))
+        let points = (0..<40).map { Float($0) / 40 - 0.5 }
+        let start = ContinuousClock.now
+        try compositor.draw(frame(x: points, y: points, outliers: 8))
+        #expect(ContinuousClock.now - start < .seconds(1), "the legend lists what fits and counts the rest")
+    }
+
     @Test func fittingStaysWithinTheWidthAndKeepsTheSuffix() throws {
         let context = try GraphicsContext(ImageSurface(width: 16, height: 16))
         let long = String(repeating: "Wide words, ", count: 10_000)
