@@ -45,14 +45,14 @@ public struct OutputPlan: Sendable {
             }
         }
 
-        /// The option that names it, for messages.
-        var option: String {
+        /// What it is, for messages (in the library's words, not the command line's).
+        var role: String {
             switch kind {
-            case .video: "-o"
-            case .framesDirectory: "--frames-dir"
-            case .dataDirectory: "--dump-data"
-            case .latestFrame: "--latest"
-            case .timings: "--timings"
+            case .video: "the video"
+            case .framesDirectory: "the frames folder"
+            case .dataDirectory: "the data folder"
+            case .latestFrame: "the latest-frame PNG"
+            case .timings: "the timings file"
             }
         }
 
@@ -124,7 +124,7 @@ public struct OutputPlan: Sendable {
     }
 
     private static func checkShape(_ output: Output) throws(OutputPathError) {
-        guard !output.path.isEmpty else { throw OutputPathError(output.path, "\(output.option) was given an empty path") }
+        guard !output.path.isEmpty else { throw OutputPathError(output.path, "an empty path for \(output.role)") }
         guard !output.kind.isDirectory else { return }
         guard !["", ".", ".."].contains(output.name) else { throw OutputPathError(output.path, "names a folder, not a file") }
         guard output.name.utf8.count <= maxNameLength else {
@@ -137,7 +137,7 @@ public struct OutputPlan: Sendable {
         case .video where VideoOutput.format(forPath: output.path, live: false) == nil:
             throw OutputPathError(output.path, "unknown video type: the name must end in .mp4 or .gif")
         case .latestFrame where !output.path.lowercased().hasSuffix(".png"):
-            throw OutputPathError(output.path, "--latest writes a PNG: the name must end in .png")
+            throw OutputPathError(output.path, "the latest frame is a PNG: the name must end in .png")
         default: break
         }
     }
@@ -150,15 +150,15 @@ public struct OutputPlan: Sendable {
                     let bothFolders = first.kind.isDirectory && second.kind.isDirectory  // their names never meet
                     if !bothFolders && (first.resolved == second.resolved || sameExistingFile(first.path, second.path)) {
                         let noun = b.kind.isDirectory ? "path" : "file"
-                        throw OutputPathError(b.path, "the same \(noun) as \(a.option) \(a.path): give each output a \(noun) of its own")
+                        throw OutputPathError(b.path, "the same \(noun) as \(a.role) \(a.path): give each output a \(noun) of its own")
                     }
                     guard second.resolved.hasPrefix(first.resolved + "/") else { continue }
                     let inside = second.resolved.dropFirst(first.resolved.count + 1).prefix { $0 != "/" }
                     if !first.kind.isDirectory {
-                        throw OutputPathError(second.path, "lies inside \(first.option) \(first.path), which is a file")
+                        throw OutputPathError(second.path, "lies inside \(first.role) \(first.path), which is a file")
                     }
                     if first.kind.writes(fileNamed: String(inside)) {
-                        throw OutputPathError(second.path, "\(first.option) \(first.path) writes a file of that name")
+                        throw OutputPathError(second.path, "\(first.role) \(first.path) writes a file of that name")
                     }
                 }
             }

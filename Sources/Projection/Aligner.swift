@@ -41,7 +41,7 @@ public struct Aligner: Sendable {
 
     /// - Parameter finalScores: the last checkpoint's PCA scores; required for `.last`.
     public init(target: AlignmentTarget, finalScores: PlanarPoints? = nil) {
-        precondition(target != .last || finalScores != nil, "--align last needs the final checkpoint")
+        precondition(target != .last || finalScores != nil, "aligning onto the last checkpoint needs its scores")
         self.target = target
         self.finalScores = finalScores
     }
