@@ -6,10 +6,19 @@ import RunFormat
 public struct OutputPathError: Error, CustomStringConvertible {
     public let path: String
     public let problem: String
+    /// Which output it is about, when it is about one: the command line names it by its option.
+    public let output: OutputPlan.Kind?
 
     public init(_ path: String, _ problem: String) {
         self.path = path
         self.problem = problem
+        output = nil
+    }
+
+    init(_ output: OutputPlan.Output, _ problem: String) {
+        path = output.path
+        self.problem = problem
+        self.output = output.kind
     }
 
     public var description: String { "\(path.isEmpty ? "\"\"" : path): \(problem)" }
@@ -112,32 +121,32 @@ public struct OutputPlan: Sendable {
         }
         if let video = outputs.first(where: { $0.kind == .video }) {
             do { try MediaLimits.checkVideo(width: options.width, height: options.height, fps: options.fps) } catch {
-                throw OutputPathError(video.path, error.description)
+                throw OutputPathError(video, error.description)
             }
         }
         if let image = outputs.first(where: { $0.kind == .framesDirectory || $0.kind == .latestFrame }) {
             do { try MediaLimits.checkImage(width: options.width, height: options.height) } catch {
-                throw OutputPathError(image.path, error.description)
+                throw OutputPathError(image, error.description)
             }
         }
         self.outputs = outputs
     }
 
     private static func checkShape(_ output: Output) throws(OutputPathError) {
-        guard !output.path.isEmpty else { throw OutputPathError(output.path, "an empty path for \(output.role)") }
+        guard !output.path.isEmpty else { throw OutputPathError(output, "an empty path for \(output.role)") }
         guard !output.kind.isDirectory else { return }
-        guard !["", ".", ".."].contains(output.name) else { throw OutputPathError(output.path, "names a folder, not a file") }
+        guard !["", ".", ".."].contains(output.name) else { throw OutputPathError(output, "names a folder, not a file") }
         guard output.name.utf8.count <= maxNameLength else {
-            throw OutputPathError(output.path, "the file name is too long: at most \(maxNameLength) bytes")
+            throw OutputPathError(output, "the file name is too long: at most \(maxNameLength) bytes")
         }
     }
 
     private static func checkKind(_ output: Output) throws(OutputPathError) {
         switch output.kind {
         case .video where VideoOutput.format(forPath: output.path, live: false) == nil:
-            throw OutputPathError(output.path, "unknown video type: the name must end in .mp4 or .gif")
+            throw OutputPathError(output, "unknown video type: the name must end in .mp4 or .gif")
         case .latestFrame where !output.path.lowercased().hasSuffix(".png"):
-            throw OutputPathError(output.path, "the latest frame is a PNG: the name must end in .png")
+            throw OutputPathError(output, "the latest frame is a PNG: the name must end in .png")
         default: break
         }
     }
@@ -150,15 +159,15 @@ public struct OutputPlan: Sendable {
                     let bothFolders = first.kind.isDirectory && second.kind.isDirectory  // their names never meet
                     if !bothFolders && (first.resolved == second.resolved || sameExistingFile(first.path, second.path)) {
                         let noun = b.kind.isDirectory ? "path" : "file"
-                        throw OutputPathError(b.path, "the same \(noun) as \(a.role) \(a.path): give each output a \(noun) of its own")
+                        throw OutputPathError(b, "the same \(noun) as \(a.role) \(a.path): give each output a \(noun) of its own")
                     }
                     guard second.resolved.hasPrefix(first.resolved + "/") else { continue }
                     let inside = second.resolved.dropFirst(first.resolved.count + 1).prefix { $0 != "/" }
                     if !first.kind.isDirectory {
-                        throw OutputPathError(second.path, "lies inside \(first.role) \(first.path), which is a file")
+                        throw OutputPathError(second, "lies inside \(first.role) \(first.path), which is a file")
                     }
                     if first.kind.writes(fileNamed: String(inside)) {
-                        throw OutputPathError(second.path, "\(first.role) \(first.path) writes a file of that name")
+                        throw OutputPathError(second, "\(first.role) \(first.path) writes a file of that name")
                     }
                 }
             }
@@ -176,18 +185,18 @@ public struct OutputPlan: Sendable {
         var info = stat()
         guard stat(folder, &info) == 0 else {
             switch errno {
-            case ENOENT: throw OutputPathError(output.path, "the folder \(folder) does not exist")
-            case ENOTDIR: throw OutputPathError(output.path, "\(folder) is not a folder")
-            default: throw OutputPathError(output.path, "cannot use the folder \(folder): \(systemWords(errno))")
+            case ENOENT: throw OutputPathError(output, "the folder \(folder) does not exist")
+            case ENOTDIR: throw OutputPathError(output, "\(folder) is not a folder")
+            default: throw OutputPathError(output, "cannot use the folder \(folder): \(systemWords(errno))")
             }
         }
-        guard isDirectory(info) else { throw OutputPathError(output.path, "\(folder) is not a folder") }
+        guard isDirectory(info) else { throw OutputPathError(output, "\(folder) is not a folder") }
         try checkWritable(folder, for: output.path)
         if stat(output.path, &info) == 0 {
-            if isDirectory(info) { throw OutputPathError(output.path, "is a folder, not a file") }
-            if info.st_mode & S_IFMT != S_IFREG { throw OutputPathError(output.path, "is not a regular file") }
+            if isDirectory(info) { throw OutputPathError(output, "is a folder, not a file") }
+            if info.st_mode & S_IFMT != S_IFREG { throw OutputPathError(output, "is not a regular file") }
         } else if errno != ENOENT {
-            throw OutputPathError(output.path, "cannot use: \(systemWords(errno))")
+            throw OutputPathError(output, "cannot use: \(systemWords(errno))")
         }
     }
 
@@ -195,16 +204,16 @@ public struct OutputPlan: Sendable {
     private static func checkDirectory(_ output: Output) throws(OutputPathError) {
         var info = stat()
         if stat(output.path, &info) == 0 {
-            guard isDirectory(info) else { throw OutputPathError(output.path, "exists and is not a folder") }
+            guard isDirectory(info) else { throw OutputPathError(output, "exists and is not a folder") }
             try checkWritable(output.path, for: output.path)
             return
         }
-        guard errno == ENOENT || errno == ENOTDIR else { throw OutputPathError(output.path, "cannot use: \(systemWords(errno))") }
+        guard errno == ENOENT || errno == ENOTDIR else { throw OutputPathError(output, "cannot use: \(systemWords(errno))") }
         var ancestor = Output.folder(of: output.path.hasSuffix("/") ? String(output.path.dropLast()) : output.path)
         while stat(ancestor, &info) != 0, ancestor != ".", ancestor != "/" {
             ancestor = Output.folder(of: ancestor)
         }
-        guard isDirectory(info) else { throw OutputPathError(output.path, "cannot make this folder: \(ancestor) is not a folder") }
+        guard isDirectory(info) else { throw OutputPathError(output, "cannot make this folder: \(ancestor) is not a folder") }
         try checkWritable(ancestor, for: output.path)
     }
 

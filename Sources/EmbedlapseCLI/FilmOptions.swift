@@ -71,7 +71,20 @@ struct FilmOptions: ParsableArguments {
 
     /// Checks every output path before any work, so a bad one is refused with nothing read or written.
     func validateOutputs(_ options: RenderOptions) {
-        do { try options.validateOutputs() } catch { fail(error.description) }
+        do { try options.validateOutputs() } catch {
+            guard let output = error.output else { fail(error.description) }
+            fail("\(Self.option(for: output)) \(error.description)")
+        }
+    }
+
+    static func option(for output: OutputPlan.Kind) -> String {
+        switch output {
+        case .video: "-o"
+        case .framesDirectory: "--frames-dir"
+        case .dataDirectory: "--dump-data"
+        case .latestFrame: "--latest"
+        case .timings: "--timings"
+        }
     }
 
     /// Whether any frame or data output was asked for.
