@@ -216,10 +216,14 @@ public final class FrameCompositor {
         }
         let maxStep = Double(max(finite.map(\.step).max()!, frame.step, setting.finalStep ?? 1, 1))
         let minStep = Double(min(finite.map(\.step).min()!, 0))
-        let bottom = min(0, finite.map(\.loss).min()!)
+        let shown = Self.plausibleRange(finite.map(\.loss))
+        let bottom = min(0, shown.lowerBound)
         // 8% headroom above the highest loss, capped at the largest Double rather than infinity.
-        let highest = finite.map(\.loss).max()!
+        let highest = shown.upperBound
         let top = highest > 0 ? min(highest * 1.08, .greatestFiniteMagnitude) : bottom < 0 ? 0 : 1
+        let clipped = (whole.training + whole.evaluation).count { $0.loss.isFinite && !shown.contains($0.loss) }
+        let notes = [omission, clipped == 0 ? nil : "\(clipped) clipped"]
+        let note = notes.compactMap { $0 }.joined(separator: " · ")
         let px = AxisScale(from: minStep, to: maxStep, onto: plot.x, length: plot.width)
         let py = AxisScale(from: bottom, to: top, onto: plot.maxY, length: -plot.height)
 
@@ -239,13 +243,8 @@ public final class FrameCompositor {
         context.line(from: (plot.x, plot.y), to: (plot.x, plot.maxY), Palette.faintInk, width: 1)
         context.text("step", x: plot.x + plot.width / 2, y: plot.maxY + 31 * u, size: 12 * u, color: Palette.secondaryInk, anchor: .center)
         context.verticalText("loss", x: area.x + 8 * u, y: plot.y + plot.height / 2, size: 12 * u, color: Palette.secondaryInk)
-        if let omission {
-            context.text(omission, x: plot.x + 6 * u, y: plot.y + 12 * u, size: 11 * u, color: Palette.highlight,
-                         maxWidth: plot.width - 160 * u)
-        }
-
         func curve(_ points: [LossHistory.Point]) -> [(Double, Double)] {
-            points.filter { $0.loss.isFinite }.map { (px(Double($0.step)), py($0.loss)) }
+            points.filter { $0.loss.isFinite }.map { (px(Double($0.step)), py(min(max($0.loss, bottom), top))) }
         }
         context.polyline(curve(whole.training), Palette.loss.withAlpha(0.25), width: 1.5 * u)
         context.polyline(curve(current.training), Palette.loss, width: 2 * u)
@@ -255,12 +254,19 @@ public final class FrameCompositor {
             context.polyline(curve(current.evaluation), Palette.evaluationLoss, width: 2 * u)
             context.setDash([])
         }
+        if !note.isEmpty {
+            // Over the curves, on a white plate: the note sits in the plot's top corner, where a clipped curve runs.
+            let width = min(context.textWidth(note, size: 11 * u), plot.width - (whole.evaluation.isEmpty ? 12 : 160) * u)
+            context.fill(Rect(x: plot.x + 3 * u, y: plot.y + 2 * u, width: width + 6 * u, height: 14 * u), .white)
+            context.text(note, x: plot.x + 6 * u, y: plot.y + 12 * u, size: 11 * u, color: Palette.highlight,
+                         maxWidth: plot.width - (whole.evaluation.isEmpty ? 12 : 160) * u)
+        }
         // The current step: a vertical rule, and a marker on the last logged loss.
         let x = px(Double(frame.step))
         context.line(from: (x, plot.y), to: (x, plot.maxY), Palette.highlight.withAlpha(0.5), width: 1 * u)
         var readout = "step \(NumberText.grouped(frame.step))"
         if let last = current.training.last(where: { $0.loss.isFinite }) {
-            context.circle(center: (px(Double(last.step)), py(last.loss)), radius: 4.5 * u, fill: Palette.highlight,
+            context.circle(center: (px(Double(last.step)), py(min(max(last.loss, bottom), top))), radius: 4.5 * u, fill: Palette.highlight,
                            stroke: .white, lineWidth: 1.5 * u)
             readout = "loss \(NumberText.significant(last.loss, 4))"
         }
@@ -277,6 +283,19 @@ public final class FrameCompositor {
             context.setDash([])
             context.text("eval", x: plot.maxX - 58 * u, y: keyY + 4 * u, size: 11 * u, color: Palette.secondaryInk)
         }
+    }
+
+    /// The range of losses the axis shows: all of them, unless a few are absurd (more than 100
+    /// spreads beyond the quartiles, as a logged 1e300 or a diverged step), which would flatten the
+    /// rest of the curve onto the axis; those are clipped to its edge.
+    static func plausibleRange(_ losses: [Double]) -> ClosedRange<Double> {
+        let sorted = losses.sorted()
+        guard sorted.count >= 5 else { return sorted.first! ... sorted.last! }
+        let low = sorted[sorted.count / 4], high = sorted[sorted.count * 3 / 4]
+        let spread = max(high - low, abs(high), abs(low), .leastNormalMagnitude)
+        let fence = (low - 100 * spread) ... (high + 100 * spread)
+        let kept = sorted.filter { fence.contains($0) }
+        return kept.first! ... kept.last!
     }
 
     // MARK: Leaderboard

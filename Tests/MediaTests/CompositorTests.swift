@@ -1,3 +1,4 @@
+import Foundation
 import Canvas
 @testable import Compositor
 import LinearAlgebra
@@ -270,5 +271,23 @@ import Testing
         let odd = context.fitting("a\tb\u{0}c" + Self.scalars(0xFFFF), maxWidth: 500, size: 13)
         #expect(odd == "a b\u{FFFD}c\u{FFFD}")
         try context.checkStatus()
+    }
+}
+
+@Suite struct LossAxisTests {
+    @Test func anAbsurdLossIsClippedAndTheCurveKeepsItsShape() {
+        let losses = [1e300, 2.5, 1.5, 1.0, 0.8, 0.7, 0.6, 0.5, 0.4]
+        #expect(FrameCompositor.plausibleRange(losses) == 0.4...2.5)
+        #expect(FrameCompositor.plausibleRange([-1e308, 3, 2, 1, 0.5, 0.25]) == 0.25...3)
+    }
+
+    @Test(arguments: [
+        (0..<200).map { 2.3 * exp(-Double($0) / 40) + 0.05 },    // an ordinary fine-tuning curve
+        [5, 1, 1, 1, 1, 1, 1, 50],                               // one spike, within reason
+        [1e300, 1e299, 5e299, 2e300, 3e300],                     // absurd everywhere, so ordinary here
+        [0, 0, 0, 0, 0, 0],
+    ])
+    func ordinaryCurvesAreShownWhole(losses: [Double]) {
+        #expect(FrameCompositor.plausibleRange(losses) == losses.min()!...losses.max()!)
     }
 }
