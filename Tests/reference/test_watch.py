@@ -203,3 +203,39 @@ def test_a_checkpoint_with_a_different_n_stops_the_watch_clearly(tmp_path, binar
     code, err = finish(proc)
     assert code == 1 and "checkpoint-10/embeddings.npy: has 199 rows" in err, err
     assert frames_in(tmp_path / "live.mp4") == 1
+
+
+def marked(writer, step, i):
+    """A checkpoint as the Python helper writes it: renamed into place, then marked complete."""
+    writer.renamed(step, i)
+    (writer.root / f"checkpoint-{step}" / "embeddings.npy.complete").write_text("")
+
+
+def test_a_marked_checkpoint_is_filmed_without_waiting_to_settle(tmp_path, binary):
+    writer = RunWriter(tmp_path / "run")
+    video = tmp_path / "live.mp4"
+    proc = watch(writer.root, video)
+    marked(writer, 0, 0)
+    assert wait_for(lambda: frames_in(video) == 1, timeout=30)
+    started = time.time()
+    marked(writer, 10, 1)
+    assert wait_for(lambda: frames_in(video) == 2, timeout=30)
+    assert time.time() - started < 1.5, "a marked checkpoint must not wait for the 2 s settle interval"
+    writer.done()
+    assert finish(proc)[0] == 0
+
+
+def test_a_new_run_in_the_same_folder_ends_the_watch_with_the_old_film_kept(tmp_path, binary):
+    writer = RunWriter(tmp_path / "run")
+    (writer.root / "run.json").write_text(json.dumps({"format": 1, "run_id": "a" * 32}))
+    video = tmp_path / "live.mp4"
+    proc = watch(writer.root, video)
+    marked(writer, 0, 0)
+    marked(writer, 10, 1)
+    assert wait_for(lambda: frames_in(video) == 2)
+    (writer.root / "run.json").write_text(json.dumps({"format": 1, "run_id": "b" * 32}))
+    code, err = finish(proc, timeout=30)
+    assert code == 1, err
+    assert "new run" in err and "a" * 32 in err and "b" * 32 in err, err
+    assert len([line for line in err.splitlines() if line.strip()]) <= 2, err
+    assert frames_in(video) == 2, "the film of the old run stays playable"
