@@ -56,6 +56,9 @@ public final class TrainerSource: CheckpointSource {
         return (train, test)
     }
 
+    /// Checks a `saveRun` folder before any work: new or empty.
+    public static func checkSaveFolder(_ path: String) throws(PipelineError) { try RunWriter.checkFolder(path) }
+
     public var evalCount: Int { min(recipe.evalSize, test.count) }
 
     /// Checkpoints the fine-tuning will emit: step 0, every `checkpointEvery` steps, and the last step.
@@ -147,8 +150,13 @@ final class RunWriter {
     private var accuracy: [(step: Int, value: Double)] = []
 
     init(path: String, annotations: SampleAnnotations) throws {
+        try Self.checkFolder(path)
         try OutputChecks.makeDirectory(path)
         self.path = path
+        // A new identity for every run written: a watcher of this folder notices a rerun.
+        let metadata: [String: Any] = ["format": 1, "run_id": UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased(),
+                                       "writer": "embedlapse demo"]
+        try AtomicFile.write(try DataDump.json(metadata), to: file(RunScanner.metadataFile))
         let n = annotations.labels?.count ?? 0
         try AtomicFile.write(NPYWriter.encode(int64: annotations.labels ?? [], shape: [n]), to: file("labels.npy"))
         if let names = annotations.classNames { try AtomicFile.write(try DataDump.json(names), to: file("class_names.json")) }
@@ -159,6 +167,13 @@ final class RunWriter {
     }
 
     private func file(_ name: String) -> String { (path as NSString).appendingPathComponent(name) }
+
+    /// A run is saved into a new or empty folder: saved beside an earlier run's files, the two
+    /// would be read back as one.
+    static func checkFolder(_ path: String) throws(PipelineError) {
+        guard let entries = try? FileManager.default.contentsOfDirectory(atPath: path), !entries.isEmpty else { return }
+        throw PipelineError("\(path): not empty (\(entries.count == 1 ? "it holds" : "\(entries.count) entries, such as") \(entries.sorted()[0])): save the run into a new or empty folder")
+    }
 
     func record(_ checkpoint: TrainingCheckpoint, losses: LossHistory) throws {
         evaluation.append(.init(step: checkpoint.step, loss: checkpoint.testLoss))
@@ -176,6 +191,8 @@ final class RunWriter {
         let e = checkpoint.embeddings
         try AtomicFile.write(NPYWriter.encode(float32: e.storage, shape: [e.rows, e.columns]),
                              to: (directory as NSString).appendingPathComponent("embeddings.npy"))
+        // Complete: a watcher takes it at once, without waiting for the file to settle.
+        try AtomicFile.write("", to: (directory as NSString).appendingPathComponent(RunScanner.embeddingsFile + RunScanner.completionSuffix))
         let csv = "step,loss,epoch\n" + losses.training.map { "\($0.step),\($0.loss),\(losses.epochs[$0.step] ?? 0)\n" }.joined()
         try AtomicFile.write(csv, to: file("losses.csv"))
     }

@@ -56,6 +56,9 @@ struct Demo: AsyncParsableCommand {
 
     func run() async throws {
         if film.writesAnything { film.validateOutputs(film.renderOptions) }
+        if let saveRun {
+            do { try TrainerSource.checkSaveFolder(saveRun) } catch { fail(error.description) }
+        }
         let clock = ContinuousClock()
         let start = clock.now
         let datasets: (train: IDXDataset, test: IDXDataset)

@@ -58,3 +58,14 @@ def test_a_missing_dataset_is_one_clear_line(tmp_path, binary):
     assert proc.returncode == 1
     assert proc.stderr.count("\n") == 1 and "dataset-fashion-mnist" in proc.stderr and "nowhere" in proc.stderr
     assert not (tmp_path / "demo.mp4").exists()
+
+
+def test_a_saved_run_is_marked_and_identified_and_never_mixed_with_an_earlier_one(tmp_path, binary):
+    run = tmp_path / "run"
+    run_cli("demo", "--save-run", run, "--steps", "40", "--pretrain-steps", "10", "--checkpoint-every", "20", "--eval-size", "100")
+    assert len(json.loads((run / "run.json").read_text())["run_id"]) == 32
+    assert all((d / "embeddings.npy.complete").exists() for d in run.glob("checkpoint-*")), "each checkpoint is marked complete"
+    before = sorted(p.name for p in run.rglob("*"))
+    proc = run_cli("demo", "--save-run", run, "-o", tmp_path / "again.mp4", "--steps", "40", check=False)
+    assert proc.returncode == 1 and str(run) in proc.stderr and "not empty" in proc.stderr, proc.stderr
+    assert sorted(p.name for p in run.rglob("*")) == before and not (tmp_path / "again.mp4").exists()
