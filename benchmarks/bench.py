@@ -150,7 +150,8 @@ def encode_limit(run):
 
 
 def live_latency(run, count=12, gap=1.5):
-    """From a checkpoint's embeddings.npy being renamed into place to its frame landing (--latest PNG)."""
+    """From a checkpoint's embeddings.npy being renamed into place and marked complete, as the Python
+    helper writes it, to its frame landing (--latest PNG)."""
     work = Path(tempfile.mkdtemp(prefix="bench-live-"))
     live = work / "run"
     live.mkdir()
@@ -169,6 +170,7 @@ def live_latency(run, count=12, gap=1.5):
         before = latest.stat().st_mtime_ns if latest.exists() else 0
         start = time.perf_counter()
         os.rename(target / ".embeddings.tmp", target / "embeddings.npy")
+        (target / "embeddings.npy.complete").write_bytes(b"")
         while not (latest.exists() and latest.stat().st_mtime_ns != before):
             time.sleep(0.002)
         latencies.append((time.perf_counter() - start) * 1e3)
