@@ -137,6 +137,8 @@ public struct LossLog: Sendable {
     private var evaluation: [Int: Double] = [:]
     private var epochs: [Int: Double] = [:]
     private var csv: LossHistory?
+    /// The version of `losses.csv` last read: a watch polls often, and reads it again only when it changed.
+    private var csvIdentity: FileIdentity?
 
     public init() {}
 
@@ -159,6 +161,9 @@ public struct LossLog: Sendable {
         let path = (runPath as NSString).appendingPathComponent("losses.csv")
         var info = stat()
         guard lstat(path, &info) == 0 else { return }
+        let identity = FileIdentity(info)
+        guard identity != csvIdentity else { return }
+        csvIdentity = identity  // also when unreadable: that version is reported once, not at every poll
         csv = try LossHistory.read(csv: path, growing: growing)
     }
 

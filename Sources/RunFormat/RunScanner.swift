@@ -39,6 +39,7 @@ public struct RunScanner: Sendable {
     private var sightings: [Int: (identity: FileIdentity, since: ContinuousClock.Instant)] = [:]
     private var reportedLate = Set<Int>()
     private var reportedSkips = Set<String>()
+    private var lastRunID: String?
     /// The first checkpoint's shape: every later checkpoint must match it.
     public private(set) var shape: EmbeddingShape?
     public private(set) var losses = LossLog()
@@ -83,7 +84,16 @@ public struct RunScanner: Sendable {
             return snapshot
         }
         snapshot.isDone = exists(child(Self.doneMarker))
-        do { snapshot.runID = try readRunID() } catch { snapshot.problems.append(error) }
+        do {
+            snapshot.runID = try readRunID()
+            lastRunID = snapshot.runID
+        } catch {
+            // A saved run is refused; a watched one keeps the identity it had (the writer may be mid-write).
+            if mode == .finished { snapshot.problems.append(error) } else {
+                snapshot.runID = lastRunID
+                if reportedSkips.insert(Self.metadataFile).inserted { snapshot.warnings.append("\(error); keeping the run's identity as it was") }
+            }
+        }
 
         let folders: [(step: Int, name: String)]
         do { folders = try checkpointFolders(&snapshot) } catch {

@@ -176,3 +176,24 @@ import Glibc
         #expect(!scanner.scan().exists)
     }
 }
+
+/// What a watch scans many times a second: read again only when it changed, reported once.
+@Suite struct LiveScanTests {
+    let run = temporaryDirectory()
+
+    @Test func aBrokenLossLogOrRunFileIsReportedOnceAndTheLastGoodOneKept() throws {
+        var scanner = RunScanner(path: run, mode: .live(settle: .zero))
+        try #"{"run_id": "first"}"#.write(toFile: run + "/run.json", atomically: true, encoding: .utf8)
+        try "step,loss\n1,0.5\n".write(toFile: run + "/losses.csv", atomically: true, encoding: .utf8)
+        let first = scanner.scan()
+        #expect(first.runID == "first" && first.warnings.isEmpty)
+        #expect(scanner.losses.history.training.count == 1)
+        try "{not json".write(toFile: run + "/run.json", atomically: true, encoding: .utf8)
+        try "step,loss\n1,0.5\n2,abc\n".write(toFile: run + "/losses.csv", atomically: true, encoding: .utf8)
+        let second = scanner.scan(), third = scanner.scan()
+        #expect(second.runID == "first" && second.problems.isEmpty)
+        #expect(second.warnings.count == 2, "\(second.warnings)")
+        #expect(third.warnings.isEmpty && third.runID == "first")
+        #expect(scanner.losses.history.training.count == 1)
+    }
+}
