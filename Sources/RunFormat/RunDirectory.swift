@@ -69,7 +69,7 @@ public enum EmbeddingValues {
             throw RunFormatError(path, "every value is below \(smallestScale) in magnitude (zeros or subnormal numbers): nothing to project")
         }
         let spread = zip(low, high).map { $1 - $0 }.max() ?? 0
-        guard spread > largest * 1e-6 else {
+        guard spread > largest * 4 * .ulpOfOne else {  // differences below float32 rounding are no spread
             throw RunFormatError(path, "all \(matrix.rows) rows are identical: nothing to project")
         }
     }
