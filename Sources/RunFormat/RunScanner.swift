@@ -40,6 +40,9 @@ public struct RunScanner: Sendable {
     private var reportedLate = Set<Int>()
     private var reportedSkips = Set<String>()
     private var lastRunID: String?
+    /// Live: sees files and checkpoint folders renamed into place, which are whole at once.
+    private let renames: RenameObserver?
+    private var renamed = Set<String>()
     /// The first checkpoint's shape: every later checkpoint must match it.
     public private(set) var shape: EmbeddingShape?
     public private(set) var losses = LossLog()
@@ -47,6 +50,7 @@ public struct RunScanner: Sendable {
     public init(path: String, mode: Mode) {
         self.path = path
         self.mode = mode
+        renames = mode == .finished ? nil : RenameObserver()
     }
 
     /// What one scan found.
@@ -84,6 +88,10 @@ public struct RunScanner: Sendable {
             return snapshot
         }
         snapshot.isDone = exists(child(Self.doneMarker))
+        if let renames {
+            renames.watch(path)
+            renamed.formUnion(renames.renamedPaths())
+        }
         do {
             snapshot.runID = try readRunID()
             lastRunID = snapshot.runID
@@ -111,7 +119,7 @@ public struct RunScanner: Sendable {
                 }
                 continue
             }
-            if snapshot.waiting != nil { break }  // keep step order
+            if snapshot.waiting != nil { continue }  // keep step order
             let array: NPYArray
             do {
                 array = try NPYArray(path: embeddings)
@@ -123,7 +131,8 @@ public struct RunScanner: Sendable {
                 snapshot.problems.append(error)
                 if mode == .finished { continue } else { break }
             }
-            if case .live(let settle) = mode, !exists(embeddings + Self.completionSuffix) {
+            let isWhole = exists(embeddings + Self.completionSuffix) || renamed.contains(embeddings) || renamed.contains(directory)
+            if case .live(let settle) = mode, !isWhole {
                 let now = clock.now
                 if let seen = sightings[folder.step], seen.identity == array.identity {
                     if now - seen.since < settle {
@@ -156,6 +165,9 @@ public struct RunScanner: Sendable {
             handedOut.insert(folder.step)
             lastHandedOut = folder.step
             sightings[folder.step] = nil
+            renames?.unwatch(directory)
+            renamed.remove(embeddings)
+            renamed.remove(directory)
         }
         if folders.isEmpty && mode == .finished {
             snapshot.problems.append(RunFormatError(path, "no checkpoint-<step>/embeddings.npy found: not a run directory, or an empty run"))
@@ -192,6 +204,7 @@ public struct RunScanner: Sendable {
                 }
                 continue
             }
+            if step > lastHandedOut { renames?.watch(directory) }  // before its embeddings are renamed in
             guard exists((directory as NSString).appendingPathComponent(Self.embeddingsFile)) else {
                 if mode == .finished, reportedSkips.insert(name).inserted {
                     snapshot.warnings.append("\(directory): no embeddings.npy, skipped")

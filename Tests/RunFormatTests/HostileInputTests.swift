@@ -197,3 +197,18 @@ import Glibc
         #expect(scanner.losses.history.training.count == 1)
     }
 }
+
+extension RunScannerTests {
+    @Test func aFileRenamedIntoPlaceIsWholeAtOnce() throws {
+        var scanner = RunScanner(path: run, mode: .live(settle: .seconds(60)))
+        let folder = run + "/checkpoint-3"
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        #expect(scanner.scan().ready.isEmpty)  // the folder is watched from now on
+        let bytes = NPYWriter.encode(float32: (0..<8).map { Float($0 % 5) }, shape: [4, 2])
+        FileManager.default.createFile(atPath: folder + "/.tmp", contents: Data(bytes))
+        #expect(rename(folder + "/.tmp", folder + "/embeddings.npy") == 0)
+        #expect(scanner.scan().ready.map(\.step) == [3], "renamed into place: no settle interval")
+        checkpoint("checkpoint-4")  // written in place, no marker: waits to settle
+        #expect(scanner.scan().ready.isEmpty)
+    }
+}
