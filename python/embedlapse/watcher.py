@@ -54,13 +54,14 @@ class WatchProcess:
         self._reader.start()
 
     def _forward_stderr(self):
-        for line in self.process.stderr:
-            line = line.rstrip("\n")
-            if not line.strip():
-                continue
-            self.last_lines.append(line)
-            sys.stderr.write((line if line.startswith(PREFIX) else PREFIX + line) + "\n")
-            sys.stderr.flush()
+        with self.process.stderr:  # closed when the child closes its end: no pipe left open
+            for line in self.process.stderr:
+                line = line.rstrip("\n")
+                if not line.strip():
+                    continue
+                self.last_lines.append(line)
+                sys.stderr.write((line if line.startswith(PREFIX) else PREFIX + line) + "\n")
+                sys.stderr.flush()
 
     @property
     def last_line(self):
