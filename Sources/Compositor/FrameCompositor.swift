@@ -303,9 +303,11 @@ public final class FrameCompositor {
     private func drawLeaderboard(_ frame: FrameContent, u: Double) throws(CanvasError) {
         let area = layout.leaderboard
         context.text("Most atypical samples", x: area.x, y: area.y + 14 * u, size: 15 * u, weight: .bold, color: Palette.ink)
-        context.text("kNN outlier score: lower is more atypical", x: area.x, y: area.y + 32 * u, size: 12 * u,
-                     color: Palette.secondaryInk)
         let entries = frame.outliers
+        // One scale for every score of the frame: 0.0001938 beside 7.931e-5 would not compare at a glance.
+        let scores = NumberText.onOneScale(entries.map { Double($0.score) })
+        let caption = scores.scale.map { "kNN outlier score (×\($0)): lower is more atypical" } ?? "kNN outlier score: lower is more atypical"
+        context.text(caption, x: area.x, y: area.y + 32 * u, size: 12 * u, color: Palette.secondaryInk, maxWidth: area.width)
         guard !entries.isEmpty else { return }
         let columns = entries.count > 4 ? 2 : 1
         let rows = (entries.count + columns - 1) / columns
@@ -337,7 +339,7 @@ public final class FrameCompositor {
             }
             context.text(className, x: textX + rankWidth + 18 * u, y: baseline, size: textSize, color: Palette.ink,
                          maxWidth: maxWidth - rankWidth - 20 * u)
-            context.text("score \(NumberText.significant(Double(entry.score), 4))", x: textX, y: baseline + lineGap,
+            context.text("score \(scores.texts[rank])", x: textX, y: baseline + lineGap,
                          size: textSize * 0.92, color: Palette.secondaryInk)
             context.text("sample \(entry.index)", x: textX, y: baseline + 2 * lineGap, size: textSize * 0.92, color: Palette.secondaryInk)
         }

@@ -132,6 +132,21 @@ enum NumberText {
         return Ticks.formatted(value, decimals: max(0, significant - 1 - exponent))
     }
 
+    /// Several values written on one scale, so that they compare at a glance: the same number of
+    /// decimals for all, chosen to give the largest `significant` digits. Values too small or too
+    /// large for plain decimals share one power of ten, returned as `scale` ("1e-5") for a caption.
+    static func onOneScale(_ values: [Double], significant: Int = 4) -> (texts: [String], scale: String?) {
+        let largest = values.filter(\.isFinite).map(abs).max() ?? 0
+        guard largest > 0 else { return (values.map { $0.isFinite ? "0" : String($0) }, nil) }
+        let exponent = Ticks.floorLog10(largest)
+        let text = { (value: Double, decimals: Int) in value.isFinite ? Ticks.formatted(value, decimals: decimals) : String(value) }
+        if (-2..<6).contains(exponent) {
+            let decimals = max(0, significant - 1 - exponent)
+            return (values.map { text($0, decimals) }, nil)
+        }
+        return (values.map { text(Ticks.shifted($0, by: -exponent), significant - 1) }, "1e\(exponent)")
+    }
+
     /// `value` as a mantissa in [1, 10) with `decimals` decimals and a power of ten: 1.50e17.
     static func scientific(_ value: Double, decimals: Int) -> String {
         guard value.isFinite, value != 0 else { return value == 0 ? "0" : String(value) }

@@ -291,3 +291,14 @@ import Testing
         #expect(FrameCompositor.plausibleRange(losses) == losses.min()!...losses.max()!)
     }
 }
+
+@Suite struct ScoreScaleTests {
+    @Test func scoresOfOneFrameShareTheirDecimals() {
+        let plain = NumberText.onOneScale([0.005306, 0.01159, 0.02339])
+        #expect(plain.texts == ["0.00531", "0.01159", "0.02339"] && plain.scale == nil)
+        let tiny = NumberText.onOneScale([7.931e-5, 0.0001938])
+        #expect(tiny.texts == ["0.793", "1.938"] && tiny.scale == "1e-4")
+        let mixed = NumberText.onOneScale([0, .nan, 2.5])
+        #expect(mixed.texts == ["0.000", "nan", "2.500"] && mixed.scale == nil)
+    }
+}
