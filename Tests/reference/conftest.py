@@ -2,6 +2,7 @@
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,25 @@ def run_cli(*args, check=True, timeout=600):
     if check and proc.returncode != 0:
         raise AssertionError(f"embedlapse {' '.join(map(str, args))} failed ({proc.returncode}):\n{proc.stderr}")
     return proc
+
+
+def frames_in(path):
+    """Frames ffprobe can decode in the file right now, or None if it cannot read it (yet)."""
+    if not Path(path).exists():
+        return None
+    out = subprocess.run(["ffprobe", "-v", "error", "-count_frames", "-show_entries", "stream=nb_read_frames",
+                          "-of", "csv=p=0", str(path)], capture_output=True, text=True)
+    return int(out.stdout.strip()) if out.returncode == 0 and out.stdout.strip().isdigit() else None
+
+
+def wait_for(predicate, timeout=30):
+    """Polls `predicate` every 50 ms; whether it came true within `timeout` seconds."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return False
 
 
 @pytest.fixture(scope="session")

@@ -8,8 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import BINARY, run_cli
-from test_watch import frames_in, wait_for
+from conftest import BINARY, frames_in, run_cli, wait_for
 
 SMALL = ["--steps", "150", "--pretrain-steps", "150", "--checkpoint-every", "30", "--eval-size", "1500"]
 

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import BINARY
+from conftest import BINARY, wait_for
 
 N, D = 48, 8
 STEPS = (0, 10, 20)
@@ -1056,14 +1056,6 @@ def stderr_of(proc):
     proc.err_file.seek(0)
     return proc.err_file.read()
 
-
-def wait_for(predicate, timeout=20):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def end(proc, timeout=TIMEOUT):

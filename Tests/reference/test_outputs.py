@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import BINARY
+from conftest import BINARY, frames_in, wait_for
 
 # What Foundation's error descriptions look like; no output error may show one.
 FOUNDATION_WORDS = ("NSCocoaErrorDomain", "Error Domain=", "CocoaError", "NSPOSIXErrorDomain",
@@ -54,22 +54,6 @@ def add_checkpoint(root, i, embeddings):
     (folder / ".embeddings.npy.tmp").rename(folder / "embeddings.npy")
 
 
-def frames_in(path):
-    """Frames ffprobe decodes in the file right now, or None if it cannot read it."""
-    if not Path(path).exists():
-        return None
-    out = subprocess.run(["ffprobe", "-v", "error", "-count_frames", "-show_entries", "stream=nb_read_frames",
-                          "-of", "csv=p=0", str(path)], capture_output=True, text=True)
-    return int(out.stdout.strip()) if out.returncode == 0 and out.stdout.strip().isdigit() else None
-
-
-def wait_for(predicate, timeout=60):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def files_under(root):
@@ -345,7 +329,7 @@ def test_a_second_ctrl_c_in_a_watch_leaves_both_live_videos_whole_and_alike(tmp_
     mp4, gif = tmp_path / "live.mp4", tmp_path / "live.gif"
     watch = Watched(run, "-o", mp4, "-o", gif)
     try:
-        assert wait_for(lambda: frames_in(mp4) == 3 and frames_in(gif) == 3), (frames_in(mp4), frames_in(gif))
+        assert wait_for(lambda: frames_in(mp4) == 3 and frames_in(gif) == 3, timeout=60), (frames_in(mp4), frames_in(gif))
         watch.proc.send_signal(signal.SIGINT)
         wait_for(lambda: watch.said("stopping"), timeout=10)
         watch.proc.send_signal(signal.SIGINT)

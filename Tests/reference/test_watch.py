@@ -9,16 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import BINARY
+from conftest import BINARY, frames_in, wait_for
 
-
-def frames_in(path):
-    """Frames ffprobe can decode right now, or None if the file is not readable yet."""
-    if not Path(path).exists():
-        return None
-    out = subprocess.run(["ffprobe", "-v", "error", "-count_frames", "-show_entries", "stream=nb_read_frames",
-                          "-of", "csv=p=0", str(path)], capture_output=True, text=True)
-    return int(out.stdout.strip()) if out.returncode == 0 and out.stdout.strip().isdigit() else None
 
 
 class RunWriter:
@@ -89,14 +81,6 @@ def finish(proc, timeout=60):
     _, err = proc.communicate(timeout=timeout)
     return proc.returncode, err
 
-
-def wait_for(predicate, timeout=30):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def test_video_grows_as_checkpoints_land_and_plays_mid_run(tmp_path, binary):
