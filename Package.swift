@@ -50,7 +50,7 @@ let package = Package(
         .executableTarget(
             name: "EmbedlapseCLI",
             dependencies: [
-                "Embedlapse", "Projection", "RunFormat", "Training", "LinearAlgebra", "CMalloc",
+                "Embedlapse", "Compositor", "Projection", "RunFormat", "Training", "LinearAlgebra", "CMalloc",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
 

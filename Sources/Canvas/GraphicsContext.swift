@@ -220,6 +220,34 @@ public final class GraphicsContext {
         return text
     }
 
+    /// Draws what `body` draws inside `clip` at `opacity`, as one layer: overlapping parts of it
+    /// do not show through each other (a cross-fade, not a double exposure). The layer is only as
+    /// large as `clip`.
+    public func withOpacity<Failure: Error>(_ opacity: Double, clip: Rect, _ body: () throws(Failure) -> Void) throws(Failure) {
+        guard opacity > 0 else { return }
+        guard opacity < 1 else { return try body() }
+        cairo_save(handle)
+        cairo_rectangle(handle, clip.x, clip.y, clip.width, clip.height)
+        cairo_clip(handle)
+        cairo_push_group(handle)
+        defer {
+            cairo_pop_group_to_source(handle)
+            cairo_paint_with_alpha(handle, opacity)
+            cairo_restore(handle)
+        }
+        try body()
+    }
+
+    /// Fills the polygon through `corners`.
+    public func fillPolygon(_ corners: [(Double, Double)], _ color: Color) {
+        guard let first = corners.first else { return }
+        setColor(color)
+        cairo_move_to(handle, first.0, first.1)
+        for p in corners.dropFirst() { cairo_line_to(handle, p.0, p.1) }
+        cairo_close_path(handle)
+        cairo_fill(handle)
+    }
+
     /// Paints `image` scaled into `rect`; `pixelated` keeps hard pixel edges (nearest-neighbour).
     public func draw(_ image: ImageSurface, in rect: Rect, pixelated: Bool) {
         cairo_save(handle)

@@ -139,7 +139,15 @@ enum NumberText {
         let largest = values.filter(\.isFinite).map(abs).max() ?? 0
         guard largest > 0 else { return (values.map { $0.isFinite ? "0" : String($0) }, nil) }
         let exponent = Ticks.floorLog10(largest)
-        let text = { (value: Double, decimals: Int) in value.isFinite ? Ticks.formatted(value, decimals: decimals) : String(value) }
+        // A value too small to show at the shared precision reads "<0.0001", not a zero it is not.
+        let text = { (value: Double, decimals: Int) -> String in
+            guard value.isFinite else { return String(value) }
+            let smallest = Ticks.pow10(-decimals)
+            if value != 0 && abs(value) < smallest / 2 {
+                return (value < 0 ? ">-" : "<") + Ticks.formatted(smallest, decimals: decimals)
+            }
+            return Ticks.formatted(value, decimals: decimals)
+        }
         if (-2..<6).contains(exponent) {
             let decimals = max(0, significant - 1 - exponent)
             return (values.map { text($0, decimals) }, nil)

@@ -48,8 +48,86 @@ public struct AnalysedCheckpoint: Sendable {
     public let outliers: OutlierScores
     /// The most atypical samples, most atypical first.
     public let top: [OutlierScores.Ranked]
+    /// kNN label agreement and margin on the outlier scorer's graph; nil without labels.
+    public let labelQuality: LabelQuality?
+    /// How far each sample moved since the previous checkpoint relative to its neighbours (all 0
+    /// at the first checkpoint).
+    public let movers: MoverScores
+    /// The label-quality dynamics up to and including this checkpoint; nil without labels. At the
+    /// last checkpoint, the run's final dynamics (the summary frame's map).
+    public let dynamics: TrainingDynamics?
 
     public subscript<T>(dynamicMember field: KeyPath<CheckpointRecord, T>) -> T { record[keyPath: field] }
+
+    /// The `count` samples a leaderboard of `kind` lists, first place first; ties go to the lower index.
+    /// - `.outliers`: lowest outlier score first (as `top`).
+    /// - `.labelIssues`: lowest running kNN-AUM (`dynamics.knnAUM`) first; empty without labels.
+    /// - `.movers`: highest `movers.values` first; samples that did not move (value 0, as at the
+    ///   first checkpoint) are not listed.
+    public func ranking(_ kind: LeaderboardKind, count: Int) -> [RankedSample] {
+        guard count > 0 else { return [] }
+        switch kind {
+        case .outliers:
+            return outliers.mostAtypical(count).map { RankedSample(index: $0.index, value: $0.score) }
+        case .labelIssues:
+            guard let scores = dynamics?.knnAUM else { return [] }
+            return Self.lowest(scores, count: count)
+        case .movers:
+            let negated = movers.values.map { -$0 }
+            return Self.lowest(negated, count: count).filter { $0.value < 0 }
+                .map { RankedSample(index: $0.index, value: -$0.value) }
+        }
+    }
+
+    /// The `count` smallest values, ties to the lower index; NaN (never produced) last. A single
+    /// pass keeping the best few in order, as a leaderboard is short and may be asked every frame.
+    static func lowest(_ values: [Float], count: Int) -> [RankedSample] {
+        func before(_ a: Int, _ b: Int) -> Bool {
+            let x = values[a], y = values[b]
+            if x.isNaN != y.isNaN { return y.isNaN }
+            return x < y || (x == y || (x.isNaN && y.isNaN)) && a < b
+        }
+        let order: [Int]
+        if count > 64 {
+            order = Array(values.indices.sorted(by: before).prefix(count))
+        } else {
+            var best: [Int] = []
+            best.reserveCapacity(count + 1)
+            for i in values.indices {
+                if best.count == count {
+                    guard let last = best.last, before(i, last) else { continue }
+                    best.removeLast()
+                }
+                var slot = best.count
+                while slot > 0 && before(i, best[slot - 1]) { slot -= 1 }
+                best.insert(i, at: slot)
+            }
+            order = best
+        }
+        return order.map { RankedSample(index: $0, value: values[$0]) }
+    }
+}
+
+/// What a leaderboard ranks and rings.
+public enum LeaderboardKind: String, Sendable, CaseIterable {
+    /// Lowest outlier score: the most atypical samples.
+    case outliers
+    /// Lowest running kNN-AUM: likely mislabelled or ambiguous samples.
+    case labelIssues = "label-issues"
+    /// Largest move since the previous checkpoint relative to the neighbourhood, or a changed
+    /// neighbourhood majority label.
+    case movers
+}
+
+/// One place on a leaderboard: the sample and the value it was ranked by.
+public struct RankedSample: Sendable, Equatable {
+    public let index: Int
+    public let value: Float
+
+    public init(index: Int, value: Float) {
+        self.index = index
+        self.value = value
+    }
 }
 
 /// The numeric stages in order: PCA, Procrustes alignment, outlier scores.
@@ -59,12 +137,21 @@ struct CheckpointAnalyser: Sendable {
     /// Last checkpoint's neighbours: the embeddings move little between checkpoints, so they
     /// are good first guesses for the next exact search.
     private var previousNeighbours: [Int32]?
+    /// The previous checkpoint's display coordinates and kNN-majority labels, for the movers.
+    private var previousDisplay: PlanarPoints?
+    private var previousMajority: [Int]?
+    /// The label-quality history; nil without labels.
+    private var dynamics: TrainingDynamicsAccumulator?
+    /// Each sample's class, when the run has labels: the label-quality scores need them.
+    let labels: [Int]?
     let topCount: Int
     let timings: StageTimings
     let maxBLASThreads: Int
 
-    init(aligner: Aligner, topCount: Int, timings: StageTimings, maxBLASThreads: Int) {
+    init(aligner: Aligner, labels: [Int]?, topCount: Int, timings: StageTimings, maxBLASThreads: Int) {
         self.aligner = aligner
+        self.labels = labels
+        dynamics = labels.map(TrainingDynamicsAccumulator.init(labels:))
         self.topCount = topCount
         self.timings = timings
         self.maxBLASThreads = maxBLASThreads
@@ -83,12 +170,42 @@ struct CheckpointAnalyser: Sendable {
                 try OutlierScores(embeddings: event.embeddings, threads: threads, seeds: previousNeighbours)
             }
             previousNeighbours = outliers.neighbourIndices.isEmpty ? nil : outliers.neighbourIndices
+            let (quality, movers, running) = try timings.measure("labels") {
+                try labelScores(event, outliers: outliers, display: alignment.display)
+            }
             return AnalysedCheckpoint(record: event.record, pca: projection.scores, pcaMethod: pca.lastMethod,
                                       pcaIterations: pca.lastIterations, alignment: alignment, outliers: outliers,
-                                      top: outliers.mostAtypical(topCount))
+                                      top: outliers.mostAtypical(topCount), labelQuality: quality, movers: movers,
+                                      dynamics: running)
         } catch {
             throw PipelineError("\(event.origin): \(error)")
         }
+    }
+}
+
+extension CheckpointAnalyser {
+    /// Label quality, movers and the running dynamics of one checkpoint, on the outlier scorer's
+    /// neighbour graph. Labels that are not one per sample count as no labels.
+    fileprivate mutating func labelScores(_ event: CheckpointEvent, outliers: OutlierScores, display: PlanarPoints)
+        throws(PipelineError) -> (LabelQuality?, MoverScores, TrainingDynamics?) {
+        let n = event.embeddings.rows
+        let quality = labels.flatMap { LabelQuality(embeddings: event.embeddings, outliers: outliers, labels: $0) }
+        if let quality, dynamics != nil {
+            guard dynamics?.add(step: event.step, quality: quality, outlierScores: outliers.scores) == true else {
+                throw PipelineError("the checkpoint has \(n) samples, unlike the ones before it")
+            }
+        }
+        var movers = MoverScores(zeros: n)
+        if let previousDisplay {
+            guard let moved = MoverScores(previous: previousDisplay, current: display,
+                                          neighbourIndices: outliers.neighbourIndices, k: outliers.neighbours,
+                                          previousMajority: previousMajority, majority: quality?.majorityLabels)
+            else { throw PipelineError("the checkpoint has \(n) samples, unlike the ones before it") }
+            movers = moved
+        }
+        previousDisplay = display
+        previousMajority = quality?.majorityLabels
+        return (quality, movers, quality == nil ? nil : dynamics?.dynamics)
     }
 }
 

@@ -1,13 +1,20 @@
+import Canvas
+import Compositor
 import Foundation
 import Projection
 import RunFormat
 
 /// `--dump-data DIR`: per checkpoint the PCA scores, display coordinates, outlier scores and
 /// top outliers, plus one `alignment.json`; the numbers behind each frame, for users and tests.
+/// With labels, also per checkpoint `label_agreement-<step>.npy` and `label_margin-<step>.npy`
+/// (float32, N), and at the end `dynamics.csv` (`TrainingDynamics.csv()`).
 final class DataDump {
     let directory: String
     private var alignment: [[String: Any]] = []
     private let target: AlignmentTarget
+    /// The label-quality dynamics up to the last checkpoint recorded (the whole run's after the
+    /// last); nil without labels. What `dynamics.csv` holds, and what a summary frame draws.
+    private(set) var dynamics: TrainingDynamics?
 
     init(directory: String, target: AlignmentTarget) throws {
         try OutputChecks.makeDirectory(directory)
@@ -31,6 +38,11 @@ final class DataDump {
             "scaling_factor": c.outliers.scalingFactor,
         ]
         try AtomicFile.write(try Self.json(top), to: path("outliers-\(c.step).json"))
+        if let quality = c.labelQuality {
+            try AtomicFile.write(NPYWriter.encode(float32: quality.agreement, shape: [n]), to: path("label_agreement-\(c.step).npy"))
+            try AtomicFile.write(NPYWriter.encode(float32: quality.margin, shape: [n]), to: path("label_margin-\(c.step).npy"))
+        }
+        if let running = c.dynamics { dynamics = running }
         let a = c.alignment
         alignment.append([
             "step": c.step,
@@ -46,8 +58,23 @@ final class DataDump {
         ])
     }
 
-    /// Writes `alignment.json` for every checkpoint recorded so far.
+    /// `labels-<step>.json`: the text labels a checkpoint's frame drew inside the scatter, in frame
+    /// pixels (x, y the top-left corner, y down), so the layout can be checked without reading pixels.
+    func recordLabels(_ labels: [DrawnLabel], step: Int) throws {
+        let list: [[String: Any]] = labels.map { ["text": $0.text, "x": $0.rect.x, "y": $0.rect.y, "width": $0.rect.width, "height": $0.rect.height] }
+        try AtomicFile.write(try Self.json(list), to: path("labels-\(step).json"))
+    }
+
+    /// Whether `name` is one of the files this dump writes (a leftover temporary of one is removed).
+    static func writes(fileNamed name: String) -> Bool {
+        let perCheckpoint = [("pca-", ".npy"), ("aligned-", ".npy"), ("outlier-scores-", ".npy"), ("outliers-", ".json"),
+                             ("label_agreement-", ".npy"), ("label_margin-", ".npy"), ("labels-", ".json")]
+        return name == "alignment.json" || name == "dynamics.csv" || perCheckpoint.contains { name.hasPrefix($0.0) && name.hasSuffix($0.1) }
+    }
+
+    /// Writes `alignment.json` for every checkpoint recorded so far, and `dynamics.csv` with labels.
     func finish() throws {
+        if let dynamics { try AtomicFile.write(dynamics.csv(), to: path("dynamics.csv")) }
         let document: [String: Any] = [
             "align": target.rawValue,
             "display": "aligned = (pca - centre) @ rotation.T / display_scale; scipy.spatial.procrustes' second matrix = (aligned * display_scale + (centre - mean(pca)) @ rotation.T) * scale / frobenius_norm",

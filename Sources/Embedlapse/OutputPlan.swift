@@ -252,14 +252,6 @@ extension OutputPlan.Kind {
     }
 }
 
-extension DataDump {
-    /// Whether `name` is one of the files `record(_:)` and `finish()` write (keep in step with them).
-    static func writes(fileNamed name: String) -> Bool {
-        let perCheckpoint = [("pca-", ".npy"), ("aligned-", ".npy"), ("outlier-scores-", ".npy"), ("outliers-", ".json")]
-        return name == "alignment.json" || perCheckpoint.contains { name.hasPrefix($0.0) && name.hasSuffix($0.1) }
-    }
-}
-
 /// The temporaries of files written under a temporary name and renamed into place.
 enum TemporaryFiles {
     /// The output file name and writer's PID in a temporary's name, `.NAME.PID.partial` (the form

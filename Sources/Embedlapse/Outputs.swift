@@ -16,13 +16,17 @@ protocol FrameSink: AnyObject {
 /// Every frame output of a render (videos, `--frames-dir`, `--latest`), written as one: each frame
 /// goes to all of them under `UnfinishedOutputs`' write lock, so an abort never finds a frame
 /// half-written, nor one output a frame ahead of another.
-final class FrameOutputs: FrameSink {
+final class FrameOutputs {
     private let sinks: [any FrameSink]
+    /// `--latest`: written with the film's frames when they are checkpoints' own, or alone with a
+    /// checkpoint's frame drawn ahead of the film (live, tweened).
+    private let latest: LatestFrameOutput?
 
     /// Opens the outputs of a checked plan. Folder outputs other than frames (`--dump-data`) and
     /// `--timings` are written by `DataDump` and `StageTimings`.
     init(plan: OutputPlan, options: RenderOptions) throws {
         var sinks: [any FrameSink] = []
+        var latest: LatestFrameOutput?
         do {
             for output in plan.outputs {
                 switch output.kind {
@@ -30,7 +34,7 @@ final class FrameOutputs: FrameSink {
                     sinks.append(try VideoOutput(path: output.path, width: options.width, height: options.height,
                                                  fps: options.fps, live: options.live))
                 case .framesDirectory: sinks.append(try PNGSequenceOutput(directory: output.path))
-                case .latestFrame: sinks.append(LatestFrameOutput(path: output.path))
+                case .latestFrame: latest = LatestFrameOutput(path: output.path)
                 case .dataDirectory, .timings: break
                 }
             }
@@ -39,10 +43,19 @@ final class FrameOutputs: FrameSink {
             throw error
         }
         self.sinks = sinks
+        self.latest = latest
     }
 
-    func write(_ surface: ImageSurface, index: Int) throws {
-        try UnfinishedOutputs.whileWriting { for sink in sinks { try sink.write(surface, index: index) } }
+    /// Whether any output takes every frame of the film (a video or `--frames-dir`).
+    var takesFilm: Bool { !sinks.isEmpty }
+    var takesLatest: Bool { latest != nil }
+
+    /// Writes a frame to the film's outputs at `filmIndex` (if any), and to `--latest` if `showsLatest`.
+    func write(_ surface: ImageSurface, filmIndex: Int?, showsLatest: Bool) throws {
+        try UnfinishedOutputs.whileWriting {
+            if let filmIndex { for sink in sinks { try sink.write(surface, index: filmIndex) } }
+            if showsLatest, let latest { try latest.write(surface, index: filmIndex ?? 0) }
+        }
     }
 
     func finish() throws {

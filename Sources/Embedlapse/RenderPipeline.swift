@@ -14,9 +14,18 @@ public struct RenderOptions: Sendable {
     public var dumpDirectory: String?
     public var width = 1280
     public var height = 720
-    public var fps = 5.0
+    /// Video frames per second: with the default tweening, a 30-checkpoint run plays about 12 s.
+    public var fps = 24.0
+    /// Frames per checkpoint: `tween - 1` frames travel between consecutive checkpoints.
+    public var tween = 10
+    /// `--trails K`: each point trails a line through its last K checkpoint positions.
+    public var trails = 0
     public var alignment: AlignmentTarget = .previous
     public var topCount = 8
+    /// What the leaderboard ranks and the scatter rings.
+    public var leaderboard: LeaderboardKind = .outliers
+    /// `--points`: dots, density, or density once dots would overplot.
+    public var points: PointStyle = .auto
     public var title: String?
     /// Live: MP4s are fragmented and playable while written; finalised, not removed, on failure.
     public var live = false
@@ -47,7 +56,7 @@ public enum RenderPipeline {
     public static func run(source: some CheckpointSource, setting: FilmSetting, options: RenderOptions,
                            stop: StopFlag, finalScores: PlanarPoints? = nil,
                            progress: (@Sendable (Int) -> Void)? = nil) async throws -> RenderSummary {
-        let sinks = try openSinks(options)
+        let outputs = try openOutputs(options)
         var dump: DataDump?
         do {
             if let directory = options.dumpDirectory { dump = try DataDump(directory: directory, target: options.alignment) }
@@ -60,11 +69,28 @@ public enum RenderPipeline {
             let analysed = AsyncThrowingChannel<AnalysedCheckpoint, any Error>()
             let timings = StageTimings()
             let analyser = CheckpointAnalyser(aligner: Aligner(target: options.alignment, finalScores: finalScores),
-                                              topCount: options.topCount, timings: timings,
+                                              labels: setting.labels, topCount: options.topCount, timings: timings,
                                               maxBLASThreads: options.maxBLASThreads)
             let analysis = StageQueue("analysis"), drawing = StageQueue("drawing")
             let analyserState = StageState(analyser)
-            let frameState = StageState((compositor: compositor, sinks: sinks, dump: dump))
+            // Without a video or frames folder only checkpoints' own frames are drawn (for --latest, --dump-data).
+            let timeline = FilmTimeline(tween: outputs.takesFilm ? options.tween : 1, trails: options.trails, live: options.live,
+                                        latestOnly: outputs.takesLatest)
+            let frameState = StageState((compositor: compositor, outputs: outputs, dump: dump, timeline: timeline))
+            /// Draws and writes the frames the timeline makes ready; returns how many went into the film.
+            @Sendable func drawFrames(_ make: (inout FilmTimeline) -> [TimelineFrame]) throws -> Int {
+                let (compositor, outputs, _, _) = frameState.value
+                var filmFrames = 0
+                for frame in make(&frameState.value.timeline) {
+                    try timings.measure("draw") { try draw(frame.content, with: compositor) }
+                    if let step = frame.keyframeStep { try frameState.value.dump?.recordLabels(compositor.drawnLabels, step: step) }
+                    try timings.measure("encode") {
+                        try outputs.write(compositor.surface, filmIndex: frame.filmIndex, showsLatest: frame.showsLatest)
+                    }
+                    if frame.filmIndex != nil { filmFrames += 1 }
+                }
+                return filmFrames
+            }
             let frames = try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask { await source.emit(into: events, stop: stop) }
                 group.addTask {
@@ -77,33 +103,34 @@ public enum RenderPipeline {
                         analysed.fail(error)
                     }
                 }
-                var count = 0
+                var filmFrames = 0, checkpoints = 0
                 do {
                     for try await checkpoint in analysed {
-                        let index = count
-                        try await drawing.run {
-                            let (compositor, sinks, dump) = frameState.value
-                            try timings.measure("dump") { try dump?.record(checkpoint) }
-                            try timings.measure("draw") { try draw(checkpoint, with: compositor) }
-                            try timings.measure("encode") { for sink in sinks { try sink.write(compositor.surface, index: index) } }
+                        filmFrames += try await drawing.run {
+                            try timings.measure("dump") { try frameState.value.dump?.record(checkpoint) }
+                            return try drawFrames { $0.add(keyframe(checkpoint, ranking: options.leaderboard, count: options.topCount)) }
                         }
-                        count += 1
-                        progress?(count)
+                        checkpoints += 1
+                        progress?(checkpoints)
                     }
                 } catch {
                     group.cancelAll()
+                    // A live film that ends on an error (the run deleted, its writer gone) keeps
+                    // every checkpoint it was shown: the one it ran behind is drawn before it closes.
+                    if options.live { _ = try? await drawing.run { try drawFrames { $0.finish() } } }
                     throw error
                 }
                 try await group.waitForAll()
-                return count
+                filmFrames += try await drawing.run { try drawFrames { $0.finish() } }
+                return checkpoints == 0 ? 0 : max(filmFrames, checkpoints)
             }
             guard frames > 0 else { throw PipelineError("no frame was rendered: stopped before the first checkpoint") }
             try dump?.finish()
-            try timings.measure("finish") { for sink in sinks { try sink.finish() } }
+            try timings.measure("finish") { try outputs.finish() }
             if let path = options.timingsPath { try timings.write(to: path) }
             return RenderSummary(frames: frames, interrupted: stop.isRaised)
         } catch {
-            for sink in sinks { sink.abandon() }
+            outputs.abandon()
             throw error
         }
     }
@@ -122,6 +149,9 @@ public enum RenderPipeline {
     public static func watch(_ watcher: RunWatcher, options: RenderOptions, stop: StopFlag,
                              progress: (@Sendable (Int) -> Void)? = nil) async throws -> RenderSummary? {
         guard let run = try await watcher.waitForStart(stop: stop) else { return nil }
+        if options.leaderboard == .labelIssues && run.annotations.labels == nil {
+            throw PipelineError("\(watcher.path): ranking label issues needs the run's labels (labels.npy), and it has none")
+        }
         var options = options
         options.live = true
         options.topCount = min(options.topCount, run.sampleCount)
@@ -148,18 +178,28 @@ public enum RenderPipeline {
     }
 
     /// Checks every output path together before anything is opened (whoever calls), clears what
-    /// killed runs left, and opens the frame outputs as one sink.
-    static func openSinks(_ options: RenderOptions) throws -> [any FrameSink] {
+    /// killed runs left, and opens the frame outputs.
+    static func openOutputs(_ options: RenderOptions) throws -> FrameOutputs {
         let plan = try OutputPlan(options)
         plan.removeLeftoverTemporaries()
-        return [try FrameOutputs(plan: plan, options: options)]
+        return try FrameOutputs(plan: plan, options: options)
     }
 
-    static func draw(_ c: AnalysedCheckpoint, with compositor: FrameCompositor) throws {
-        let content = FrameContent(step: c.step, epoch: c.epoch, checkpointIndex: c.index, points: c.alignment.display,
-                                   outliers: c.top.map { .init(index: $0.index, score: $0.score) }, losses: c.losses,
-                                   testAccuracy: c.testAccuracy)
-        do { try compositor.draw(content) } catch { throw PipelineError("drawing step \(c.step): \(error)") }
+    /// A checkpoint as the film shows it, its leaderboard ranked by `ranking`.
+    static func keyframe(_ c: AnalysedCheckpoint, ranking: LeaderboardKind, count: Int) -> FilmTimeline.Keyframe {
+        let measure: LeaderboardMeasure
+        switch ranking {
+        case .outliers: measure = .outlierScore
+        case .labelIssues: measure = .labelMargin
+        case .movers: measure = .movement
+        }
+        let leaderboard = Leaderboard(measure: measure, entries: c.ranking(ranking, count: count).map { .init(index: $0.index, value: $0.value) })
+        return FilmTimeline.Keyframe(index: c.index, step: c.step, epoch: c.epoch, losses: c.losses, testAccuracy: c.testAccuracy,
+                                     points: c.alignment.display, leaderboard: leaderboard)
+    }
+
+    static func draw(_ content: FrameContent, with compositor: FrameCompositor) throws {
+        do { try compositor.draw(content) } catch { throw PipelineError("drawing step \(content.step): \(error)") }
     }
 }
 
@@ -185,5 +225,6 @@ extension FilmSetting {
         self.init(sampleCount: sampleCount, dimension: dimension, labels: annotations.labels, classNames: names,
                   thumbnails: annotations.thumbnails, wholeRunLosses: wholeRunLosses, checkpointCount: checkpointCount,
                   title: options.title, alignment: alignment)
+        pointStyle = options.points
     }
 }

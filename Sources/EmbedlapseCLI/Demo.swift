@@ -7,9 +7,9 @@ struct Demo: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Train a network on Fashion-MNIST and film its embeddings as it learns (the built-in demo).",
         discussion: """
-            Transfer learning in miniature: a small network (an MLP, 784-256-128) is pretrained on \\
-            five Fashion-MNIST classes, its head is replaced, and it is fine-tuned on all ten. Every \\
-            --checkpoint-every steps the 128-d embeddings of the test images are rendered while \\
+            Transfer learning in miniature: a small network (an MLP, 784-256-128) is pretrained on \
+            five Fashion-MNIST classes, its head is replaced, and it is fine-tuned on all ten. Every \
+            --checkpoint-every steps the 128-d embeddings of the test images are rendered while \
             training goes on; the video grows as it trains. Needs Debian's dataset-fashion-mnist.
 
             Examples:

@@ -14,6 +14,7 @@ struct EmbedlapseCommand: AsyncParsableCommand {
             the neighbouring frame (Procrustes), scored for outliers (k-nearest-neighbour distance, \
             as cleanlab's OutOfDistribution) and drawn with the loss curve and the most atypical samples.
             """,
+        version: embedlapseVersion,
         subcommands: [Demo.self, Render.self, Watch.self, Inspect.self])
 
     static func main() async {
@@ -21,6 +22,9 @@ struct EmbedlapseCommand: AsyncParsableCommand {
         // after the first large free, so later blocks come from the heap and are kept: peak RSS
         // of a 10,000 x 768 render went from 273 to 312 MB. A fixed threshold returns them.
         mallopt(M_MMAP_THRESHOLD, 1 << 20)
+        // Whoever reads our stderr may be gone (a training that crashed took the pipe with it): a
+        // message must then be lost, not kill the watch before it finalises the film.
+        signal(SIGPIPE, SIG_IGN)
         do {
             var command = try parseAsRoot()
             if var asyncCommand = command as? AsyncParsableCommand {
@@ -39,21 +43,35 @@ struct EmbedlapseCommand: AsyncParsableCommand {
                 note("See 'embedlapse \(CommandLine.arguments.dropFirst().first.map { $0.hasPrefix("-") ? "" : $0 + " " } ?? "")--help'.")
             } else {
                 let text = fullMessage(for: error)
-                if !text.isEmpty { FileHandle.standardError.write(Data((terminalSafeLines(text) + "\n").utf8)) }
+                if !text.isEmpty { writeToStandardError(terminalSafeLines(text) + "\n") }
             }
             Foundation.exit(code.rawValue)
         }
     }
 }
 
+/// The release, the same as the Python helper's `embedlapse.__version__` (a test holds them equal).
+let embedlapseVersion = "0.2.0"
+
 /// Prints `embedlapse: message` on one line and exits non-zero.
 func fail(_ message: String, code: Int32 = 1) -> Never {
-    FileHandle.standardError.write(Data("embedlapse: \(terminalSafe(message))\n".utf8))
+    writeToStandardError("embedlapse: \(terminalSafe(message))\n")
     exit(code)
 }
 
 func note(_ message: String) {
-    FileHandle.standardError.write(Data("\(terminalSafe(message))\n".utf8))
+    writeToStandardError("\(terminalSafe(message))\n")
+}
+
+/// Writes `text` to stderr; if stderr is closed or broken, the text is dropped (never a trap).
+func writeToStandardError(_ text: String) {
+    var bytes = Array(text.utf8)[...]
+    while !bytes.isEmpty {
+        let written = bytes.withUnsafeBytes { write(STDERR_FILENO, $0.baseAddress, $0.count) }
+        if written < 0 && errno == EINTR { continue }
+        guard written > 0 else { return }
+        bytes = bytes.dropFirst(written)
+    }
 }
 
 /// A one-line message with every control character escaped, newlines included: names from files

@@ -1,19 +1,36 @@
 import ArgumentParser
+import Compositor
 import Embedlapse
 import Projection
 
 extension AlignmentTarget: ExpressibleByArgument {}
+extension LeaderboardKind: ExpressibleByArgument {}
+extension PointStyle: ExpressibleByArgument {}
 
-struct FrameSize: ExpressibleByArgument {
+struct FrameSize: ExpressibleByArgument, CustomStringConvertible {
     let width: Int
     let height: Int
 
+    /// The smallest frame whose text stays legible: the frame's type scales with its height.
+    static let smallest = FrameSize(width: 640, height: 360)
+    static let largest = FrameSize(width: 7680, height: 4320)
+
+    init(width: Int, height: Int) {
+        self.width = width
+        self.height = height
+    }
+
+    /// `WIDTHxHEIGHT`, digits only: no sign, space or trailing text.
     init?(argument: String) {
-        let parts = argument.lowercased().split(separator: "x")
-        guard parts.count == 2, let w = Int(parts[0]), let h = Int(parts[1]) else { return nil }
+        let parts = argument.lowercased().split(separator: "x", omittingEmptySubsequences: false)
+        guard parts.count == 2, parts.allSatisfy({ !$0.isEmpty && $0.count <= 6 && $0.allSatisfy { "0123456789".contains($0) } }),
+              let w = Int(parts[0]), let h = Int(parts[1]) else { return nil }
         width = w
         height = h
     }
+
+    var description: String { "\(width)x\(height)" }
+    var defaultValueDescription: String { description }
 }
 
 /// The options every film-making command shares: outputs, frame size, speed, leaderboard.
@@ -30,14 +47,26 @@ struct FilmOptions: ParsableArguments {
     @Option(help: "Also keep this PNG replaced by the newest frame.")
     var latest: String?
 
-    @Option(help: "Frames (checkpoints) per second of video, 0.01 to 120.")
-    var fps: Double = 5
+    @Option(help: ArgumentHelp("Video frames per second, 0.01 to 120 (default: 24, or 5 with --tween 1).", valueName: "fps"))
+    var fps: Double?
 
-    @Option(help: "Frame size WxH, even numbers.")
-    var size: FrameSize = FrameSize(argument: "1280x720")!
+    @Option(help: "Frames per checkpoint, 1 to 100: N - 1 frames travel between consecutive checkpoints; 1 shows each checkpoint once.")
+    var tween: Int = 10
 
-    @Option(help: "How many outliers to ring and list.")
+    @Option(help: "Trail each point through its last K checkpoint positions, 0 to 20.")
+    var trails: Int = 0
+
+    @Option(help: "Frame size WxH, even numbers, from \(FrameSize.smallest) to \(FrameSize.largest).")
+    var size: FrameSize = FrameSize(width: 1280, height: 720)
+
+    @Option(help: "How many samples to ring and list.")
     var top: Int = 8
+
+    @Option(help: "What the leaderboard ranks: outliers (kNN outlier score), label-issues (lowest kNN-AUM so far: likely mislabelled; needs labels) or movers (moved most against their neighbours since the last checkpoint).")
+    var leaderboard: LeaderboardKind = .outliers
+
+    @Option(help: "How points are drawn: dots, density (per-class density, for large sets) or auto (density from 50,000 points or when dots would cover most of the panel).")
+    var points: PointStyle = .auto
 
     @Option(help: "A title shown beside the step.")
     var title: String?
@@ -46,11 +75,13 @@ struct FilmOptions: ParsableArguments {
     var timings: String?
 
     func validate() throws {
-        guard size.width >= 320, size.height >= 180, size.width <= 7680, size.height <= 4320,
-              size.width % 2 == 0, size.height % 2 == 0 else {
-            throw ValidationError("--size \(size.width)x\(size.height): width and height must be even, from 320x180 to 7680x4320")
+        guard size.width >= FrameSize.smallest.width, size.height >= FrameSize.smallest.height, size.width <= FrameSize.largest.width,
+              size.height <= FrameSize.largest.height, size.width % 2 == 0, size.height % 2 == 0 else {
+            throw ValidationError("--size \(size): width and height must be even, from \(FrameSize.smallest) to \(FrameSize.largest)")
         }
-        try checkRange("--fps", fps, RenderOptions.framesPerSecondRange)
+        if let fps { try checkRange("--fps", fps, RenderOptions.framesPerSecondRange) }
+        guard (1...100).contains(tween) else { throw ValidationError("--tween \(tween): must be from 1 to 100") }
+        guard (0...20).contains(trails) else { throw ValidationError("--trails \(trails): must be from 0 to 20") }
         guard (1...32).contains(top) else { throw ValidationError("--top \(top): must be from 1 to 32") }
     }
 
@@ -61,8 +92,12 @@ struct FilmOptions: ParsableArguments {
         options.dumpDirectory = dumpData
         options.width = size.width
         options.height = size.height
-        options.fps = fps
+        options.tween = tween
+        options.trails = trails
+        options.fps = fps ?? (tween == 1 ? 5 : 24)
         options.topCount = top
+        options.leaderboard = leaderboard
+        options.points = points
         options.title = title
         options.latestPath = latest
         options.timingsPath = timings

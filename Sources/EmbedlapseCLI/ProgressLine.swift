@@ -18,14 +18,14 @@ final class ProgressLine: @unchecked Sendable {  // mutable state guarded by `lo
         let rate = Double(done) / max(elapsed, 1e-3)
         var line = "frames \(done)" + (total.map { "/\($0)" } ?? "") + String(format: "  %.1f fps", rate)
         if let total, done < total { line += String(format: "  ~%.0f s left", Double(total - done) / max(rate, 1e-3)) }
-        FileHandle.standardError.write(Data("\r\u{1B}[K\(line)".utf8))
+        writeToStandardError("\r\u{1B}[K\(line)")
         shown = true
     }
 
     func end() {
         lock.lock()
         defer { lock.unlock() }
-        if shown { FileHandle.standardError.write(Data("\n".utf8)) }
+        if shown { writeToStandardError("\n") }
         shown = false
     }
 }

@@ -38,6 +38,9 @@ struct Render: AsyncParsableCommand {
         let runDirectory: RunDirectory
         do { runDirectory = try RunDirectory(path: run) } catch { fail(error.description) }
         for warning in runDirectory.warnings { note("warning: \(warning)") }
+        if film.leaderboard == .labelIssues && runDirectory.labels == nil {
+            fail("\(run): --leaderboard label-issues needs the run's labels (labels.npy), and it has none")
+        }
 
         var options = film.renderOptions
         options.alignment = align

@@ -6,11 +6,13 @@ struct Watch: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Render a run while another process writes it: the video grows as checkpoints land.",
         discussion: """
-            Checkpoints that already exist are rendered first, then each new one as soon as its \\
-            embeddings.npy is complete (a file still being written is waited for). The watch ends \\
-            when the run directory contains a file named DONE, after --idle-timeout seconds without \\
-            a new checkpoint, or on Ctrl-C; the video is finalised in every case. MP4s are written \\
-            as fragmented MP4, playable up to the last frame at any moment.
+            Checkpoints that already exist are rendered first, then each new one as soon as its \
+            embeddings.npy is complete (a file still being written is waited for). The watch ends \
+            when the run directory contains a file named DONE, after --idle-timeout seconds without \
+            a new checkpoint, or on Ctrl-C; the video is finalised in every case. MP4s are written \
+            as fragmented MP4, playable up to the last frame at any moment. Tweened, the film runs \
+            one checkpoint behind (the frames between two checkpoints need both), and --latest shows \
+            the newest checkpoint at once.
 
             Examples:
               embedlapse watch runs/live -o live.mp4 --latest latest.png

@@ -20,8 +20,10 @@ public struct OutlierScores: Sendable {
     public let scalingFactor: Double
     public let neighbours: Int
     public let metric: Metric
-    /// Row-major `N x neighbours`: each point's nearest points, nearest first, where the search
-    /// keeps them (the screened search does; brute force leaves this empty). Seeds the next search.
+    /// Row-major `N x neighbours`: each point's nearest points, nearest first, in `metric`, on
+    /// every search path. Seeds the next search, and is the graph the label-quality scores vote
+    /// on (`LabelQuality`), so nothing searches twice. Among neighbours at exactly equal distance
+    /// the order (and, at the k-th place, the choice) depends on the search path.
     public let neighbourIndices: [Int32]
     /// Pairs whose distance was computed exactly: all `N (N - 1) / 2` for brute force.
     public let exactPairs: Int
@@ -52,7 +54,6 @@ public struct OutlierScores: Sendable {
         let metric: Metric = x.columns > 3 ? .cosine : .euclidean
         let duplicates = DuplicateRows(x, threads: threads)
         var nearest = NearestDistances(count: n, k: k)
-        var neighbourIndices: [Int32] = []
         var exactPairs = n * (n - 1) / 2
         switch metric {
         case .cosine:
@@ -60,14 +61,13 @@ public struct OutlierScores: Sendable {
                let screened = ScreenedCosineSearch.nearest(x, k: k, duplicates: duplicates, threads: threads,
                                                            seeds: seeds) {
                 nearest = screened.nearest
-                neighbourIndices = screened.neighbours
                 exactPairs = screened.exactPairs
             } else {
                 Self.cosineNeighbours(x, duplicates: duplicates, into: &nearest)
             }
         case .euclidean: Self.euclideanNeighbours(x, duplicates: duplicates, into: &nearest)
         }
-        self.neighbourIndices = neighbourIndices
+        self.neighbourIndices = nearest.indices
         self.exactPairs = exactPairs
         let average = nearest.averages()
         let median = Self.median(average)
@@ -132,8 +132,8 @@ public struct OutlierScores: Sendable {
                                 let j = columnStart + c
                                 var distance = min(max(1 - line[c], 0), 2)
                                 if anyDuplicates, groups[i] >= 0, groups[j] == groups[i] { distance = 0 }
-                                if distance < nearest.worst(i) { nearest.offer(distance, for: i) }
-                                if distance < nearest.worst(j) { nearest.offer(distance, for: j) }
+                                if distance < nearest.worst(i) { nearest.offer(distance, neighbour: j, for: i) }
+                                if distance < nearest.worst(j) { nearest.offer(distance, neighbour: i, for: j) }
                             }
                         }
                     }
@@ -149,46 +149,57 @@ public struct OutlierScores: Sendable {
                 let a = p.baseAddress! + i * d
                 let group = duplicates.group[i]
                 for j in 0..<n where j != i {
-                    if group >= 0 && duplicates.group[j] == group { nearest.offer(0, for: i); continue }
+                    if group >= 0 && duplicates.group[j] == group { nearest.offer(0, neighbour: j, for: i); continue }
                     let b = p.baseAddress! + j * d
                     var sum = 0.0
                     for c in 0..<d { let t = Double(a[c]) - Double(b[c]); sum += t * t }
-                    nearest.offer(Float(sum.squareRoot()), for: i)
+                    nearest.offer(Float(sum.squareRoot()), neighbour: j, for: i)
                 }
             }
         }
     }
 }
 
-/// The k smallest distances seen for each point, kept sorted ascending.
+/// The k smallest distances seen for each point, kept sorted ascending, and the points they
+/// belong to (the label-quality scores vote on them). Offers are rare after the first few per
+/// point (most fail the `worst` test first), so keeping the index costs the hot loop nothing.
 struct NearestDistances {
     let k: Int
     private var distances: [Float]
+    /// Row-major `count x k`, beside `distances`; -1 until a slot is filled.
+    private(set) var indices: [Int32]
 
     init(count: Int, k: Int) {
         self.k = k
         distances = [Float](repeating: .infinity, count: count * k)
+        indices = [Int32](repeating: -1, count: count * k)
     }
 
-    init(k: Int, sortedDistances: [Float]) {
+    init(k: Int, sortedDistances: [Float], indices: [Int32]) {
+        precondition(sortedDistances.count == indices.count)
         self.k = k
         distances = sortedDistances
+        self.indices = indices
     }
 
     /// The k-th smallest distance offered to `point` so far (infinity until k were offered).
     @inline(__always)
     func worst(_ point: Int) -> Float { distances[point * k + k - 1] }
 
+    /// Keeps `neighbour` at `distance` if it is among the k nearest so far. At equal distance the
+    /// point offered first stays ahead (and stays in, at the k-th place).
     @inline(__always)
-    mutating func offer(_ distance: Float, for point: Int) {
+    mutating func offer(_ distance: Float, neighbour: Int, for point: Int) {
         let base = point * k
         guard distance < distances[base + k - 1] else { return }
         var slot = base + k - 1
         while slot > base && distances[slot - 1] > distance {
             distances[slot] = distances[slot - 1]
+            indices[slot] = indices[slot - 1]
             slot -= 1
         }
         distances[slot] = distance
+        indices[slot] = Int32(truncatingIfNeeded: neighbour)
     }
 
     func averages() -> [Float] {

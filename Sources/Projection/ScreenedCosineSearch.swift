@@ -21,9 +21,8 @@ enum ScreenedCosineSearch {
     }
 
     struct Result {
+        /// The distances and, row-major `N x k`, the points they belong to.
         var nearest: NearestDistances
-        /// Row-major `N x k`: the points the distances belong to.
-        var neighbours: [Int32]
         /// Pairs whose similarity was computed exactly (seeds included).
         var exactPairs: Int
     }
@@ -102,7 +101,7 @@ enum ScreenedCosineSearch {
                     }
                 }
                 let exact = screens.reduce(0) { $0 + Int(ns_screen_exact_count($1)) }
-                return Result(nearest: NearestDistances(k: k, sortedDistances: distances), neighbours: neighbours,
+                return Result(nearest: NearestDistances(k: k, sortedDistances: distances, indices: neighbours),
                               exactPairs: exact)
             }
         }

@@ -56,6 +56,7 @@ final class ScriptedSource: CheckpointSource {
         options.dumpDirectory = directory + "/dump-" + name
         options.width = 640
         options.height = 360
+        options.tween = 1  // one frame per checkpoint: these tests are about the stages, not motion
         return options
     }
 
@@ -75,6 +76,16 @@ final class ScriptedSource: CheckpointSource {
         // Unbuffered channels: at most the event in analysis and the one being handed over are ahead of the frames.
         #expect(lead.withLock { $0.max()! } <= 2, "lead \(lead.withLock { $0 })")
         #expect(FileManager.default.fileExists(atPath: directory + "/all.mp4"))
+    }
+
+    @Test func aTweenedFilmHasNMinusOneFramesBetweenCheckpoints() async throws {
+        var tweened = options("tweened.mp4")
+        tweened.tween = 3
+        tweened.trails = 2
+        let summary = try await RenderPipeline.run(source: ScriptedSource(count: 5), setting: setting(), options: tweened, stop: StopFlag())
+        #expect(summary.frames == 4 * 3 + 1 && !summary.interrupted)
+        let labels = try FileManager.default.contentsOfDirectory(atPath: directory + "/dump-tweened.mp4").filter { $0.hasPrefix("labels-") }
+        #expect(labels.count == 5, "one label layout per checkpoint")
     }
 
     @Test func aStopRequestEndsEarlyWithAFinishedVideo() async throws {

@@ -300,5 +300,8 @@ import Testing
         #expect(tiny.texts == ["0.793", "1.938"] && tiny.scale == "1e-4")
         let mixed = NumberText.onOneScale([0, .nan, 2.5])
         #expect(mixed.texts == ["0.000", "nan", "2.500"] && mixed.scale == nil)
+        // Scores far below the largest are not shown as a zero they are not.
+        let vanishing = NumberText.onOneScale([1e-12, 0.1145, -3e-9])
+        #expect(vanishing.texts == ["<0.0001", "0.1145", ">-0.0001"] && vanishing.scale == nil)
     }
 }

@@ -65,7 +65,9 @@ import Glibc
         }
         let result = try incremental.fit(tied)
         #expect(incremental.lastMethod == .exact)
-        #expect(maxDifference(result.scores, try PrincipalComponents(fitting: tied).scores) == 0)
+        // The same exact solution, up to the summation order of OpenBLAS, whose thread count other
+        // suites running at the same time may change between the two fits.
+        #expect(maxDifference(result.scores, try PrincipalComponents(fitting: tied).scores) < 1e-4)
     }
 
     /// The pass both ways (vectorised and portable) against the definition in double precision,

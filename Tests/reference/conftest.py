@@ -12,6 +12,11 @@ SHARED = Path(os.environ.get("EMBEDLAPSE_SHARED", ROOT.parent / "shared"))
 BINARY = Path(os.environ.get("EMBEDLAPSE_BIN", ROOT / ".build" / "release" / "embedlapse"))
 
 
+# Tests about inputs, outputs and the live edge film one frame per checkpoint: their counts stay
+# plain and they run fast. Tweening has tests of its own (test_tween.py).
+ONE_FRAME_PER_CHECKPOINT = ("--tween", "1")
+
+
 def run_cli(*args, check=True, timeout=600):
     """Runs the real embedlapse binary; returns the CompletedProcess."""
     proc = subprocess.run([str(BINARY), *map(str, args)], capture_output=True, text=True, timeout=timeout)

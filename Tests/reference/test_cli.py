@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import BINARY, ROOT, run_cli
+from conftest import BINARY, ONE_FRAME_PER_CHECKPOINT, ROOT, run_cli
 
 SAMPLE = ROOT / "samples" / "cnn-fmnist"
 
@@ -45,7 +45,7 @@ def tiny_run(root, n=60, d=8, steps=(0, 10, 20), seed=0, dtype=np.float32):
 @pytest.fixture(scope="module")
 def rendered(tmp_path_factory, binary):
     out = tmp_path_factory.mktemp("render")
-    run_cli("render", SAMPLE, "-o", out / "film.mp4", "-o", out / "film.gif", "--frames-dir", out / "frames")
+    run_cli("render", SAMPLE, "-o", out / "film.mp4", "-o", out / "film.gif", "--frames-dir", out / "frames", *ONE_FRAME_PER_CHECKPOINT)
     return out
 
 
@@ -99,7 +99,7 @@ def test_png_frames_decode_and_show_content(rendered):
 
 def test_size_and_fps_options(tmp_path, binary):
     run = tiny_run(tmp_path / "run")
-    run_cli("render", run, "-o", tmp_path / "small.mp4", "--size", "640x360", "--fps", "2")
+    run_cli("render", run, "-o", tmp_path / "small.mp4", "--size", "640x360", "--fps", "2", *ONE_FRAME_PER_CHECKPOINT)
     stream, fmt = probe(tmp_path / "small.mp4")
     assert (stream["width"], stream["height"]) == (640, 360) and int(stream["nb_read_frames"]) == 3
     assert abs(float(fmt["duration"]) - 1.5) < 0.01
@@ -266,7 +266,7 @@ def test_usage_errors_exit_non_zero(tmp_path, binary):
 def test_ctrl_c_finalises_a_playable_video(tmp_path, binary):
     run = tiny_run(tmp_path / "run", n=2500, d=256, steps=tuple(range(0, 400, 10)))
     frames = tmp_path / "frames"
-    proc = subprocess.Popen([str(BINARY), "render", run, "-o", tmp_path / "film.mp4", "--frames-dir", frames],
+    proc = subprocess.Popen([str(BINARY), "render", run, "-o", tmp_path / "film.mp4", "--frames-dir", frames, *ONE_FRAME_PER_CHECKPOINT],
                             stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 120
     while not (frames / "frame-0002.png").exists():

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import BINARY, wait_for
+from conftest import BINARY, ONE_FRAME_PER_CHECKPOINT, wait_for
 
 N, D = 48, 8
 STEPS = (0, 10, 20)
@@ -56,6 +56,8 @@ class Result:
 def embedlapse(*args, timeout=TIMEOUT, cwd=None):
     """Runs the binary with bytes output; a run past `timeout` is killed (with its group) and marked."""
     args = [os.fsencode(a) if isinstance(a, (str, Path)) else a for a in args]
+    if args and args[0] in (b"render", b"watch", b"demo"):
+        args += [a.encode() for a in ONE_FRAME_PER_CHECKPOINT]
     started = time.time()
     proc = subprocess.Popen([os.fsencode(BINARY), *args], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, start_new_session=True, cwd=cwd)
@@ -861,7 +863,7 @@ def test_unusual_but_legitimate_runs_render(tmp_path, binary, case):
     before = snapshot(run)
     out = tmp_path / "out"
     out.mkdir()
-    res = embedlapse("render", run, "-o", out / "film.mp4", "-o", out / "film.gif", "--size", "320x180")
+    res = embedlapse("render", run, "-o", out / "film.mp4", "-o", out / "film.gif", "--size", "640x360")
     assert_rendered(res, out / "film.mp4", frames)
     assert probe_frames(out / "film.gif") == frames
     assert sorted(p.name for p in out.iterdir()) == ["film.gif", "film.mp4"], "temporary files left behind"
@@ -876,14 +878,14 @@ def test_unusual_but_legitimate_runs_render(tmp_path, binary, case):
 def test_hostile_titles_render(run_and_out, title):
     """argv caps one argument at 128 KiB, so the 'long title' is 120,000 characters."""
     run, out = run_and_out
-    res = embedlapse("render", run, "-o", out / "film.mp4", "--title", title, "--size", "320x180")
+    res = embedlapse("render", run, "-o", out / "film.mp4", "--title", title, "--size", "640x360")
     assert_rendered(res, out / "film.mp4", 3)
 
 
 @pytest.mark.parametrize("fps", ["0.01", "120"])
 def test_extreme_legal_fps_render_both_formats(run_and_out, fps):
     run, out = run_and_out
-    res = embedlapse("render", run, "-o", out / "film.mp4", "-o", out / "film.gif", "--fps", fps, "--size", "320x180")
+    res = embedlapse("render", run, "-o", out / "film.mp4", "-o", out / "film.gif", "--fps", fps, "--size", "640x360")
     assert_rendered(res, out / "film.gif", 3)
     assert probe_frames(out / "film.mp4") == 3
 
@@ -891,7 +893,7 @@ def test_extreme_legal_fps_render_both_formats(run_and_out, fps):
 def test_output_name_with_control_characters_is_written_and_escaped(run_and_out):
     run, out = run_and_out
     video = out / "a\x1b[31m\rb\nc.mp4"
-    res = embedlapse("render", run, "-o", video, "--size", "320x180")
+    res = embedlapse("render", run, "-o", video, "--size", "640x360")
     assert_rendered(res, video, 3)
     assert len([line for line in res.err.splitlines() if line.strip()]) <= 1, res
 
@@ -1046,7 +1048,7 @@ def test_bad_output_paths_are_refused_before_any_work(shared_run, out_dir, binar
 
 def start_watch(run, *args, log_dir=None):
     err = open(Path(log_dir or Path(run).parent) / f"watch-{time.monotonic_ns()}.err", "w+b")
-    proc = subprocess.Popen([str(BINARY), "watch", str(run), *map(str, args)], stdin=subprocess.DEVNULL,
+    proc = subprocess.Popen([str(BINARY), "watch", str(run), *map(str, args), *ONE_FRAME_PER_CHECKPOINT], stdin=subprocess.DEVNULL,
                             stdout=subprocess.DEVNULL, stderr=err, start_new_session=True)
     proc.err_file = err
     return proc
@@ -1172,7 +1174,7 @@ def test_watch_with_stop_with_parent_ends_when_its_parent_dies(tmp_path, binary,
     old = time.time() - 120  # written before the watch began: no settle wait
     os.utime(run / "checkpoint-0" / "embeddings.npy", (old, old))
     pidfile = tmp_path / "pid"
-    parent = subprocess.Popen(["sh", "-c", f'"$0" watch "$1" -o "$2" --stop-with-parent 2>/dev/null & echo $! > "$3"; sleep 2',
+    parent = subprocess.Popen(["sh", "-c", f'"$0" watch "$1" -o "$2" --stop-with-parent --tween 1 2>/dev/null & echo $! > "$3"; sleep 2',
                                str(BINARY), str(run), str(video), str(pidfile)], start_new_session=True)
     watchers.append(parent)
     parent.wait(timeout=20)

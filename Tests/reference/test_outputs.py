@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import BINARY, frames_in, wait_for
+from conftest import BINARY, ONE_FRAME_PER_CHECKPOINT, frames_in, wait_for
 
 # What Foundation's error descriptions look like; no output error may show one.
 FOUNDATION_WORDS = ("NSCocoaErrorDomain", "Error Domain=", "CocoaError", "NSPOSIXErrorDomain",
@@ -21,7 +21,8 @@ FOUNDATION_WORDS = ("NSCocoaErrorDomain", "Error Domain=", "CocoaError", "NSPOSI
 
 
 def cli(*args, cwd=None, timeout=300):
-    return subprocess.run([str(BINARY), *map(str, args)], capture_output=True, text=True, cwd=cwd, timeout=timeout)
+    return subprocess.run([str(BINARY), *map(str, args), *ONE_FRAME_PER_CHECKPOINT], capture_output=True, text=True, cwd=cwd,
+                          timeout=timeout)
 
 
 def error_line(proc):
@@ -75,7 +76,7 @@ class Watched:
     """`embedlapse watch` in the background, with its stderr collected line by line."""
 
     def __init__(self, *args, cwd=None):
-        self.proc = subprocess.Popen([str(BINARY), "watch", *map(str, args)], stderr=subprocess.PIPE, text=True, cwd=cwd)
+        self.proc = subprocess.Popen([str(BINARY), "watch", *map(str, args), *ONE_FRAME_PER_CHECKPOINT], stderr=subprocess.PIPE, text=True, cwd=cwd)
         self.lines = []
         self.reader = threading.Thread(target=lambda: self.lines.extend(self.proc.stderr), daemon=True)
         self.reader.start()
@@ -282,7 +283,7 @@ def slow_run(root, checkpoints=40):
 def test_a_killed_renders_temporary_is_removed_by_the_next_render(tmp_path, binary, background):
     run = slow_run(tmp_path / "run")
     frames = tmp_path / "frames"
-    proc = subprocess.Popen([str(BINARY), "render", run, "-o", tmp_path / "film.mp4", "--frames-dir", frames],
+    proc = subprocess.Popen([str(BINARY), "render", run, "-o", tmp_path / "film.mp4", "--frames-dir", frames, *ONE_FRAME_PER_CHECKPOINT],
                             stderr=subprocess.DEVNULL)
     background.append(proc)
     assert wait_for(lambda: (frames / "frame-0002.png").exists() or proc.poll() is not None, timeout=120)
@@ -301,7 +302,7 @@ def test_a_killed_renders_temporary_is_removed_by_the_next_render(tmp_path, bina
 def test_a_second_ctrl_c_leaves_playable_videos_or_none(tmp_path, binary, background):
     run = slow_run(tmp_path / "run")
     frames = tmp_path / "frames"
-    proc = subprocess.Popen([str(BINARY), "render", run, "-o", tmp_path / "film.mp4", "-o", tmp_path / "film.gif",
+    proc = subprocess.Popen([str(BINARY), "render", run, *ONE_FRAME_PER_CHECKPOINT, "-o", tmp_path / "film.mp4", "-o", tmp_path / "film.gif",
                              "--frames-dir", frames, "--latest", tmp_path / "latest.png"],
                             stderr=subprocess.PIPE, text=True)
     background.append(proc)
@@ -311,6 +312,7 @@ def test_a_second_ctrl_c_leaves_playable_videos_or_none(tmp_path, binary, backgr
     assert proc.poll() is None, "the render ended before it could be interrupted"
     proc.send_signal(signal.SIGINT)
     wait_for(lambda: any("stopping" in line for line in lines), timeout=10)
+    time.sleep(0.6)  # signals within half a second of the first are the same request
     proc.send_signal(signal.SIGINT)
     proc.wait(timeout=60)
     assert proc.returncode == 130, "".join(lines)
@@ -332,6 +334,7 @@ def test_a_second_ctrl_c_in_a_watch_leaves_both_live_videos_whole_and_alike(tmp_
         assert wait_for(lambda: frames_in(mp4) == 3 and frames_in(gif) == 3, timeout=60), (frames_in(mp4), frames_in(gif))
         watch.proc.send_signal(signal.SIGINT)
         wait_for(lambda: watch.said("stopping"), timeout=10)
+        time.sleep(0.6)
         watch.proc.send_signal(signal.SIGINT)
         code, err = watch.finish()
     finally:

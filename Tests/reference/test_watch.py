@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import BINARY, frames_in, wait_for
+from conftest import BINARY, ONE_FRAME_PER_CHECKPOINT, frames_in, wait_for
 
 
 
@@ -71,7 +71,7 @@ def no_stray_watchers():
 
 
 def watch(run, out, *extra):
-    proc = subprocess.Popen([str(BINARY), "watch", str(run), "-o", str(out), *map(str, extra)],
+    proc = subprocess.Popen([str(BINARY), "watch", str(run), "-o", str(out), *map(str, extra), *ONE_FRAME_PER_CHECKPOINT],
                             stderr=subprocess.PIPE, text=True)
     _started.append(proc)
     return proc

@@ -9,7 +9,7 @@
 HuggingFace users add `EmbedlapseCallback` to their `Trainer` (imported lazily; needs transformers and torch).
 """
 # The one version number: pyproject.toml reads it from here, and writer.py writes it into run.json.
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 from .watcher import WatchProcess, watch_command
 from .writer import RunWriter, is_main_process, previous_run

@@ -1,0 +1,212 @@
+import Compositor
+import LinearAlgebra
+import RunFormat
+
+/// One frame the timeline asks to be drawn, and where it goes.
+struct TimelineFrame {
+    let content: FrameContent
+    /// Position in the film (videos, `--frames-dir`); nil for a frame shown only as `--latest`.
+    let filmIndex: Int?
+    /// Whether this frame is a checkpoint's own (a keyframe) and the newest one yet: `--latest` shows it.
+    let showsLatest: Bool
+    /// The checkpoint's step when this is a keyframe of the film (its label layout is dumped).
+    let keyframeStep: Int?
+}
+
+/// Turns analysed checkpoints into the film's frames: each checkpoint's own frame (a keyframe),
+/// and with `--tween N`, N - 1 frames between it and the next, where points travel along a smooth
+/// path, the loss cursor and step move on, and the next leaderboard and its rings fade in.
+///
+/// Frames between two checkpoints reuse their projections and scores; nothing is recomputed. A
+/// keyframe is the same whatever N is, so frame k*N of a tweened film is frame k of the untweened one.
+///
+/// A path's shape at a checkpoint needs the checkpoint after it. Offline, frames wait for it, and
+/// the motion is a monotone cubic through the keyframes. Live, the film runs one checkpoint behind
+/// (the newest checkpoint is the end of the segment being drawn) and each point comes to rest at
+/// each checkpoint, since where it goes next is not known yet.
+struct FilmTimeline {
+    struct Keyframe {
+        let index: Int
+        let step: Int
+        let epoch: Double?
+        let losses: LossHistory
+        let testAccuracy: Double?
+        let points: PlanarPoints
+        let leaderboard: Leaderboard
+        /// The path's velocity at this keyframe, in display units per checkpoint; nil until known.
+        var velocity: PlanarPoints?
+    }
+
+    let tween: Int
+    let trails: Int
+    let live: Bool
+    /// Whether a frame shown only as `--latest` is wanted (live, tweened, with `--latest`).
+    let latestOnly: Bool
+    /// Keyframes still needed: the segment being built and the trails behind it.
+    private var window: [Keyframe] = []
+    /// The next keyframe whose own frame and following segment are still to be drawn.
+    private var nextToDraw = 0
+    private var framesMade = 0
+
+    init(tween: Int, trails: Int, live: Bool, latestOnly: Bool) {
+        self.tween = max(tween, 1)
+        self.trails = max(trails, 0)
+        self.live = live
+        self.latestOnly = latestOnly
+    }
+
+    /// The frames a new checkpoint makes ready, in film order.
+    mutating func add(_ keyframe: Keyframe) -> [TimelineFrame] {
+        window.append(keyframe)
+        var frames: [TimelineFrame] = []
+        if tween == 1 {
+            frames = drawKeyframeAlone()
+        } else if live {
+            if latestOnly { frames.append(TimelineFrame(content: content(at: keyframe.index, t: 0), filmIndex: nil, showsLatest: true, keyframeStep: nil)) }
+            // The newest checkpoint ends the segment from the one before: its velocity is not known, so zero.
+            setVelocity(of: keyframe.index, knowingNext: false)
+            if keyframe.index > 0 { frames += segment(from: keyframe.index - 1, latest: false) }
+        } else {
+            // Offline: the velocity at the previous keyframe is known now that this one is here.
+            if keyframe.index > 0 { setVelocity(of: keyframe.index - 1, knowingNext: true) }
+            if keyframe.index > 1 { frames += segment(from: keyframe.index - 2, latest: true) }
+        }
+        trimWindow()
+        return frames
+    }
+
+    /// The frames still owed when the run ends: the last segment and the last keyframe.
+    mutating func finish() -> [TimelineFrame] {
+        guard let last = window.last else { return [] }
+        var frames: [TimelineFrame] = []
+        if tween > 1 {
+            if !live {
+                setVelocity(of: last.index, knowingNext: false)
+                if last.index > 0 && nextToDraw == last.index - 1 { frames += segment(from: last.index - 1, latest: true) }
+            }
+            if nextToDraw == last.index { frames += keyframeOnly(last.index, latest: true) }
+        }
+        return frames
+    }
+
+    private mutating func drawKeyframeAlone() -> [TimelineFrame] {
+        keyframeOnly(window.last!.index, latest: true)
+    }
+
+    private mutating func keyframeOnly(_ index: Int, latest: Bool) -> [TimelineFrame] {
+        defer { nextToDraw = index + 1 }
+        return [film(content(at: index, t: 0), latest: latest, keyframeStep: self[index].step)]
+    }
+
+    /// Keyframe `index` and the frames between it and the next.
+    private mutating func segment(from index: Int, latest: Bool) -> [TimelineFrame] {
+        var frames = [film(content(at: index, t: 0), latest: latest, keyframeStep: self[index].step)]
+        for j in 1..<tween { frames.append(film(content(at: index, t: Double(j) / Double(tween)), latest: false, keyframeStep: nil)) }
+        nextToDraw = index + 1
+        return frames
+    }
+
+    private mutating func film(_ content: FrameContent, latest: Bool, keyframeStep: Int?) -> TimelineFrame {
+        defer { framesMade += 1 }
+        return TimelineFrame(content: content, filmIndex: framesMade, showsLatest: latest, keyframeStep: keyframeStep)
+    }
+
+    private subscript(index: Int) -> Keyframe {
+        get { window[index - window[0].index] }
+        set { window[index - window[0].index] = newValue }
+    }
+
+    private func has(_ index: Int) -> Bool { !window.isEmpty && index >= window[0].index && index <= window.last!.index }
+
+    /// Keeps the keyframes a later frame can still need: the previous one (for a velocity) and the trails.
+    private mutating func trimWindow() {
+        let keep = max(trails + 1, 2) + (live ? 0 : 1)
+        if window.count > keep + 1 { window.removeFirst(window.count - keep - 1) }
+    }
+
+    private mutating func setVelocity(of index: Int, knowingNext: Bool) {
+        guard has(index), self[index].velocity == nil else { return }
+        let previous = has(index - 1) ? self[index - 1].points : nil
+        let next = knowingNext && has(index + 1) ? self[index + 1].points : nil
+        self[index].velocity = MotionPath.velocities(previous: previous, current: self[index].points, next: next)
+    }
+
+    /// The frame at `t` (0..<1) of the way from keyframe `index` to the next.
+    private func content(at index: Int, t: Double) -> FrameContent {
+        let from = self[index]
+        let trailKeyframes = (max(index - trails, window[0].index)..<index).map { self[$0] }
+        guard t > 0, has(index + 1) else {
+            return FrameContent(step: from.step, epoch: from.epoch, checkpointIndex: from.index, points: from.points,
+                                leaderboard: from.leaderboard, losses: from.losses, testAccuracy: from.testAccuracy,
+                                trails: trailKeyframes.map(\.points),
+                                trailOpacities: trailKeyframes.map { Self.trailOpacity(age: Double(index - $0.index), trails: trails) })
+        }
+        let to = self[index + 1]
+        let points = MotionPath.interpolate(from: from.points, velocity: from.velocity, to: to.points, velocity: to.velocity, t: t)
+        let stepPosition = Double(from.step) + t * Double(to.step - from.step)
+        let step = Int(stepPosition.rounded(.down))
+        var epoch = from.epoch
+        if let a = from.epoch, let b = to.epoch { epoch = a + t * (b - a) }
+        // The fade of leaderboard and rings takes the middle of the segment, so each board reads whole for most of it.
+        let blend = MotionPath.smoothstep((t - 0.2) / 0.6)
+        // Trails also run through the keyframe just passed; the oldest segment fades out on the way to the next.
+        let trailed = trails > 0 ? trailKeyframes + [from] : []
+        return FrameContent(step: step, stepPosition: stepPosition, epoch: epoch, checkpointIndex: from.index, points: points,
+                            leaderboard: from.leaderboard, incoming: to.leaderboard, blend: blend,
+                            losses: to.losses.upTo(step: step), testAccuracy: from.testAccuracy,
+                            trails: trailed.map(\.points),
+                            trailOpacities: trailed.map { Self.trailOpacity(age: Double(index - $0.index) + t, trails: trails) })
+    }
+
+    /// The opacity of the trail segment that starts at a keyframe `age` checkpoints ago: the newest
+    /// strongest, none at `trails + 1`, continuous in time so trails never pop.
+    static func trailOpacity(age: Double, trails: Int) -> Double {
+        0.45 * min(max(1 - (age - 1) / Double(max(trails, 1)), 0), 1)
+    }
+}
+
+/// Positions between keyframes: per coordinate, a cubic Hermite curve through the keyframes with
+/// monotone tangents (Fritsch and Carlson), so a point never overshoots the range between two
+/// consecutive keyframe positions and so never leaves the film's view when both ends are in it.
+enum MotionPath {
+    /// Each point's velocity at a keyframe: zero at a turn or where a neighbour is unknown (the
+    /// point comes to rest), else the harmonic mean of the two neighbouring secants, which is at
+    /// most twice the smaller one: Fritsch and Carlson's condition for a monotone segment.
+    static func velocities(previous: PlanarPoints?, current: PlanarPoints, next: PlanarPoints?) -> PlanarPoints {
+        guard let previous, let next, previous.count == current.count, next.count == current.count else {
+            return PlanarPoints(x: [Float](repeating: 0, count: current.count), y: [Float](repeating: 0, count: current.count))
+        }
+        func tangent(_ a: [Float], _ b: [Float], _ c: [Float]) -> [Float] {
+            (0..<b.count).map { i in
+                let before = b[i] - a[i], after = c[i] - b[i]
+                guard before * after > 0, before.isFinite, after.isFinite else { return 0 }
+                return 2 * before * after / (before + after)
+            }
+        }
+        return PlanarPoints(x: tangent(previous.x, current.x, next.x), y: tangent(previous.y, current.y, next.y))
+    }
+
+    /// The points at `t` (0...1) of the way from `from` to `to`, kept within each coordinate's range
+    /// between the two (against rounding), missing velocities read as zero.
+    static func interpolate(from: PlanarPoints, velocity v0: PlanarPoints?, to: PlanarPoints, velocity v1: PlanarPoints?,
+                            t: Double) -> PlanarPoints {
+        guard from.count == to.count else { return from }
+        let t = Float(min(max(t, 0), 1)), t2 = t * t, t3 = t2 * t
+        let h00 = 2 * t3 - 3 * t2 + 1, h10 = t3 - 2 * t2 + t, h01 = -2 * t3 + 3 * t2, h11 = t3 - t2
+        func along(_ p0: [Float], _ m0: [Float]?, _ p1: [Float], _ m1: [Float]?) -> [Float] {
+            (0..<p0.count).map { i in
+                let a = p0[i], b = p1[i]
+                guard a.isFinite, b.isFinite else { return t < 0.5 ? a : b }
+                let value = h00 * a + h10 * (m0?[i] ?? 0) + h01 * b + h11 * (m1?[i] ?? 0)
+                return min(max(value, min(a, b)), max(a, b))
+            }
+        }
+        return PlanarPoints(x: along(from.x, v0?.x, to.x, v1?.x), y: along(from.y, v0?.y, to.y, v1?.y))
+    }
+
+    /// 0 below 0, 1 above 1, and a smooth S between.
+    static func smoothstep(_ t: Double) -> Double {
+        let t = min(max(t, 0), 1)
+        return t * t * (3 - 2 * t)
+    }
+}

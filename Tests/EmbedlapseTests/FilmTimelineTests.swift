@@ -1,0 +1,141 @@
+import Compositor
+import LinearAlgebra
+import RunFormat
+import Testing
+@testable import Embedlapse
+
+/// Issue 11: tweening. Frame counts, keyframes independent of N, paths that stay between their
+/// keyframes, a live film one checkpoint behind, and fades that never pop.
+@Suite struct FilmTimelineTests {
+    /// Keyframes of points that wander: each coordinate a random walk, so paths turn.
+    static func keyframes(_ count: Int, n: Int = 40, seed: UInt64 = 3) -> [FilmTimeline.Keyframe] {
+        var state = seed
+        func next() -> Float {
+            state = state &* 6364136223846793005 &+ 1442695040888963407
+            return Float(state >> 40) / Float(1 << 24) - 0.5
+        }
+        var x = (0..<n).map { _ in next() }, y = (0..<n).map { _ in next() }
+        return (0..<count).map { k in
+            if k > 0 {
+                x = x.map { $0 + 0.4 * next() }
+                y = y.map { $0 + 0.4 * next() }
+            }
+            let board = Leaderboard(measure: .outlierScore, entries: (0..<3).map { .init(index: (k + $0 * 7) % n, value: Float($0) / 10) })
+            return FilmTimeline.Keyframe(index: k, step: k * 25, epoch: Double(k) / 2,
+                                         losses: LossHistory(training: (0...k * 25).map { .init(step: $0, loss: 1 / Double($0 + 1)) }),
+                                         testAccuracy: nil, points: PlanarPoints(x: x, y: y), leaderboard: board)
+        }
+    }
+
+    static func film(_ keyframes: [FilmTimeline.Keyframe], tween: Int, trails: Int = 0, live: Bool = false,
+                     latest: Bool = false) -> (arrivals: [[TimelineFrame]], end: [TimelineFrame]) {
+        var timeline = FilmTimeline(tween: tween, trails: trails, live: live, latestOnly: latest)
+        let arrivals = keyframes.map { timeline.add($0) }
+        return (arrivals, timeline.finish())
+    }
+
+    static func filmFrames(_ result: (arrivals: [[TimelineFrame]], end: [TimelineFrame])) -> [TimelineFrame] {
+        (result.arrivals.flatMap { $0 } + result.end).filter { $0.filmIndex != nil }
+    }
+
+    @Test(arguments: [1, 2, 3, 10], [1, 2, 5, 30])
+    func frameCountIsOneKeyframePerCheckpointAndNMinusOneBetween(tween: Int, checkpoints: Int) {
+        for live in [false, true] {
+            let frames = Self.filmFrames(Self.film(Self.keyframes(checkpoints), tween: tween, trails: 2, live: live))
+            #expect(frames.count == (checkpoints - 1) * tween + 1, "live \(live)")
+            #expect(frames.map(\.filmIndex!) == Array(0..<frames.count), "in order, none missing")
+            #expect(frames.compactMap(\.keyframeStep) == (0..<checkpoints).map { $0 * 25 })
+        }
+    }
+
+    @Test(arguments: [false, true])
+    func keyframesAreTheSameWhateverTheTween(live: Bool) {
+        let keyframes = Self.keyframes(9)
+        let plain = Self.filmFrames(Self.film(keyframes, tween: 1, trails: 3, live: live))
+        for tween in [2, 7] {
+            let tweened = Self.filmFrames(Self.film(keyframes, tween: tween, trails: 3, live: live))
+            for k in 0..<keyframes.count {
+                let a = tweened[k * tween].content, b = plain[k].content
+                #expect(a.points == b.points && a.step == b.step && a.stepPosition == b.stepPosition && a.leaderboard == b.leaderboard)
+                #expect(a.incoming == nil && b.incoming == nil && a.losses == b.losses && a.trails == b.trails)
+                #expect(a.trailOpacities == b.trailOpacities, "tween \(tween) keyframe \(k)")
+            }
+        }
+    }
+
+    @Test func pathsStayBetweenTheirKeyframesAndMoveSmoothly() {
+        let keyframes = Self.keyframes(12)
+        let tween = 8
+        let frames = Self.filmFrames(Self.film(keyframes, tween: tween))
+        for (f, frame) in frames.enumerated() {
+            let k = f / tween
+            guard k + 1 < keyframes.count else { continue }
+            let a = keyframes[k].points, b = keyframes[k + 1].points
+            for i in 0..<a.count {
+                let p = frame.content.points
+                #expect(p.x[i] >= min(a.x[i], b.x[i]) && p.x[i] <= max(a.x[i], b.x[i]))
+                #expect(p.y[i] >= min(a.y[i], b.y[i]) && p.y[i] <= max(a.y[i], b.y[i]))
+            }
+        }
+        // Smooth: no frame-to-frame step is much larger than the typical step along the same path
+        // (a jump would be a whole keyframe interval in one frame).
+        for i in 0..<keyframes[0].points.count {
+            let steps = (1..<frames.count).map { f in
+                abs(frames[f].content.points.x[i] - frames[f - 1].content.points.x[i])
+            }
+            let interval = (1..<keyframes.count).map { abs(keyframes[$0].points.x[i] - keyframes[$0 - 1].points.x[i]) }.max()!
+            #expect(steps.max()! <= 0.6 * interval + 1e-6, "point \(i)")
+        }
+    }
+
+    @Test func stepAndCursorMoveOnBetweenCheckpoints() {
+        let frames = Self.filmFrames(Self.film(Self.keyframes(4), tween: 5))
+        let positions = frames.map(\.content.stepPosition)
+        #expect(positions == positions.sorted() && Set(positions).count == positions.count, "strictly increasing")
+        #expect(frames[2].content.step == 10 && frames[2].content.losses.training.last?.step == 10)
+        #expect(frames.allSatisfy { $0.content.blend >= 0 && $0.content.blend <= 1 })
+        // The next board fades in over the segment: none at its start, all of it by its end.
+        #expect(frames[1].content.blend == 0 && frames[4].content.blend == 1 && frames[2].content.blend > 0)
+    }
+
+    @Test func liveFilmRunsOneCheckpointBehindAndLatestShowsTheNewest() {
+        let keyframes = Self.keyframes(5)
+        let result = Self.film(keyframes, tween: 4, live: true, latest: true)
+        for (k, frames) in result.arrivals.enumerated() {
+            // At once: the newest checkpoint as --latest only.
+            #expect(frames.first?.filmIndex == nil && frames.first?.showsLatest == true && frames.first?.content.step == k * 25)
+            // The film: the segment that the newest checkpoint ends.
+            let film = frames.filter { $0.filmIndex != nil }
+            #expect(film.count == (k == 0 ? 0 : 4))
+            #expect(film.allSatisfy { !$0.showsLatest }, "--latest never goes back to an older checkpoint")
+            if k > 0 { #expect(film.first?.keyframeStep == (k - 1) * 25) }
+        }
+        #expect(result.end.count == 1 && result.end[0].keyframeStep == 4 * 25)
+    }
+
+    @Test func trailsFadeContinuouslyAcrossKeyframes() {
+        let trails = 3, tween = 6
+        let frames = Self.filmFrames(Self.film(Self.keyframes(8), tween: tween, trails: trails))
+        // The oldest segment's opacity just before a keyframe approaches 0, and at the keyframe it is gone.
+        for f in stride(from: tween * (trails + 1), to: frames.count - 1, by: tween) {
+            let before = frames[f - 1].content, at = frames[f].content
+            #expect(before.trails.count == trails + 1 && at.trails.count == trails)
+            #expect(before.trailOpacities[0] < 0.45 / Double(trails) / Double(tween) + 1e-9)
+            #expect(abs(before.trailOpacities[1] - at.trailOpacities[0]) < 0.45 / Double(trails) / Double(tween) + 1e-9)
+        }
+    }
+
+    @Test func monotoneVelocitiesNeverOvershootEvenAtTurnsAndNaN() {
+        let previous = PlanarPoints(x: [0, 0, 0, .nan], y: [0, 1, 0, 0])
+        let current = PlanarPoints(x: [1, 1, 1, 1], y: [1, 1, 0, 0])
+        let next = PlanarPoints(x: [2, 0, 100, 2], y: [1, 1, 0, 0])
+        let v = MotionPath.velocities(previous: previous, current: current, next: next)
+        #expect(v.x[1] == 0, "a turn comes to rest")
+        #expect(v.x[0] == 1 && v.x[2] > 0 && v.x[2] <= 2, "bounded by twice the smaller secant")
+        #expect(v.x[3] == 0)
+        for t in stride(from: 0.0, through: 1.0, by: 0.05) {
+            let p = MotionPath.interpolate(from: current, velocity: v, to: next, velocity: nil, t: t)
+            for i in 0..<3 { #expect(p.x[i] >= min(current.x[i], next.x[i]) && p.x[i] <= max(current.x[i], next.x[i])) }
+        }
+    }
+}
