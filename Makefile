@@ -6,7 +6,7 @@ APT_PACKAGES := libavcodec-dev libavformat-dev libavutil-dev libswscale-dev libc
 VENV := .venv
 BIN := .build/release/embedlapse
 
-.PHONY: demo test bench deps build clean tsan fuzz fuzz-ci
+.PHONY: demo test bench deps build clean tsan fuzz fuzz-ci golden
 
 # Installs the Debian packages that are missing (sudo when not root).
 deps:
@@ -35,6 +35,10 @@ test: build $(VENV)/.installed
 	swift test
 	EMBEDLAPSE_BIN=$(CURDIR)/$(BIN) $(VENV)/bin/python -m pytest -q -p no:cacheprovider Tests/reference python/tests
 	$(MAKE) fuzz-ci
+
+# Rewrites the golden frames (Tests/golden) from the current build, on purpose: look at them, then commit.
+golden: build $(VENV)/.installed
+	EMBEDLAPSE_REFRESH_GOLDEN=1 EMBEDLAPSE_BIN=$(CURDIR)/$(BIN) $(VENV)/bin/python -m pytest -q -p no:cacheprovider Tests/reference/test_frames.py -k golden
 
 # Embedlapse against the Python reference pipeline (shared/reference) on the same runs; minutes.
 .venv-bench/.installed: benchmarks/requirements.txt

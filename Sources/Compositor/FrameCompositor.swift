@@ -63,7 +63,7 @@ public final class FrameCompositor {
         context.text(subtitle, x: x, y: 58 * u, size: 13 * u, color: Palette.secondaryInk, maxWidth: layout.width - 2 * layout.margin)
     }
 
-    private func drawLegend(u: Double) {
+    func drawLegend(u: Double) {
         guard !setting.classNames.isEmpty else { return }
         let box = layout.legend
         context.text("Classes", x: box.x, y: box.y + 12 * u, size: 13 * u, weight: .bold, color: Palette.ink)

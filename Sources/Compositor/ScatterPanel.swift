@@ -180,7 +180,8 @@ extension FrameCompositor {
                 let opacity = frame.trailOpacities.indices.contains(segment) ? min(max(frame.trailOpacities[segment], 0), 1) : 0.3
                 guard opacity > 0 else { continue }
                 let inks = colours.map { DotRasterizer.Ink($0.withAlpha(opacity)) }
-                for i in 0..<n {
+                // Only where both ends are in view: a line to a point beyond it would streak across the panel.
+                for i in 0..<n where Self.inView(from.x[i], from.y[i]) && Self.inView(to.x[i], to.y[i]) {
                     guard let a = screen(from.x[i], from.y[i]), let b = screen(to.x[i], to.y[i]) else { continue }
                     lines.draw(from: a, to: b, ink: inks[colourIndex(i)], into: pixels, stride: stride)
                 }

@@ -50,6 +50,17 @@ final class FrameOutputs {
     var takesFilm: Bool { !sinks.isEmpty }
     var takesLatest: Bool { latest != nil }
 
+    /// Writes a closing frame at `filmIndex`: once to `--frames-dir`, and held for `videoFrames`
+    /// frames in videos, so that it stays on screen long enough to read.
+    func writeHeld(_ surface: ImageSurface, filmIndex: Int, videoFrames: Int) throws {
+        try UnfinishedOutputs.whileWriting {
+            for sink in sinks {
+                let times = sink is VideoOutput ? max(videoFrames, 1) : 1
+                for _ in 0..<times { try sink.write(surface, index: filmIndex) }
+            }
+        }
+    }
+
     /// Writes a frame to the film's outputs at `filmIndex` (if any), and to `--latest` if `showsLatest`.
     func write(_ surface: ImageSurface, filmIndex: Int?, showsLatest: Bool) throws {
         try UnfinishedOutputs.whileWriting {

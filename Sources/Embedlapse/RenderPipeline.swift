@@ -26,6 +26,10 @@ public struct RenderOptions: Sendable {
     public var leaderboard: LeaderboardKind = .outliers
     /// `--points`: dots, density, or density once dots would overplot.
     public var points: PointStyle = .auto
+    /// `--summary-frame`: close the film with the map of the run's training dynamics (needs labels).
+    public var summaryFrame = false
+    /// How long videos hold the summary frame, in seconds.
+    static let summaryHoldSeconds = 3.0
     public var title: String?
     /// Live: MP4s are fragmented and playable while written; finalised, not removed, on failure.
     public var live = false
@@ -76,10 +80,11 @@ public enum RenderPipeline {
             // Without a video or frames folder only checkpoints' own frames are drawn (for --latest, --dump-data).
             let timeline = FilmTimeline(tween: outputs.takesFilm ? options.tween : 1, trails: options.trails, live: options.live,
                                         latestOnly: outputs.takesLatest)
-            let frameState = StageState((compositor: compositor, outputs: outputs, dump: dump, timeline: timeline))
+            let frameState = StageState((compositor: compositor, outputs: outputs, dump: dump, timeline: timeline,
+                                         dynamics: TrainingDynamics?.none))
             /// Draws and writes the frames the timeline makes ready; returns how many went into the film.
             @Sendable func drawFrames(_ make: (inout FilmTimeline) -> [TimelineFrame]) throws -> Int {
-                let (compositor, outputs, _, _) = frameState.value
+                let (compositor, outputs, _, _, _) = frameState.value
                 var filmFrames = 0
                 for frame in make(&frameState.value.timeline) {
                     try timings.measure("draw") { try draw(frame.content, with: compositor) }
@@ -108,6 +113,7 @@ public enum RenderPipeline {
                     for try await checkpoint in analysed {
                         filmFrames += try await drawing.run {
                             try timings.measure("dump") { try frameState.value.dump?.record(checkpoint) }
+                            frameState.value.dynamics = checkpoint.dynamics
                             return try drawFrames { $0.add(keyframe(checkpoint, ranking: options.leaderboard, count: options.topCount)) }
                         }
                         checkpoints += 1
@@ -122,6 +128,20 @@ public enum RenderPipeline {
                 }
                 try await group.waitForAll()
                 filmFrames += try await drawing.run { try drawFrames { $0.finish() } }
+                if options.summaryFrame, checkpoints > 0, outputs.takesFilm, let dynamics = frameState.value.dynamics {
+                    let index = filmFrames
+                    try await drawing.run {
+                        let (compositor, outputs, _, _, _) = frameState.value
+                        try timings.measure("draw") {
+                            do { try compositor.drawSummary(summaryMap(dynamics, top: options.topCount)) } catch {
+                                throw PipelineError("drawing the summary frame: \(error)")
+                            }
+                        }
+                        let hold = Int((RenderOptions.summaryHoldSeconds * options.fps).rounded())
+                        try outputs.writeHeld(compositor.surface, filmIndex: index, videoFrames: hold)
+                    }
+                    filmFrames += 1
+                }
                 return checkpoints == 0 ? 0 : max(filmFrames, checkpoints)
             }
             guard frames > 0 else { throw PipelineError("no frame was rendered: stopped before the first checkpoint") }
@@ -149,8 +169,8 @@ public enum RenderPipeline {
     public static func watch(_ watcher: RunWatcher, options: RenderOptions, stop: StopFlag,
                              progress: (@Sendable (Int) -> Void)? = nil) async throws -> RenderSummary? {
         guard let run = try await watcher.waitForStart(stop: stop) else { return nil }
-        if options.leaderboard == .labelIssues && run.annotations.labels == nil {
-            throw PipelineError("\(watcher.path): ranking label issues needs the run's labels (labels.npy), and it has none")
+        if (options.leaderboard == .labelIssues || options.summaryFrame) && run.annotations.labels == nil {
+            throw PipelineError("\(watcher.path): \(options.summaryFrame ? "a summary frame" : "ranking label issues") needs the run's labels (labels.npy), and it has none")
         }
         var options = options
         options.live = true
@@ -196,6 +216,24 @@ public enum RenderPipeline {
         let leaderboard = Leaderboard(measure: measure, entries: c.ranking(ranking, count: count).map { .init(index: $0.index, value: $0.value) })
         return FilmTimeline.Keyframe(index: c.index, step: c.step, epoch: c.epoch, losses: c.losses, testAccuracy: c.testAccuracy,
                                      points: c.alignment.display, leaderboard: leaderboard)
+    }
+
+    /// The summary frame's map: each sample's label-agreement variability and mean, its region,
+    /// and the `top` samples with the lowest kNN-AUM over the run.
+    static func summaryMap(_ dynamics: TrainingDynamics, top: Int) -> SummaryMap {
+        let regions = (0..<dynamics.count).map { i -> SummaryMap.Region in
+            switch dynamics.region(i) {
+            case .easy: .easy
+            case .ambiguous: .ambiguous
+            case .hard: .hard
+            }
+        }
+        let order = (0..<dynamics.count).sorted { (dynamics.knnAUM[$0], $0) < (dynamics.knnAUM[$1], $1) }
+        let worst = Leaderboard(measure: .labelMargin, entries: order.prefix(top).map { .init(index: $0, value: dynamics.knnAUM[$0]) })
+        return SummaryMap(points: PlanarPoints(x: dynamics.variability, y: dynamics.meanAgreement), regions: regions,
+                          ambiguousVariability: Double(TrainingDynamics.ambiguousVariability),
+                          easyAgreement: Double(TrainingDynamics.easyAgreement), checkpoints: dynamics.checkpoints,
+                          lastStep: dynamics.steps.last ?? 0, worst: worst)
     }
 
     static func draw(_ content: FrameContent, with compositor: FrameCompositor) throws {

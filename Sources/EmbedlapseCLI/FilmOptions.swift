@@ -68,6 +68,9 @@ struct FilmOptions: ParsableArguments {
     @Option(help: "How points are drawn: dots, density (per-class density, for large sets) or auto (density from 50,000 points or when dots would cover most of the panel).")
     var points: PointStyle = .auto
 
+    @Flag(help: "End the film with a map of the run's training dynamics: each sample's mean label agreement against its variability, with the easy, ambiguous and hard regions counted (needs labels).")
+    var summaryFrame = false
+
     @Option(help: "A title shown beside the step.")
     var title: String?
 
@@ -98,6 +101,7 @@ struct FilmOptions: ParsableArguments {
         options.topCount = top
         options.leaderboard = leaderboard
         options.points = points
+        options.summaryFrame = summaryFrame
         options.title = title
         options.latestPath = latest
         options.timingsPath = timings

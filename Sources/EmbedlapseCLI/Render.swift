@@ -38,8 +38,8 @@ struct Render: AsyncParsableCommand {
         let runDirectory: RunDirectory
         do { runDirectory = try RunDirectory(path: run) } catch { fail(error.description) }
         for warning in runDirectory.warnings { note("warning: \(warning)") }
-        if film.leaderboard == .labelIssues && runDirectory.labels == nil {
-            fail("\(run): --leaderboard label-issues needs the run's labels (labels.npy), and it has none")
+        if runDirectory.labels == nil, let flag = film.leaderboard == .labelIssues ? "--leaderboard label-issues" : film.summaryFrame ? "--summary-frame" : nil {
+            fail("\(run): \(flag) needs the run's labels (labels.npy), and it has none")
         }
 
         var options = film.renderOptions
