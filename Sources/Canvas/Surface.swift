@@ -75,6 +75,16 @@ public final class ImageSurface {
         return try data.withMemoryRebound(to: UInt32.self, capacity: stride * height) { try body($0, stride) }
     }
 
+    /// Copies `source`'s pixels, which must be of the same size, into this surface.
+    public func copyPixels(from source: ImageSurface) {
+        precondition(source.width == width && source.height == height, "surfaces of different sizes")
+        cairo_surface_flush(source.handle)
+        cairo_surface_flush(handle)
+        let bytes = Int(cairo_image_surface_get_stride(handle)) * height
+        cairo_image_surface_get_data(handle)!.update(from: cairo_image_surface_get_data(source.handle)!, count: bytes)
+        cairo_surface_mark_dirty(handle)
+    }
+
     /// Calls `body` with the BGRA bytes and the row length in bytes, read-only.
     public func withBGRABytes<R>(_ body: (UnsafePointer<UInt8>, _ bytesPerRow: Int) throws -> R) rethrows -> R {
         cairo_surface_flush(handle)

@@ -54,16 +54,16 @@ extension FrameCompositor {
                 try drawRow(slot: slot, index: old.index, value: "\(wording.valueName) \(text)", grid: grid, u: u)
                 continue
             }
-            // A row that changes dips through blank (the old fades out, then the new fades in):
-            // two texts over each other would read as neither.
+            // A row that changes fades out and then in, overlapping only briefly around the middle:
+            // two texts over each other for long would read as neither, and a blank board flickers.
             if let old {
-                try context.withOpacity(max(0, 1 - 2 * blend), clip: grid.cell(slot)) { () throws(CanvasError) in
+                try context.withOpacity(min(max((0.55 - blend) / 0.25, 0), 1), clip: grid.cell(slot)) { () throws(CanvasError) in
                     try drawRow(slot: slot, index: old.index, value: "\(Self.wording(current.measure).valueName) \(currentTexts.texts[slot])",
                                 grid: grid, u: u)
                 }
             }
             if let new, frame.incoming != nil {
-                try context.withOpacity(max(0, 2 * blend - 1), clip: grid.cell(slot)) { () throws(CanvasError) in
+                try context.withOpacity(min(max((blend - 0.45) / 0.25, 0), 1), clip: grid.cell(slot)) { () throws(CanvasError) in
                     try drawRow(slot: slot, index: new.index, value: "\(Self.wording(incoming.measure).valueName) \(incomingTexts.texts[slot])",
                                 grid: grid, u: u)
                 }

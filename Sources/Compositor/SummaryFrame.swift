@@ -148,7 +148,7 @@ extension FrameCompositor {
             context.text(" " + meaning, x: area.x + width, y: y, size: 13 * u, color: Palette.secondaryInk, maxWidth: area.width - width)
             y += 22 * u
         }
-        context.text("Review hard samples for label errors first; ambiguous ones often lie between classes.",
+        context.text("Review the hard samples for label errors first.",
                      x: area.x, y: y + 6 * u, size: 12 * u, color: Palette.secondaryInk, maxWidth: area.width)
     }
 }

@@ -75,27 +75,9 @@ public enum RenderPipeline {
             let analyser = CheckpointAnalyser(aligner: Aligner(target: options.alignment, finalScores: finalScores),
                                               labels: setting.labels, topCount: options.topCount, timings: timings,
                                               maxBLASThreads: options.maxBLASThreads)
-            let analysis = StageQueue("analysis"), drawing = StageQueue("drawing")
+            let analysis = StageQueue("analysis")
             let analyserState = StageState(analyser)
-            // Without a video or frames folder only checkpoints' own frames are drawn (for --latest, --dump-data).
-            let timeline = FilmTimeline(tween: outputs.takesFilm ? options.tween : 1, trails: options.trails, live: options.live,
-                                        latestOnly: outputs.takesLatest)
-            let frameState = StageState((compositor: compositor, outputs: outputs, dump: dump, timeline: timeline,
-                                         dynamics: TrainingDynamics?.none))
-            /// Draws and writes the frames the timeline makes ready; returns how many went into the film.
-            @Sendable func drawFrames(_ make: (inout FilmTimeline) -> [TimelineFrame]) throws -> Int {
-                let (compositor, outputs, _, _, _) = frameState.value
-                var filmFrames = 0
-                for frame in make(&frameState.value.timeline) {
-                    try timings.measure("draw") { try draw(frame.content, with: compositor) }
-                    if let step = frame.keyframeStep { try frameState.value.dump?.recordLabels(compositor.drawnLabels, step: step) }
-                    try timings.measure("encode") {
-                        try outputs.write(compositor.surface, filmIndex: frame.filmIndex, showsLatest: frame.showsLatest)
-                    }
-                    if frame.filmIndex != nil { filmFrames += 1 }
-                }
-                return filmFrames
-            }
+            let film = try FilmStage(compositor: compositor, outputs: outputs, dump: dump, timings: timings, options: options)
             let frames = try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask { await source.emit(into: events, stop: stop) }
                 group.addTask {
@@ -108,41 +90,28 @@ public enum RenderPipeline {
                         analysed.fail(error)
                     }
                 }
-                var filmFrames = 0, checkpoints = 0
+                group.addTask { await film.encodeAll() }
+                var checkpoints = 0
                 do {
                     for try await checkpoint in analysed {
-                        filmFrames += try await drawing.run {
-                            try timings.measure("dump") { try frameState.value.dump?.record(checkpoint) }
-                            frameState.value.dynamics = checkpoint.dynamics
-                            return try drawFrames { $0.add(keyframe(checkpoint, ranking: options.leaderboard, count: options.topCount)) }
-                        }
+                        try await film.add(checkpoint)
                         checkpoints += 1
                         progress?(checkpoints)
                     }
+                    try await film.drawRemaining()
+                    try await film.drawSummary()
                 } catch {
-                    group.cancelAll()
                     // A live film that ends on an error (the run deleted, its writer gone) keeps
                     // every checkpoint it was shown: the one it ran behind is drawn before it closes.
-                    if options.live { _ = try? await drawing.run { try drawFrames { $0.finish() } } }
+                    if options.live { try? await film.drawRemaining() }
+                    film.close()
+                    group.cancelAll()
                     throw error
                 }
+                film.close()
                 try await group.waitForAll()
-                filmFrames += try await drawing.run { try drawFrames { $0.finish() } }
-                if options.summaryFrame, checkpoints > 0, outputs.takesFilm, let dynamics = frameState.value.dynamics {
-                    let index = filmFrames
-                    try await drawing.run {
-                        let (compositor, outputs, _, _, _) = frameState.value
-                        try timings.measure("draw") {
-                            do { try compositor.drawSummary(summaryMap(dynamics, top: options.topCount)) } catch {
-                                throw PipelineError("drawing the summary frame: \(error)")
-                            }
-                        }
-                        let hold = Int((RenderOptions.summaryHoldSeconds * options.fps).rounded())
-                        try outputs.writeHeld(compositor.surface, filmIndex: index, videoFrames: hold)
-                    }
-                    filmFrames += 1
-                }
-                return checkpoints == 0 ? 0 : max(filmFrames, checkpoints)
+                try film.checkEncoding()
+                return checkpoints == 0 ? 0 : max(film.filmFrames, checkpoints)
             }
             guard frames > 0 else { throw PipelineError("no frame was rendered: stopped before the first checkpoint") }
             try dump?.finish()

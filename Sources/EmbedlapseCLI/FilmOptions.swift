@@ -12,7 +12,7 @@ struct FrameSize: ExpressibleByArgument, CustomStringConvertible {
     let height: Int
 
     /// The smallest frame whose text stays legible: the frame's type scales with its height.
-    static let smallest = FrameSize(width: 640, height: 360)
+    static let smallest = FrameSize(width: 960, height: 540)
     static let largest = FrameSize(width: 7680, height: 4320)
 
     init(width: Int, height: Int) {

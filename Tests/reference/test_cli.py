@@ -99,9 +99,9 @@ def test_png_frames_decode_and_show_content(rendered):
 
 def test_size_and_fps_options(tmp_path, binary):
     run = tiny_run(tmp_path / "run")
-    run_cli("render", run, "-o", tmp_path / "small.mp4", "--size", "640x360", "--fps", "2", *ONE_FRAME_PER_CHECKPOINT)
+    run_cli("render", run, "-o", tmp_path / "small.mp4", "--size", "960x540", "--fps", "2", *ONE_FRAME_PER_CHECKPOINT)
     stream, fmt = probe(tmp_path / "small.mp4")
-    assert (stream["width"], stream["height"]) == (640, 360) and int(stream["nb_read_frames"]) == 3
+    assert (stream["width"], stream["height"]) == (960, 540) and int(stream["nb_read_frames"]) == 3
     assert abs(float(fmt["duration"]) - 1.5) < 0.01
 
 

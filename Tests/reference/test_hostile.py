@@ -863,7 +863,7 @@ def test_unusual_but_legitimate_runs_render(tmp_path, binary, case):
     before = snapshot(run)
     out = tmp_path / "out"
     out.mkdir()
-    res = embedlapse("render", run, "-o", out / "film.mp4", "-o", out / "film.gif", "--size", "640x360")
+    res = embedlapse("render", run, "-o", out / "film.mp4", "-o", out / "film.gif", "--size", "960x540")
     assert_rendered(res, out / "film.mp4", frames)
     assert probe_frames(out / "film.gif") == frames
     assert sorted(p.name for p in out.iterdir()) == ["film.gif", "film.mp4"], "temporary files left behind"
@@ -878,14 +878,14 @@ def test_unusual_but_legitimate_runs_render(tmp_path, binary, case):
 def test_hostile_titles_render(run_and_out, title):
     """argv caps one argument at 128 KiB, so the 'long title' is 120,000 characters."""
     run, out = run_and_out
-    res = embedlapse("render", run, "-o", out / "film.mp4", "--title", title, "--size", "640x360")
+    res = embedlapse("render", run, "-o", out / "film.mp4", "--title", title, "--size", "960x540")
     assert_rendered(res, out / "film.mp4", 3)
 
 
 @pytest.mark.parametrize("fps", ["0.01", "120"])
 def test_extreme_legal_fps_render_both_formats(run_and_out, fps):
     run, out = run_and_out
-    res = embedlapse("render", run, "-o", out / "film.mp4", "-o", out / "film.gif", "--fps", fps, "--size", "640x360")
+    res = embedlapse("render", run, "-o", out / "film.mp4", "-o", out / "film.gif", "--fps", fps, "--size", "960x540")
     assert_rendered(res, out / "film.gif", 3)
     assert probe_frames(out / "film.mp4") == 3
 
@@ -893,7 +893,7 @@ def test_extreme_legal_fps_render_both_formats(run_and_out, fps):
 def test_output_name_with_control_characters_is_written_and_escaped(run_and_out):
     run, out = run_and_out
     video = out / "a\x1b[31m\rb\nc.mp4"
-    res = embedlapse("render", run, "-o", video, "--size", "640x360")
+    res = embedlapse("render", run, "-o", video, "--size", "960x540")
     assert_rendered(res, video, 3)
     assert len([line for line in res.err.splitlines() if line.strip()]) <= 1, res
 

@@ -99,8 +99,8 @@ def test_trails_change_the_frame_and_keep_keyframe_zero(tmp_path, binary):
 
 @pytest.mark.parametrize("flag,value", [("--tween", "0"), ("--tween", "101"), ("--tween", "2.5"), ("--trails", "-1"),
                                         ("--trails", "21"), ("--size", "1280x720x"), ("--size", "+1280x720"),
-                                        ("--size", "1280x720px"), ("--size", "1280 x720"), ("--size", "638x360"),
-                                        ("--size", "640x358"), ("--size", "0x0")])
+                                        ("--size", "1280x720px"), ("--size", "1280 x720"), ("--size", "958x540"),
+                                        ("--size", "960x538"), ("--size", "0x0")])
 def test_bad_film_flags_are_refused_in_two_lines(tmp_path, binary, flag, value):
     run = tiny_run(tmp_path / "run")
     proc = run_cli("render", run, "-o", tmp_path / "film.mp4", flag, value, check=False)
@@ -112,7 +112,7 @@ def test_bad_film_flags_are_refused_in_two_lines(tmp_path, binary, flag, value):
 
 def test_smallest_legible_size_renders(tmp_path, binary):
     run = tiny_run(tmp_path / "run")
-    run_cli("render", run, "--frames-dir", tmp_path / "frames", "--size", "640x360", "--tween", 1)
+    run_cli("render", run, "--frames-dir", tmp_path / "frames", "--size", "960x540", "--tween", 1)
     assert len(list((tmp_path / "frames").glob("*.png"))) == 3
 
 

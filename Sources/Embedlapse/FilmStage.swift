@@ -1,0 +1,142 @@
+import AsyncAlgorithms
+import Canvas
+import Compositor
+import Projection
+import Synchronization
+
+/// The pipeline's last two stages: drawing each frame the timeline makes ready, and encoding it.
+/// They overlap: frame i + 1 is drawn while frame i is encoded (libx264 is the slower of the two,
+/// so the film comes out at about the encoder's own rate).
+///
+/// Frames travel from drawing to encoding in two surfaces used in turn. The channel between them
+/// holds nothing: a send returns only when the encoder takes the frame, which it does only after
+/// finishing the one before. So when a surface is drawn into again, two frames later, the encoder
+/// is done with it.
+final class FilmStage: @unchecked Sendable {
+    private let compositor: FrameCompositor
+    private let outputs: FrameOutputs
+    let dump: DataDump?
+    private var timeline: FilmTimeline
+    private let timings: StageTimings
+    private let options: RenderOptions
+    private let drawing = StageQueue("drawing"), encoding = StageQueue("encoding")
+    private let surfaces: [ImageSurface]
+    private var nextSurface = 0
+    private let handOver = AsyncChannel<Frame>()
+    private let encodingFailure = Mutex<(any Error)?>(nil)
+    /// The whole run's label dynamics so far (for the summary frame); nil without labels.
+    private var dynamics: TrainingDynamics?
+    /// Frames that went into the film so far.
+    private(set) var filmFrames = 0
+
+    private struct Frame: @unchecked Sendable {
+        let surface: ImageSurface
+        let filmIndex: Int?
+        let showsLatest: Bool
+        /// Videos hold it this many frames (the summary frame); 1 otherwise.
+        let held: Int
+    }
+
+    init(compositor: FrameCompositor, outputs: FrameOutputs, dump: DataDump?, timings: StageTimings, options: RenderOptions) throws {
+        self.compositor = compositor
+        self.outputs = outputs
+        self.dump = dump
+        self.timings = timings
+        self.options = options
+        // Without a video or frames folder only checkpoints' own frames are drawn (for --latest, --dump-data).
+        timeline = FilmTimeline(tween: outputs.takesFilm ? options.tween : 1, trails: options.trails, live: options.live,
+                                latestOnly: outputs.takesLatest)
+        do {
+            surfaces = try (0..<2).map { _ in try ImageSurface(width: compositor.surface.width, height: compositor.surface.height) }
+        } catch {
+            throw PipelineError("cannot draw frames: \(error)")
+        }
+    }
+
+    /// Encodes the frames handed over, until `close()`; run it as a task beside the drawing.
+    func encodeAll() async {
+        for await frame in handOver {
+            do {
+                try await encoding.run { [self] in
+                    try timings.measure("encode") {
+                        if frame.held > 1, let index = frame.filmIndex {
+                            try outputs.writeHeld(frame.surface, filmIndex: index, videoFrames: frame.held)
+                        } else {
+                            try outputs.write(frame.surface, filmIndex: frame.filmIndex, showsLatest: frame.showsLatest)
+                        }
+                    }
+                }
+            } catch {
+                encodingFailure.withLock { $0 = $0 ?? error }
+                // Pending and later sends return at once: the drawing side sees the failure next.
+                handOver.finish()
+                return
+            }
+        }
+    }
+
+    /// Records a checkpoint's data and draws the frames it makes ready.
+    func add(_ checkpoint: AnalysedCheckpoint) async throws {
+        let frames = try await drawing.run { [self] in
+            try timings.measure("dump") { try dump?.record(checkpoint) }
+            dynamics = checkpoint.dynamics
+            return timeline.add(RenderPipeline.keyframe(checkpoint, ranking: options.leaderboard, count: options.topCount))
+        }
+        try await draw(frames)
+    }
+
+    /// Draws what the timeline still owes: the segment it ran behind and the last keyframe.
+    func drawRemaining() async throws {
+        try await draw(try await drawing.run { [self] in timeline.finish() })
+    }
+
+    /// `--summary-frame`: the map of the run's label dynamics, held for a few seconds in videos.
+    func drawSummary() async throws {
+        guard options.summaryFrame, outputs.takesFilm, filmFrames > 0, let dynamics else { return }
+        let frame = try await drawing.run { [self] in
+            try timings.measure("draw") {
+                do { try compositor.drawSummary(RenderPipeline.summaryMap(dynamics, top: options.topCount)) } catch {
+                    throw PipelineError("drawing the summary frame: \(error)")
+                }
+            }
+            return Frame(surface: copyOut(), filmIndex: filmFrames, showsLatest: false,
+                         held: Int((RenderOptions.summaryHoldSeconds * options.fps).rounded()))
+        }
+        try await hand(frame)
+    }
+
+    /// Ends the encoding task once it has written what it was handed.
+    func close() {
+        handOver.finish()
+    }
+
+    private func draw(_ frames: [TimelineFrame]) async throws {
+        for frame in frames {
+            let drawn = try await drawing.run { [self] in
+                try timings.measure("draw") { try RenderPipeline.draw(frame.content, with: compositor) }
+                if let step = frame.keyframeStep { try dump?.recordLabels(compositor.drawnLabels, step: step) }
+                return Frame(surface: copyOut(), filmIndex: frame.filmIndex, showsLatest: frame.showsLatest, held: 1)
+            }
+            try await hand(drawn)
+        }
+    }
+
+    private func hand(_ frame: Frame) async throws {
+        await handOver.send(frame)
+        try checkEncoding()
+        if frame.filmIndex != nil { filmFrames += 1 }
+    }
+
+    /// The compositor's frame, copied into the next hand-over surface.
+    private func copyOut() -> ImageSurface {
+        let surface = surfaces[nextSurface]
+        nextSurface = (nextSurface + 1) % surfaces.count
+        surface.copyPixels(from: compositor.surface)
+        return surface
+    }
+
+    /// Rethrows the encoder's failure, if it had one.
+    func checkEncoding() throws {
+        if let failure = encodingFailure.withLock({ $0 }) { throw failure }
+    }
+}
