@@ -38,7 +38,7 @@ test: build $(VENV)/.installed
 
 # Rewrites the golden frames (Tests/golden) from the current build, on purpose: look at them, then commit.
 golden: build $(VENV)/.installed
-	EMBEDLAPSE_REFRESH_GOLDEN=1 EMBEDLAPSE_BIN=$(CURDIR)/$(BIN) $(VENV)/bin/python -m pytest -q -p no:cacheprovider Tests/reference/test_frames.py -k golden
+	EMBEDLAPSE_REFRESH_GOLDEN=1 EMBEDLAPSE_BIN=$(CURDIR)/$(BIN) $(VENV)/bin/python -m pytest -q -p no:cacheprovider Tests/reference/test_frames.py -k "golden or help_text"
 
 # Embedlapse against the Python reference pipeline (shared/reference) on the same runs; minutes.
 .venv-bench/.installed: benchmarks/requirements.txt

@@ -38,13 +38,13 @@ extension FrameCompositor {
         let inside = Rect(x: box.x + 1, y: box.y + 1, width: box.width - 2, height: box.height - 2)
         let classColours = (0..<max(setting.classNames.count, 1)).map { Palette.color(forClass: $0) }
         func colourIndex(_ i: Int) -> Int { label(of: i).map { (($0 % classColours.count) + classColours.count) % classColours.count } ?? 0 }
-        if !frame.trails.isEmpty { drawTrails(frame, clip: inside, colours: classColours, colourIndex: colourIndex, u: u) }
-
         let dense = switch setting.pointStyle {
         case .dots: false
         case .density: true
         case .auto: DensityRasterizer.prefersDensity(pointCount: n, dotRadius: radius, clip: inside)
         }
+        // Trails under dots; a density view has no room for them (a line per point would be a fog).
+        if !frame.trails.isEmpty && !dense { drawTrails(frame, clip: inside, colours: classColours, colourIndex: colourIndex, u: u) }
         var beyond: [Int] = []
         for i in 0..<n where !Self.inView(frame.points.x[i], frame.points.y[i]) && frame.points.x[i].isFinite && frame.points.y[i].isFinite {
             beyond.append(i)

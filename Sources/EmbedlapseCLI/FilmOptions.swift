@@ -41,7 +41,7 @@ struct FilmOptions: ParsableArguments {
     @Option(help: "Also write one PNG per frame into this directory.")
     var framesDir: String?
 
-    @Option(help: "Write each checkpoint's PCA, aligned coordinates, outlier scores and alignment into this directory.")
+    @Option(help: "Write the numbers behind each frame into this directory: PCA, aligned coordinates, outlier scores, label layout and, with labels, label agreement and margin; the alignment and, with labels, the training dynamics (dynamics.csv).")
     var dumpData: String?
 
     @Option(help: "Also keep this PNG replaced by the newest frame.")

@@ -14,7 +14,8 @@ struct Render: AsyncParsableCommand {
 
             Examples:
               embedlapse render runs/vit-cifar10 -o film.mp4
-              embedlapse render runs/vit-cifar10 -o film.mp4 -o film.gif --fps 8
+              embedlapse render runs/vit-cifar10 -o film.mp4 -o film.gif --tween 1 --fps 8
+              embedlapse render runs/vit-cifar10 -o film.mp4 --leaderboard label-issues --summary-frame
               embedlapse render runs/vit-cifar10 --frames-dir frames/ --dump-data numbers/
               embedlapse render runs/vit-cifar10 -o film.mp4 --align last --size 1920x1080
             """)

@@ -178,3 +178,17 @@ def test_leaderboards_render_and_rank_as_the_dump_says(tmp_path, binary, ranking
         assert {label["text"] for label in labels} <= {str(r) for r in range(1, 9)}
     else:
         assert sorted(int(label["text"]) for label in labels) == list(range(1, 9))
+
+
+@pytest.mark.parametrize("command", ["", "render", "watch", "demo", "inspect"])
+def test_help_text_snapshot(binary, command):
+    """The help as approved (Tests/golden/help-*.txt; `make golden` rewrites them): a flag or default
+    that changes shows up here, in review."""
+    args = [command, "--help"] if command else ["--help"]
+    text = subprocess.run([str(binary), *args], capture_output=True, text=True, env={"PATH": os.environ["PATH"]}).stdout
+    golden = GOLDEN / f"help-{command or 'embedlapse'}.txt"
+    if REFRESH:
+        golden.write_text(text)
+        return
+    assert golden.exists(), f"{golden} is missing: run `make golden`"
+    assert text == golden.read_text(), f"`embedlapse {' '.join(args)}` changed: review it, then `make golden`"
