@@ -19,6 +19,9 @@ extension FrameCompositor {
         return (box.x + (Double(x) + half) / (2 * half) * box.width, box.y + (half - Double(y)) / (2 * half) * box.height)
     }
 
+    /// The most trail lines drawn in one frame (points times segments).
+    static let mostTrailLines = 2_000_000
+
     /// Whether a display point is inside the film's fixed view.
     static func inView(_ x: Float, _ y: Float) -> Bool {
         abs(Double(x)) <= viewHalfExtent && abs(Double(y)) <= viewHalfExtent
@@ -54,7 +57,7 @@ extension FrameCompositor {
                 let half = Self.viewHalfExtent
                 let transform = DensityRasterizer.Transform(scaleX: box.width / (2 * half), offsetX: box.x + box.width / 2,
                                                             scaleY: -box.height / (2 * half), offsetY: box.y + box.height / 2)
-                density.classColours = classColours
+                density.classColours = Palette.classes  // wraps labels as the dots and the legend do
                 density.draw(x: frame.points.x, y: frame.points.y, classes: setting.labels?.count == n ? setting.labels : nil,
                              transform: transform, clip: inside, into: pixels, stride: stride)
                 return
@@ -173,6 +176,8 @@ extension FrameCompositor {
         let segments = path.count - 1
         let n = frame.points.count
         let lines = LineRasterizer(clip: clip)
+        // A bounded number of trail lines a frame: beyond it, every few points' trails are drawn.
+        let every = max(1, (n * segments + Self.mostTrailLines - 1) / Self.mostTrailLines)
         surface.withMutablePixels { pixels, stride in
             for segment in 0..<segments {
                 let from = path[segment], to = path[segment + 1]
@@ -181,7 +186,7 @@ extension FrameCompositor {
                 guard opacity > 0 else { continue }
                 let inks = colours.map { DotRasterizer.Ink($0.withAlpha(opacity)) }
                 // Only where both ends are in view: a line to a point beyond it would streak across the panel.
-                for i in 0..<n where Self.inView(from.x[i], from.y[i]) && Self.inView(to.x[i], to.y[i]) {
+                for i in Swift.stride(from: 0, to: n, by: every) where Self.inView(from.x[i], from.y[i]) && Self.inView(to.x[i], to.y[i]) {
                     guard let a = screen(from.x[i], from.y[i]), let b = screen(to.x[i], to.y[i]) else { continue }
                     lines.draw(from: a, to: b, ink: inks[colourIndex(i)], into: pixels, stride: stride)
                 }

@@ -13,7 +13,7 @@ final class DataDump {
     private var alignment: [[String: Any]] = []
     private let target: AlignmentTarget
     /// The label-quality dynamics up to the last checkpoint recorded (the whole run's after the
-    /// last); nil without labels. What `dynamics.csv` holds, and what a summary frame draws.
+    /// last); nil without labels. What `dynamics.csv` holds.
     private(set) var dynamics: TrainingDynamics?
 
     init(directory: String, target: AlignmentTarget) throws {

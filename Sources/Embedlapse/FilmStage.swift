@@ -28,6 +28,9 @@ final class FilmStage: @unchecked Sendable {
     private var dynamics: TrainingDynamics?
     /// Frames that went into the film so far.
     private(set) var filmFrames = 0
+    /// Told of an encoding failure at once (the pipeline ends its input with it), rather than when
+    /// the next frame is handed over, which in a quiet live run could be days later.
+    var onEncodingFailure: (@Sendable (any Error) -> Void)?
 
     private struct Frame: @unchecked Sendable {
         let surface: ImageSurface
@@ -68,6 +71,7 @@ final class FilmStage: @unchecked Sendable {
                 }
             } catch {
                 encodingFailure.withLock { $0 = $0 ?? error }
+                onEncodingFailure?(error)
                 // Pending and later sends return at once: the drawing side sees the failure next.
                 handOver.finish()
                 return
@@ -99,8 +103,9 @@ final class FilmStage: @unchecked Sendable {
                     throw PipelineError("drawing the summary frame: \(error)")
                 }
             }
+            let held = RenderOptions.summaryHoldSeconds * options.fps
             return Frame(surface: copyOut(), filmIndex: filmFrames, showsLatest: false,
-                         held: Int((RenderOptions.summaryHoldSeconds * options.fps).rounded()))
+                         held: held.isFinite ? Int(min(max(held.rounded(), 1), 10_000)) : 1)
         }
         try await hand(frame)
     }
@@ -113,7 +118,7 @@ final class FilmStage: @unchecked Sendable {
     private func draw(_ frames: [TimelineFrame]) async throws {
         for frame in frames {
             let drawn = try await drawing.run { [self] in
-                try timings.measure("draw") { try RenderPipeline.draw(frame.content, with: compositor) }
+                try timings.measure("draw") { try RenderPipeline.draw(timeline.content(of: frame), with: compositor) }
                 if let step = frame.keyframeStep { try dump?.recordLabels(compositor.drawnLabels, step: step) }
                 return Frame(surface: copyOut(), filmIndex: frame.filmIndex, showsLatest: frame.showsLatest, held: 1)
             }
@@ -123,6 +128,8 @@ final class FilmStage: @unchecked Sendable {
 
     private func hand(_ frame: Frame) async throws {
         await handOver.send(frame)
+        // A cancelled send returns without handing the frame over: its surface may still be read.
+        try Task.checkCancellation()
         try checkEncoding()
         if frame.filmIndex != nil { filmFrames += 1 }
     }

@@ -2,9 +2,12 @@ import Compositor
 import LinearAlgebra
 import RunFormat
 
-/// One frame the timeline asks to be drawn, and where it goes.
+/// One frame the timeline asks to be drawn, and where it goes. Its content is made when it is
+/// drawn (`FilmTimeline.content(of:)`), one frame at a time: a segment's frames are never all in memory.
 struct TimelineFrame {
-    let content: FrameContent
+    /// The keyframe the frame starts from, and how far it is (0..<1) on the way to the next.
+    let keyframe: Int
+    let t: Double
     /// Position in the film (videos, `--frames-dir`); nil for a frame shown only as `--latest`.
     let filmIndex: Int?
     /// Whether this frame is a checkpoint's own (a keyframe) and the newest one yet: `--latest` shows it.
@@ -60,9 +63,9 @@ struct FilmTimeline {
         window.append(keyframe)
         var frames: [TimelineFrame] = []
         if tween == 1 {
-            frames = drawKeyframeAlone()
+            frames = keyframeOnly(keyframe.index, latest: true)
         } else if live {
-            if latestOnly { frames.append(TimelineFrame(content: content(at: keyframe.index, t: 0), filmIndex: nil, showsLatest: true, keyframeStep: nil)) }
+            if latestOnly { frames.append(TimelineFrame(keyframe: keyframe.index, t: 0, filmIndex: nil, showsLatest: true, keyframeStep: nil)) }
             // The newest checkpoint ends the segment from the one before: its velocity is not known, so zero.
             setVelocity(of: keyframe.index, knowingNext: false)
             if keyframe.index > 0 { frames += segment(from: keyframe.index - 1, latest: false) }
@@ -89,26 +92,28 @@ struct FilmTimeline {
         return frames
     }
 
-    private mutating func drawKeyframeAlone() -> [TimelineFrame] {
-        keyframeOnly(window.last!.index, latest: true)
-    }
-
     private mutating func keyframeOnly(_ index: Int, latest: Bool) -> [TimelineFrame] {
         defer { nextToDraw = index + 1 }
-        return [film(content(at: index, t: 0), latest: latest, keyframeStep: self[index].step)]
+        return [film(index, t: 0, latest: latest, keyframeStep: self[index].step)]
     }
 
     /// Keyframe `index` and the frames between it and the next.
     private mutating func segment(from index: Int, latest: Bool) -> [TimelineFrame] {
-        var frames = [film(content(at: index, t: 0), latest: latest, keyframeStep: self[index].step)]
-        for j in 1..<tween { frames.append(film(content(at: index, t: Double(j) / Double(tween)), latest: false, keyframeStep: nil)) }
+        var frames = [film(index, t: 0, latest: latest, keyframeStep: self[index].step)]
+        for j in 1..<tween { frames.append(film(index, t: Double(j) / Double(tween), latest: false, keyframeStep: nil)) }
         nextToDraw = index + 1
         return frames
     }
 
-    private mutating func film(_ content: FrameContent, latest: Bool, keyframeStep: Int?) -> TimelineFrame {
+    private mutating func film(_ index: Int, t: Double, latest: Bool, keyframeStep: Int?) -> TimelineFrame {
         defer { framesMade += 1 }
-        return TimelineFrame(content: content, filmIndex: framesMade, showsLatest: latest, keyframeStep: keyframeStep)
+        return TimelineFrame(keyframe: index, t: t, filmIndex: framesMade, showsLatest: latest, keyframeStep: keyframeStep)
+    }
+
+    /// What `frame` shows. Valid for the frames of the last `add` or `finish` until the next call:
+    /// the window still holds every keyframe they need.
+    func content(of frame: TimelineFrame) -> FrameContent {
+        content(at: frame.keyframe, t: frame.t)
     }
 
     private subscript(index: Int) -> Keyframe {
@@ -178,9 +183,11 @@ enum MotionPath {
         }
         func tangent(_ a: [Float], _ b: [Float], _ c: [Float]) -> [Float] {
             (0..<b.count).map { i in
-                let before = b[i] - a[i], after = c[i] - b[i]
-                guard before * after > 0, before.isFinite, after.isFinite else { return 0 }
-                return 2 * before * after / (before + after)
+                // In Double: the secants of points far beyond the view can overflow a Float product.
+                let before = Double(b[i]) - Double(a[i]), after = Double(c[i]) - Double(b[i])
+                guard before.isFinite, after.isFinite, (before > 0) == (after > 0), before != 0, after != 0 else { return 0 }
+                let mean = Float(2 / (1 / before + 1 / after))
+                return mean.isFinite ? mean : 0
             }
         }
         return PlanarPoints(x: tangent(previous.x, current.x, next.x), y: tangent(previous.y, current.y, next.y))
@@ -198,6 +205,7 @@ enum MotionPath {
                 let a = p0[i], b = p1[i]
                 guard a.isFinite, b.isFinite else { return t < 0.5 ? a : b }
                 let value = h00 * a + h10 * (m0?[i] ?? 0) + h01 * b + h11 * (m1?[i] ?? 0)
+                guard value.isFinite else { return t < 0.5 ? a : b }
                 return min(max(value, min(a, b)), max(a, b))
             }
         }

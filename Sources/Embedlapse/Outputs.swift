@@ -15,7 +15,8 @@ protocol FrameSink: AnyObject {
 
 /// Every frame output of a render (videos, `--frames-dir`, `--latest`), written as one: each frame
 /// goes to all of them under `UnfinishedOutputs`' write lock, so an abort never finds a frame
-/// half-written, nor one output a frame ahead of another.
+/// half-written, nor one output a frame ahead of another (`--latest` takes checkpoints' own frames only,
+/// and videos hold the summary frame longer than `--frames-dir` does).
 final class FrameOutputs {
     private let sinks: [any FrameSink]
     /// `--latest`: written with the film's frames when they are checkpoints' own, or alone with a
@@ -53,10 +54,10 @@ final class FrameOutputs {
     /// Writes a closing frame at `filmIndex`: once to `--frames-dir`, and held for `videoFrames`
     /// frames in videos, so that it stays on screen long enough to read.
     func writeHeld(_ surface: ImageSurface, filmIndex: Int, videoFrames: Int) throws {
-        try UnfinishedOutputs.whileWriting {
-            for sink in sinks {
-                let times = sink is VideoOutput ? max(videoFrames, 1) : 1
-                for _ in 0..<times { try sink.write(surface, index: filmIndex) }
+        // One frame under the lock at a time: an abort waits for the frame in hand, not the whole hold.
+        for copy in 0..<max(videoFrames, 1) {
+            try UnfinishedOutputs.whileWriting {
+                for sink in sinks where copy == 0 || sink is VideoOutput { try sink.write(surface, index: filmIndex) }
             }
         }
     }

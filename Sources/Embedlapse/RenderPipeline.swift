@@ -35,7 +35,7 @@ public struct RenderOptions: Sendable {
     public var live = false
     /// `--latest PNG`: the newest frame, replaced after each frame.
     public var latestPath: String?
-    /// `--timings FILE`: per-stage milliseconds per checkpoint, as JSON.
+    /// `--timings FILE`: per-stage milliseconds, as JSON: analysis per checkpoint, drawing and encoding per frame.
     public var timingsPath: String?
     /// OpenBLAS threads the analysis may use for large checkpoints (small ones use one).
     public var maxBLASThreads = ProcessInfo.processInfo.activeProcessorCount
@@ -51,7 +51,8 @@ public struct RenderSummary: Sendable {
 
 /// The streaming pipeline, source to encoders:
 ///
-///     source ──channel──▶ analysis (PCA, Procrustes, outliers) ──channel──▶ compositor ▶ encoders
+///     source ──channel──▶ analysis (PCA, Procrustes, outliers, label quality) ──channel──▶
+///         film: timeline (keyframes, frames between) ▶ compositor ──hand-over──▶ encoders
 ///
 /// Each stage runs in its own task, and the heavy ones compute on queues of their own
 /// (`StageQueue`), off Swift's cooperative pool; the channels hold nothing, so a fast stage waits
@@ -78,6 +79,7 @@ public enum RenderPipeline {
             let analysis = StageQueue("analysis")
             let analyserState = StageState(analyser)
             let film = try FilmStage(compositor: compositor, outputs: outputs, dump: dump, timings: timings, options: options)
+            film.onEncodingFailure = { analysed.fail($0) }
             let frames = try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask { await source.emit(into: events, stop: stop) }
                 group.addTask {

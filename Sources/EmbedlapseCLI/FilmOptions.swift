@@ -74,7 +74,7 @@ struct FilmOptions: ParsableArguments {
     @Option(help: "A title shown beside the step.")
     var title: String?
 
-    @Option(help: "Write per-stage milliseconds per checkpoint (JSON) to this file.")
+    @Option(help: "Write per-stage milliseconds (JSON) to this file: analysis per checkpoint, drawing and encoding per frame.")
     var timings: String?
 
     func validate() throws {

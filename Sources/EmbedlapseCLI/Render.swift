@@ -62,7 +62,7 @@ struct Render: AsyncParsableCommand {
         }
         progress.end()
         if summary.interrupted {
-            note("interrupted: wrote \(summary.frames) of \(total) frames to \(film.written)")
+            note("interrupted: wrote \(summary.frames) frames to \(film.written), before the last of \(total) checkpoints")
             throw ExitCode(130)
         }
         note("wrote \(summary.frames) frames to \(film.written)")

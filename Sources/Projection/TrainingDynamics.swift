@@ -74,8 +74,11 @@ public struct TrainingDynamicsAccumulator: Sendable {
     public let labels: [Int]
     public private(set) var steps: [Int] = []
     private var neighbours = 0
-    /// Per checkpoint, each sample's margin in votes (`LabelQuality.marginVotes`).
-    private var marginVotes: [[Int8]] = []
+    /// Each sample's margin in votes (`LabelQuality.marginVotes`) at the checkpoints of the last
+    /// half of the run so far, oldest first: the half only moves on, so older ones are dropped.
+    private var lastHalfVotes: [[Int8]] = []
+    /// Each sample's margin summed over `lastHalfVotes`, kept as they come and go: O(N) a checkpoint.
+    private var lastHalfSum: [Int32] = []
     private var marginSum: [Int32]
     private var agreementSum: [Int32]
     private var agreementSquares: [Int32]
@@ -123,8 +126,15 @@ public struct TrainingDynamicsAccumulator: Sendable {
             }
             wins[i] = winning
         }
-        marginVotes.append(quality.marginVotes)
+        if lastHalfSum.isEmpty { lastHalfSum = [Int32](repeating: 0, count: n) }
+        lastHalfVotes.append(quality.marginVotes)
+        for i in 0..<n { lastHalfSum[i] += Int32(quality.marginVotes[i]) }
         steps.append(step)
+        // The last half is the last ceil(C / 2) checkpoints.
+        while lastHalfVotes.count > (steps.count + 1) / 2 {
+            let leaving = lastHalfVotes.removeFirst()
+            for i in 0..<n { lastHalfSum[i] -= Int32(leaving[i]) }
+        }
         lastOutlierScores = outlierScores
         return true
     }
@@ -134,10 +144,6 @@ public struct TrainingDynamicsAccumulator: Sendable {
         guard !steps.isEmpty else { return nil }
         let n = labels.count, c = steps.count, k = Double(neighbours)
         let half = (c + 1) / 2
-        var lastHalfSum = [Int32](repeating: 0, count: n)
-        for checkpoint in marginVotes[(c - half)...] {
-            for i in 0..<n { lastHalfSum[i] += Int32(checkpoint[i]) }
-        }
         let votes = Double(c) * k
         var variability = [Float](repeating: 0, count: n)
         for i in 0..<n {

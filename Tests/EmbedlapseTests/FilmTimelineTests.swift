@@ -27,14 +27,27 @@ import Testing
         }
     }
 
-    static func film(_ keyframes: [FilmTimeline.Keyframe], tween: Int, trails: Int = 0, live: Bool = false,
-                     latest: Bool = false) -> (arrivals: [[TimelineFrame]], end: [TimelineFrame]) {
-        var timeline = FilmTimeline(tween: tween, trails: trails, live: live, latestOnly: latest)
-        let arrivals = keyframes.map { timeline.add($0) }
-        return (arrivals, timeline.finish())
+    /// A frame as the pipeline draws it: its content made right after the call that asked for it.
+    struct Made {
+        let frame: TimelineFrame
+        let content: FrameContent
+        var filmIndex: Int? { frame.filmIndex }
+        var showsLatest: Bool { frame.showsLatest }
+        var keyframeStep: Int? { frame.keyframeStep }
     }
 
-    static func filmFrames(_ result: (arrivals: [[TimelineFrame]], end: [TimelineFrame])) -> [TimelineFrame] {
+    static func film(_ keyframes: [FilmTimeline.Keyframe], tween: Int, trails: Int = 0, live: Bool = false,
+                     latest: Bool = false) -> (arrivals: [[Made]], end: [Made]) {
+        var timeline = FilmTimeline(tween: tween, trails: trails, live: live, latestOnly: latest)
+        let arrivals = keyframes.map { keyframe in
+            let frames = timeline.add(keyframe)
+            return frames.map { Made(frame: $0, content: timeline.content(of: $0)) }
+        }
+        let end = timeline.finish()
+        return (arrivals, end.map { Made(frame: $0, content: timeline.content(of: $0)) })
+    }
+
+    static func filmFrames(_ result: (arrivals: [[Made]], end: [Made])) -> [Made] {
         (result.arrivals.flatMap { $0 } + result.end).filter { $0.filmIndex != nil }
     }
 
@@ -136,6 +149,18 @@ import Testing
         for t in stride(from: 0.0, through: 1.0, by: 0.05) {
             let p = MotionPath.interpolate(from: current, velocity: v, to: next, velocity: nil, t: t)
             for i in 0..<3 { #expect(p.x[i] >= min(current.x[i], next.x[i]) && p.x[i] <= max(current.x[i], next.x[i])) }
+        }
+    }
+
+    @Test func farPointsNeitherOverflowNorVanish() {
+        let big: Float = 3e38
+        let v = MotionPath.velocities(previous: PlanarPoints(x: [-big, big], y: [0, 0]), current: PlanarPoints(x: [0, 0], y: [0, 0]),
+                                      next: PlanarPoints(x: [big, -big], y: [0, 0]))
+        #expect(v.x.allSatisfy { $0.isFinite })
+        for t in [0.25, 0.5, 0.75] {
+            let p = MotionPath.interpolate(from: PlanarPoints(x: [0, 0], y: [0, 0]), velocity: v, to: PlanarPoints(x: [big, -big], y: [0, 0]),
+                                           velocity: v, t: t)
+            #expect(p.x[0].isFinite && p.x[0] >= 0 && p.x[0] <= big && p.x[1] <= 0 && p.x[1] >= -big)
         }
     }
 }
