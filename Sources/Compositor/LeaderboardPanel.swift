@@ -19,7 +19,7 @@ extension FrameCompositor {
             Wording(title: "Likely label issues", caption: { "kNN-AUM\($0), the mean neighbour vote margin: lowest first" },
                     valueName: "kNN-AUM")
         case .movement:
-            Wording(title: "Biggest movers", caption: { "movement against the neighbours since the last checkpoint\($0), +1 where their majority label changed" },
+            Wording(title: "Biggest movers", caption: { "move against neighbours since last checkpoint\($0) (+1: vote flipped)" },
                     valueName: "moved")
         }
     }

@@ -70,7 +70,7 @@ extension FrameCompositor {
             }
         }
         drawEdgeMarkers(beyond, of: frame.points, colours: classColours, colourIndex: colourIndex, u: u)
-        drawMarks(frame, u: u)
+        drawMarks(frame, dense: dense, u: u)
     }
 
     /// The leaderboard's samples, ringed: the next checkpoint's fade in as the current ones fade out.
@@ -95,7 +95,7 @@ extension FrameCompositor {
 
     /// Rings around the ranked samples and their rank numbers, placed so that no number covers
     /// another or a ring, and none leaves the panel (with a leader line where the rings crowd).
-    private func drawMarks(_ frame: FrameContent, u: Double) {
+    private func drawMarks(_ frame: FrameContent, dense: Bool, u: Double) {
         let box = layout.scatter
         let ringRadius = 8 * u, textSize = 12 * u
         // Highest rank first: it gets the first choice of place. Rings of any opacity are obstacles.
@@ -105,6 +105,17 @@ extension FrameCompositor {
             guard let p = screen(frame.points.x[mark.index], frame.points.y[mark.index]) else { continue }
             // A ringed sample beyond the view is ringed on the edge, where its marker points out.
             shown.append((mark, (min(max(p.0, box.x + 2), box.maxX - 2), min(max(p.1, box.y + 2), box.maxY - 2))))
+        }
+        if dense {
+            // In a density view a sample is a pixel's share: the ringed ones are drawn as dots again.
+            let rasterizer = DotRasterizer(radius: 3 * u, clip: Rect(x: box.x + 1, y: box.y + 1, width: box.width - 2, height: box.height - 2))
+            surface.withMutablePixels { pixels, stride in
+                for item in shown {
+                    let colour = label(of: item.mark.index).map { Palette.color(forClass: $0) } ?? Palette.color(forClass: 0)
+                    rasterizer.draw(cx: item.centre.0, cy: item.centre.1, ink: DotRasterizer.Ink(colour.withAlpha(item.mark.opacity)),
+                                    into: pixels, stride: stride)
+                }
+            }
         }
         let texts = shown.map { "\($0.mark.rank)" }
         let anchors = zip(shown, texts).map { item, text in
