@@ -45,13 +45,15 @@ class EmbedlapseCallback(TrainerCallback):
     render        a video path: runs `embedlapse watch` during training and finalises it at the end;
                   a failed render is warned about at once and raised (RuntimeError) when training ends
     idle_timeout  seconds without a new checkpoint after which the watch gives up (None: never)
+    film_args     more `embedlapse watch` options for the video, e.g. ("--leaderboard", "label-issues",
+                  "--summary-frame") or ("--tween", "1") for one frame per checkpoint
 
     In a distributed training only the main process embeds and writes.
     """
 
     def __init__(self, eval_dataset, labels=None, class_names=None, images=None, every_steps=None,
                  embed_fn=cls_embedding, batch_size=64, collate_fn=None, run_dir=None, render=None,
-                 dtype="float16", overwrite=False, idle_timeout=3600):
+                 dtype="float16", overwrite=False, idle_timeout=3600, film_args=()):
         self.eval_dataset = eval_dataset
         self.labels, self.class_names, self.images = labels, class_names, images
         self.every_steps = every_steps
@@ -63,6 +65,7 @@ class EmbedlapseCallback(TrainerCallback):
         self.dtype = dtype
         self.overwrite = overwrite
         self.idle_timeout = idle_timeout
+        self.film_args = tuple(film_args)
         self.writer = None  # stays None on every process but the main one: then each event does nothing
         self.watch = None
         self._last_step = None
@@ -76,7 +79,7 @@ class EmbedlapseCallback(TrainerCallback):
                                 overwrite=self.overwrite, shared=True)
         if self.render:
             self.watch = WatchProcess(watch_command(find_embedlapse(), run_dir, os.fspath(self.render),
-                                                    self.idle_timeout))
+                                                    self.idle_timeout, self.film_args))
         self._checkpoint(state, model)  # the starting point: the pretrained backbone with its new head
 
     def on_log(self, args, state, control, logs=None, **kwargs):

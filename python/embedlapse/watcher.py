@@ -11,13 +11,14 @@ PREFIX = "embedlapse: "
 _PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 
 
-def watch_command(binary, run_dir, video, idle_timeout=3600):
+def watch_command(binary, run_dir, video, idle_timeout=3600, film_args=()):
     """`embedlapse watch` for a training: it ends with its parent, and after idle_timeout seconds
-    without a new checkpoint (None: waits for DONE however long)."""
+    without a new checkpoint (None: waits for DONE however long). film_args are more of the
+    command's options, as on its command line: ("--tween", "1") or ("--leaderboard", "label-issues")."""
     command = [binary, "watch", str(run_dir), "-o", str(video), "--stop-with-parent"]
     if idle_timeout is not None:
         command += ["--idle-timeout", str(idle_timeout)]
-    return command
+    return command + [str(arg) for arg in film_args]
 
 
 def _terminate_with_parent():

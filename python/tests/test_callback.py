@@ -141,12 +141,14 @@ def fake_embedlapse(tmp_path, status, message):
 @pytest.mark.skipif(os.name != "posix", reason="a shell script stands in for the binary")
 def test_a_failed_render_is_warned_at_once_and_raised_at_the_end(callback_module, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("EMBEDLAPSE_BIN", str(fake_embedlapse(tmp_path, 3, "embedlapse: /nonexistent-dir/v.mp4: cannot write")))
-    callback = callback_module.EmbedlapseCallback([], render=tmp_path / "v.mp4", idle_timeout=120)
+    callback = callback_module.EmbedlapseCallback([], render=tmp_path / "v.mp4", idle_timeout=120,
+                                                  film_args=("--leaderboard", "label-issues"))
     training = Training(callback, tmp_path / "out")
     training.begin()
     callback.watch.process.wait(timeout=20)  # the stand-in has written its arguments and failed
     assert (tmp_path / "args").read_text().split("\n")[:-1] == [
-        "watch", str(tmp_path / "out"), "-o", str(tmp_path / "v.mp4"), "--stop-with-parent", "--idle-timeout", "120"]
+        "watch", str(tmp_path / "out"), "-o", str(tmp_path / "v.mp4"), "--stop-with-parent", "--idle-timeout", "120",
+        "--leaderboard", "label-issues"]
     with pytest.warns(RuntimeWarning, match=r"exit status 3\): /nonexistent-dir/v.mp4: cannot write"):
         training.steps(1)
     with warnings.catch_warnings():

@@ -73,6 +73,7 @@ def test_the_watch_command_ends_with_its_parent_and_after_an_idle_timeout():
         "bin/embedlapse", "watch", "out", "-o", "v.mp4", "--stop-with-parent", "--idle-timeout", "3600"]
     assert watch_command("e", "out", "v.mp4", idle_timeout=90.5)[-2:] == ["--idle-timeout", "90.5"]
     assert "--idle-timeout" not in watch_command("e", "out", "v.mp4", idle_timeout=None)
+    assert watch_command("e", "out", "v.mp4", 60, film_args=("--tween", 1))[-4:] == ["--idle-timeout", "60", "--tween", "1"]
 
 
 def running(pid):
