@@ -96,7 +96,7 @@ enum APIDocuments {
 
     static func encode(_ value: some Encodable) -> [UInt8] {
         let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         // Every number in these documents is finite (non-finite ones are sent as null).
         return (try? Array(encoder.encode(value))) ?? Array("{}".utf8)
     }

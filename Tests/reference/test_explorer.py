@@ -56,10 +56,11 @@ def add_checkpoint(run, step, seed, n=60, d=8):
 
 
 class Server:
-    def __init__(self, run, *extra):
+    def __init__(self, run, *extra, owned_by_test=True):
         self.proc = subprocess.Popen([str(BINARY), "serve", str(run), "--port", "0", *map(str, extra)],
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        _started.append(self.proc)
+        if owned_by_test:
+            _started.append(self.proc)
         ready, _, _ = select.select([self.proc.stdout], [], [], 30)
         assert ready, "no URL line within 30 s"
         self.line = self.proc.stdout.readline().decode()
@@ -106,11 +107,16 @@ class Server:
 @pytest.fixture(scope="module")
 def served(tmp_path_factory, binary):
     run = marked_run(tmp_path_factory.mktemp("explorer") / "run")
-    server = Server(run)
-    assert wait_for(lambda: server.steps() == [0, 10, 20], timeout=60), server.steps()
-    yield run, server
-    code, err = server.stop()
-    assert code == 0, err
+    server = Server(run, owned_by_test=False)
+    try:
+        assert wait_for(lambda: server.steps() == [0, 10, 20], timeout=60), server.steps()
+        yield run, server
+        code, err = server.stop()
+        assert code == 0, err
+    finally:
+        if server.proc.poll() is None:
+            server.proc.kill()
+            server.proc.wait()
 
 
 @pytest.fixture(scope="module")
