@@ -73,6 +73,7 @@ let package = Package(
         .testTarget(name: "RunFormatTests", dependencies: ["RunFormat"]),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "LinearAlgebra"]),
         .testTarget(name: "MediaTests", dependencies: ["MediaEncoder", "Compositor", "Canvas", "LinearAlgebra", "RunFormat"]),
+        .testTarget(name: "ExplorerTests", dependencies: ["Explorer"]),
         .testTarget(name: "EmbedlapseTests", dependencies: ["Embedlapse", "Compositor", "LinearAlgebra", "RunFormat", .product(name: "AsyncAlgorithms", package: "swift-async-algorithms")]),
     ]
 )

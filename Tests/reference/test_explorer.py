@@ -5,6 +5,7 @@ import http.client
 import json
 import re
 import select
+import shutil
 import signal
 import socket
 import subprocess
@@ -203,6 +204,17 @@ def test_assets_are_served_byte_for_byte(served, path, name, kind):
 def test_generated_swift_source_matches_the_assets():
     generator = ROOT / "scripts" / "embed-explorer-assets.py"
     proc = subprocess.run([sys.executable, str(generator), "--check"], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_the_page_script_parses_as_an_es_module(tmp_path):
+    """Until the browser tests come: at least the module parses (node, where installed)."""
+    node = shutil.which("node") or shutil.which("nodejs")
+    if node is None:
+        pytest.skip("node is not installed")
+    module = tmp_path / "app.mjs"
+    module.write_bytes((ROOT / "assets" / "explorer" / "app.js").read_bytes())
+    proc = subprocess.run([node, "--check", str(module)], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
 
 
