@@ -44,7 +44,8 @@ struct ExplorerResponder: HTTPResponder {
     }
 
     /// `text/event-stream`: a `checkpoint` event, its data the step, for every step analysed so
-    /// far and then for each new one; the stream ends when the server shuts down.
+    /// far and then for each new one; the stream ends when the server shuts down. A comment line
+    /// every `keepAlive` keeps the connection from counting as idle between checkpoints.
     private func events() -> Response {
         let steps = store.subscribe()
         let body = AsyncStream<ByteBuffer> { continuation in
@@ -53,12 +54,21 @@ struct ExplorerResponder: HTTPResponder {
                 for await step in steps { continuation.yield(ByteBuffer(string: "event: checkpoint\ndata: \(step)\n\n")) }
                 continuation.finish()
             }
-            continuation.onTermination = { _ in task.cancel() }
+            let ping = Task {
+                while (try? await Task.sleep(for: Self.keepAlive)) != nil { continuation.yield(ByteBuffer(string: ": keep-alive\n\n")) }
+            }
+            continuation.onTermination = { _ in
+                task.cancel()
+                ping.cancel()
+            }
         }
         var headers = Self.commonHeaders
         headers[.contentType] = "text/event-stream"
         return Response(status: .ok, headers: headers, body: ResponseBody(asyncSequence: body))
     }
+
+    /// Well under the connections' idle timeout (`ExplorerServer`).
+    static let keepAlive = Duration.seconds(30)
 
     static let commonHeaders: HTTPFields = [
         .cacheControl: "no-store",
