@@ -9,6 +9,7 @@ import PackageDescription
 //   Canvas (Cairo) -> Compositor (the frame)
 //   MediaEncoder (MP4, GIF, PNG)
 //   Embedlapse (checkpoint events, sources, the pipeline) -> embedlapse (CLI)
+//   Explorer (the local web explorer: Hummingbird routes over the same analysis) -> embedlapse serve
 let package = Package(
     name: "Embedlapse",
     products: [
@@ -18,6 +19,10 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-async-algorithms", from: "1.0.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        // Hummingbird's own dependencies, named for the explorer's quiet logger and its shutdown on Ctrl-C.
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.14.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.0.0"),
     ],
     targets: [
         .systemLibrary(
@@ -47,10 +52,20 @@ let package = Package(
                 "LinearAlgebra", "Projection", "RunFormat", "Training", "Compositor", "MediaEncoder", "Canvas",
                 .product(name: "AsyncAlgorithms", package: "swift-async-algorithms"),
             ]),
+        .target(
+            name: "Explorer",
+            dependencies: [
+                "Embedlapse", "Compositor", "Projection", "RunFormat", "LinearAlgebra",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdCore", package: "hummingbird"),
+                .product(name: "AsyncAlgorithms", package: "swift-async-algorithms"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]),
         .executableTarget(
             name: "EmbedlapseCLI",
             dependencies: [
-                "Embedlapse", "Compositor", "Projection", "RunFormat", "Training", "LinearAlgebra", "CMalloc",
+                "Embedlapse", "Explorer", "Compositor", "Projection", "RunFormat", "Training", "LinearAlgebra", "CMalloc",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
 
@@ -58,6 +73,7 @@ let package = Package(
         .testTarget(name: "RunFormatTests", dependencies: ["RunFormat"]),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "LinearAlgebra"]),
         .testTarget(name: "MediaTests", dependencies: ["MediaEncoder", "Compositor", "Canvas", "LinearAlgebra", "RunFormat"]),
+        .testTarget(name: "ExplorerTests", dependencies: ["Explorer"]),
         .testTarget(name: "EmbedlapseTests", dependencies: ["Embedlapse", "Compositor", "LinearAlgebra", "RunFormat", .product(name: "AsyncAlgorithms", package: "swift-async-algorithms")]),
     ]
 )

@@ -130,8 +130,9 @@ public struct RankedSample: Sendable, Equatable {
     }
 }
 
-/// The numeric stages in order: PCA, Procrustes alignment, outlier scores.
-struct CheckpointAnalyser: Sendable {
+/// The numeric stages in order: PCA, Procrustes alignment, outlier scores, label quality, movers.
+/// Public so that the explorer (`embedlapse serve`) analyses checkpoints with the film's own stages.
+public struct CheckpointAnalyser: Sendable {
     private var aligner: Aligner
     private var pca = IncrementalPCA()
     /// Last checkpoint's neighbours: the embeddings move little between checkpoints, so they
@@ -148,7 +149,11 @@ struct CheckpointAnalyser: Sendable {
     let timings: StageTimings
     let maxBLASThreads: Int
 
-    init(aligner: Aligner, labels: [Int]?, topCount: Int, timings: StageTimings, maxBLASThreads: Int) {
+    /// - Parameters:
+    ///   - labels: one class per sample, or nil; the label-quality scores and dynamics need them.
+    ///   - topCount: how many of the most atypical samples `AnalysedCheckpoint.top` lists.
+    ///   - maxBLASThreads: OpenBLAS and search threads for large checkpoints (small ones use one).
+    public init(aligner: Aligner, labels: [Int]?, topCount: Int, timings: StageTimings, maxBLASThreads: Int) {
         self.aligner = aligner
         self.labels = labels
         dynamics = labels.map(TrainingDynamicsAccumulator.init(labels:))
@@ -157,7 +162,9 @@ struct CheckpointAnalyser: Sendable {
         self.maxBLASThreads = maxBLASThreads
     }
 
-    mutating func analyse(_ event: CheckpointEvent) throws(PipelineError) -> AnalysedCheckpoint {
+    /// Analyses the next checkpoint of the run; checkpoints must come in step order (alignment,
+    /// neighbour seeds, movers and dynamics carry over from the one before).
+    public mutating func analyse(_ event: CheckpointEvent) throws(PipelineError) -> AnalysedCheckpoint {
         // Small problems run faster on one OpenBLAS thread than on two that fight the encoder's.
         let size = event.embeddings.rows * event.embeddings.columns
         let threads = size >= 1 << 20 ? maxBLASThreads : 1

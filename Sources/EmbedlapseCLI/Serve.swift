@@ -1,0 +1,72 @@
+import ArgumentParser
+import Explorer
+import Foundation
+
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Explore a run in the browser, live: a local web page that follows the run as it grows.",
+        discussion: """
+            Each checkpoint is analysed once, as the film analyses it (PCA, Procrustes alignment, \
+            outlier scores, label agreement), and kept in memory; the page draws the scatter, scrubs \
+            and plays through the checkpoints, and shows each new checkpoint without a reload. The \
+            run may still be written (checkpoints count once complete, as for watch) or not exist \
+            yet. Once listening, prints one line to standard output: serving RUN at URL.
+
+            The server binds to 127.0.0.1 unless --host says otherwise (then the run is visible to \
+            the network, and a warning says so). It is read-only and serves only its own page and the \
+            run's analysis, never a file by its URL. Ctrl-C or SIGTERM stops it cleanly, with exit \
+            status 0.
+
+            Examples:
+              embedlapse serve runs/live
+              embedlapse serve runs/live --port 0
+            """)
+
+    @Argument(help: "The run directory (it may still be written, or not exist yet).")
+    var run: String
+
+    @Option(help: "The address to listen on; anything but 127.0.0.1 or localhost exposes the run to the network.")
+    var host = "127.0.0.1"
+
+    @Option(help: "The TCP port, 0 to 65535; 0 lets the system pick a free one.")
+    var port = 8737
+
+    func validate() throws {
+        guard (0...65535).contains(port) else { throw ValidationError("--port must be 0 to 65535, got \(port)") }
+        guard !host.isEmpty, host.utf8.count <= 253,
+              host.unicodeScalars.allSatisfy({ $0.isASCII && $0.properties.isAlphabetic || ("0"..."9").contains($0) || ".-:".unicodeScalars.contains($0) })
+        else { throw ValidationError("--host must be an IP address or a host name, got \(host)") }
+    }
+
+    func run() async throws {
+        var server = ExplorerServer(runPath: run)
+        server.host = host
+        server.port = port
+        server.warn = { note("warning: \($0)") }
+        server.inform = { note($0) }
+        let run = self.run, host = self.host
+        server.onListening = { url in
+            if !ExplorerServer.isLoopback(host: host) {
+                note("warning: listening on \(host): the run is visible to anyone on the network who can reach this machine")
+            }
+            // Straight to the descriptor, unbuffered: whoever reads the pipe gets the line at once.
+            writeToStandardOutput("serving \(terminalSafe(run)) at \(url)\n")
+        }
+        do {
+            try await server.run()
+        } catch {
+            fail("cannot serve on \(host):\(port): \(error)")
+        }
+    }
+}
+
+/// Writes `text` to stdout unbuffered; if stdout is closed or broken, the text is dropped.
+func writeToStandardOutput(_ text: String) {
+    var bytes = Array(text.utf8)[...]
+    while !bytes.isEmpty {
+        let written = bytes.withUnsafeBytes { write(STDOUT_FILENO, $0.baseAddress, $0.count) }
+        if written < 0 && errno == EINTR { continue }
+        guard written > 0 else { return }
+        bytes = bytes.dropFirst(written)
+    }
+}

@@ -1,0 +1,100 @@
+import Embedlapse
+import Foundation
+import Synchronization
+
+/// What the explorer serves, computed once per checkpoint and kept: the run's fixed facts, and
+/// per checkpoint the encoded answers of its API (the aligned points as little-endian float32
+/// bytes, the scores as JSON). Requests only read it; the run follower only appends to it.
+///
+/// Pages that listen for new checkpoints (`/api/events`) subscribe here: each gets a stream of
+/// steps that starts with every step already analysed, so a page that subscribes after reading
+/// `/api/run` misses none. A subscriber's stream is unbounded, but it holds only step numbers.
+public final class ExplorerStore: Sendable {
+    /// The run's facts, known from its first checkpoint on.
+    public struct RunFacts: Sendable {
+        public let sampleCount: Int
+        public let dimension: Int
+        public let labels: [Int]?
+        public let classNames: [String]
+    }
+
+    /// One analysed checkpoint, encoded for the API.
+    public struct Checkpoint: Sendable {
+        public let step: Int
+        /// `N * 2` float32, x and y interleaved, little-endian: the film's display coordinates.
+        public let points: [UInt8]
+        /// `/api/checkpoints/<step>/scores` as UTF-8 JSON.
+        public let scores: [UInt8]
+    }
+
+    private struct State {
+        var facts: RunFacts?
+        var steps: [Int] = []
+        var checkpoints: [Int: Checkpoint] = [:]
+        var isDone = false
+        var problem: String?
+        var subscribers: [Int: AsyncStream<Int>.Continuation] = [:]
+        var nextSubscriber = 0
+        var closed = false
+    }
+
+    private let state = Mutex(State())
+    /// The run directory as it was given (shown on the page, never opened through the API).
+    public let runName: String
+
+    public init(runName: String) { self.runName = runName }
+
+    public var facts: RunFacts? { state.withLock { $0.facts } }
+    public var steps: [Int] { state.withLock { $0.steps } }
+    public var isDone: Bool { state.withLock { $0.isDone } }
+    public var problem: String? { state.withLock { $0.problem } }
+
+    public func checkpoint(step: Int) -> Checkpoint? { state.withLock { $0.checkpoints[step] } }
+
+    func start(_ facts: RunFacts) { state.withLock { $0.facts = facts } }
+
+    /// Keeps an analysed checkpoint and tells every subscriber its step.
+    func add(_ checkpoint: Checkpoint) {
+        state.withLock { state in
+            guard state.checkpoints[checkpoint.step] == nil else { return }
+            state.checkpoints[checkpoint.step] = checkpoint
+            state.steps.append(checkpoint.step)
+            for subscriber in state.subscribers.values { subscriber.yield(checkpoint.step) }
+        }
+    }
+
+    func markDone() { state.withLock { $0.isDone = true } }
+
+    func report(_ problem: String) { state.withLock { $0.problem = $0.problem ?? problem } }
+
+    /// Steps analysed so far, then each new one, until `close()` or until the caller stops listening.
+    func subscribe() -> AsyncStream<Int> {
+        let (stream, continuation) = AsyncStream<Int>.makeStream()
+        let id: Int? = state.withLock { state in
+            for step in state.steps { continuation.yield(step) }
+            guard !state.closed else { return nil }
+            let id = state.nextSubscriber
+            state.nextSubscriber += 1
+            state.subscribers[id] = continuation
+            return id
+        }
+        guard let id else {
+            continuation.finish()
+            return stream
+        }
+        continuation.onTermination = { [weak self] _ in
+            _ = self?.state.withLock { $0.subscribers.removeValue(forKey: id) }
+        }
+        return stream
+    }
+
+    /// Ends every subscriber's stream (the server is shutting down), and refuses new ones.
+    func close() {
+        let subscribers = state.withLock { state in
+            state.closed = true
+            defer { state.subscribers = [:] }
+            return Array(state.subscribers.values)
+        }
+        for subscriber in subscribers { subscriber.finish() }
+    }
+}

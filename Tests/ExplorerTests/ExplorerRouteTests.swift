@@ -1,0 +1,39 @@
+import Testing
+@testable import Explorer
+
+/// The explorer's URL space: its routes exactly, and nothing that decodes, normalises or
+/// resolves to anything (the HTTP tests send the same targets over raw sockets).
+@Suite struct ExplorerRouteTests {
+    @Test(arguments: [
+        ("/", ExplorerRoute.page), ("/index.html", .page), ("/app.js", .asset("app.js")), ("/style.css", .asset("style.css")),
+        ("/favicon.svg", .asset("favicon.svg")), ("/api/run", .run), ("/api/run?x=1", .run), ("/api/events", .events),
+        ("/api/checkpoints/0/points", .points(step: 0)), ("/api/checkpoints/1200/scores", .scores(step: 1200)),
+        ("/api/checkpoints/9007199254740992/points", .points(step: 9_007_199_254_740_992)),
+    ])
+    func routes(target: String, route: ExplorerRoute) {
+        #expect(ExplorerRoute.match(target: target) == route)
+    }
+
+    @Test(arguments: [
+        "", "..", "/..", "/../etc/passwd", "/%2e%2e/etc/passwd", "/..%2fetc%2fpasswd", "/%252e%252e/etc/passwd",
+        "//etc/passwd", "/etc/passwd", "http://127.0.0.1/app.js", "/app.js%00", "/app.js\u{0}", "/./app.js", "/app.js/",
+        "/api/../app.js", "/..\\app.js", "/api/checkpoints/00/points", "/api/checkpoints/+1/points", "/api/checkpoints/-1/points",
+        "/api/checkpoints/12345678901234567/points", "/api/checkpoints//points", "/api/checkpoints/1/points/",
+        "/api/checkpoints/1/../points", "/API/RUN", "/api/run/", "/index.html/..", "/assets/explorer/app.js",
+        "/\u{FF0E}\u{FF0E}/etc/passwd", String(repeating: "a", count: 600),
+    ])
+    func everythingElseIsNotARoute(target: String) {
+        #expect(ExplorerRoute.match(target: target) == nil)
+    }
+
+    @Test(arguments: [("127.0.0.1:8737", true), ("localhost:1", true), ("LOCALHOST", true), ("[::1]:8737", true),
+                      ("attacker.example:8737", false), ("127.0.0.1.attacker.example", false), ("[::1", false),
+                      ("0.0.0.0:8737", false)])
+    func onlyLoopbackHostHeadersAreAnsweredOnLoopback(authority: String, answered: Bool) {
+        #expect(ExplorerResponder.isLoopback(authority: authority) == answered)
+    }
+
+    @Test func pointsAreLittleEndianFloat32() {
+        #expect(APIDocuments.littleEndianFloat32([1, -2.5]) == [0x00, 0x00, 0x80, 0x3F, 0x00, 0x00, 0x20, 0xC0])
+    }
+}

@@ -1,0 +1,348 @@
+"""`embedlapse serve`: the explorer's HTTP API against the run and against --dump-data, live
+updates over Server-Sent Events, and refusal of everything that is not its own (traversal in
+every encoding, sent on raw sockets so that no client normalises it). Standard library only."""
+import http.client
+import json
+import re
+import select
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import BINARY, ROOT, run_cli, wait_for
+from test_cli import tiny_run
+
+URL_LINE = re.compile(r"^serving (.+) at http://127\.0\.0\.1:(\d+)/$")
+
+_started = []
+
+
+@pytest.fixture(autouse=True)
+def no_stray_servers():
+    """A failing test must not leave its server running."""
+    yield
+    while _started:
+        proc = _started.pop()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def marked_run(root, **kwargs):
+    """tiny_run, each checkpoint marked complete as the Python helper marks it (no settle wait)."""
+    run = tiny_run(root, **kwargs)
+    for folder in run.glob("checkpoint-*"):
+        (folder / "embeddings.npy.complete").write_text("")
+    return run
+
+
+def add_checkpoint(run, step, seed, n=60, d=8):
+    rng = np.random.default_rng(seed)
+    labels = np.arange(n) % 3
+    folder = run / f"checkpoint-{step}"
+    folder.mkdir()
+    tmp = folder / ".embeddings.npy.tmp"
+    with open(tmp, "wb") as f:
+        np.save(f, (rng.standard_normal((n, d)) + 8 * np.eye(3, d)[labels]).astype(np.float32))
+    tmp.rename(folder / "embeddings.npy")
+    (folder / "embeddings.npy.complete").write_text("")
+
+
+class Server:
+    def __init__(self, run, *extra, owned_by_test=True):
+        self.proc = subprocess.Popen([str(BINARY), "serve", str(run), "--port", "0", *map(str, extra)],
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        if owned_by_test:
+            _started.append(self.proc)
+        ready, _, _ = select.select([self.proc.stdout], [], [], 30)
+        assert ready, "no URL line within 30 s"
+        self.line = self.proc.stdout.readline().decode()
+        match = URL_LINE.match(self.line.rstrip("\n"))
+        assert match, f"unexpected first line: {self.line!r}"
+        self.port = int(match.group(2))
+        self.base = f"http://127.0.0.1:{self.port}"
+
+    def get(self, path, headers=None):
+        request = urllib.request.Request(self.base + path, headers=headers or {})
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                return response.status, dict(response.headers), response.read()
+        except urllib.error.HTTPError as error:
+            return error.code, dict(error.headers), error.read()
+
+    def json(self, path):
+        status, _, body = self.get(path)
+        assert status == 200, (path, status, body)
+        return json.loads(body)
+
+    def steps(self):
+        return self.json("/api/run")["steps"]
+
+    def raw(self, request_bytes, timeout=10):
+        """Sends bytes as they are on a new connection; returns the status code, or None if closed without one."""
+        with socket.create_connection(("127.0.0.1", self.port), timeout=timeout) as s:
+            s.sendall(request_bytes)
+            data = b""
+            while b"\r\n" not in data:
+                chunk = s.recv(4096)
+                if not chunk:
+                    break
+                data += chunk
+        match = re.match(rb"HTTP/1\.[01] (\d{3}) ", data)
+        return int(match.group(1)) if match else None
+
+    def stop(self, sig=signal.SIGINT, timeout=20):
+        self.proc.send_signal(sig)
+        _, err = self.proc.communicate(timeout=timeout)
+        return self.proc.returncode, err.decode()
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory, binary):
+    run = marked_run(tmp_path_factory.mktemp("explorer") / "run")
+    server = Server(run, owned_by_test=False)
+    try:
+        assert wait_for(lambda: server.steps() == [0, 10, 20], timeout=60), server.steps()
+        yield run, server
+        code, err = server.stop()
+        assert code == 0, err
+    finally:
+        if server.proc.poll() is None:
+            server.proc.kill()
+            server.proc.wait()
+
+
+@pytest.fixture(scope="module")
+def dumped(served, tmp_path_factory):
+    run, _ = served
+    out = tmp_path_factory.mktemp("explorer-dump")
+    run_cli("render", run, "--tween", "1", "--dump-data", out)
+    return out
+
+
+# ---------------------------------------------------------------- the API against the run
+
+
+def test_prints_one_url_line_and_binds_to_loopback_only(served):
+    run, server = served
+    assert server.line == f"serving {run} at http://127.0.0.1:{server.port}/\n"
+    # The listening socket, from the kernel's own table: 127.0.0.1 only, not 0.0.0.0 or ::.
+    listening = []
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for row in Path(table).read_text().splitlines()[1:]:
+            local, state = row.split()[1], row.split()[3]
+            address, port = local.split(":")
+            if state == "0A" and int(port, 16) == server.port:
+                listening.append(address)
+    assert listening == ["0100007F"], listening
+
+
+def test_run_document_describes_the_run(served):
+    _, server = served
+    document = server.json("/api/run")
+    assert document["ready"] is True
+    assert document["sample_count"] == 60 and document["dimension"] == 8
+    assert document["class_names"] == ["alpha", "beta", "gamma"]
+    assert document["labels"] == (np.arange(60) % 3).tolist()
+    assert document["steps"] == [0, 10, 20]
+    assert document["view_half_extent"] == pytest.approx(1.08)
+
+
+@pytest.mark.parametrize("step", [0, 10, 20])
+def test_points_are_the_aligned_coordinates_of_dump_data(served, dumped, step):
+    _, server = served
+    status, headers, body = server.get(f"/api/checkpoints/{step}/points")
+    assert status == 200 and headers["Content-Type"] == "application/octet-stream"
+    assert len(body) == 60 * 2 * 4
+    points = np.frombuffer(body, dtype="<f4").reshape(60, 2)
+    expected = np.load(dumped / f"aligned-{step}.npy")
+    np.testing.assert_allclose(points, expected, rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("step", [0, 20])
+def test_scores_are_the_films_scores(served, dumped, step):
+    _, server = served
+    scores = server.json(f"/api/checkpoints/{step}/scores")
+    assert scores["step"] == step and scores["k"] >= 1
+    top = json.loads((dumped / f"outliers-{step}.json").read_text())
+    assert [e["index"] for e in scores["outliers"][: len(top["indices"])]] == top["indices"]
+    np.testing.assert_allclose([e["value"] for e in scores["outliers"][: len(top["scores"])]], top["scores"], rtol=1e-6)
+    agreement = np.load(dumped / f"label_agreement-{step}.npy")
+    np.testing.assert_allclose(scores["label_agreement"], agreement, atol=1e-7)
+    assert scores["mean_label_agreement"] == pytest.approx(float(agreement.mean()), abs=1e-6)
+
+
+def test_unknown_steps_are_not_found(served):
+    _, server = served
+    for path in ("/api/checkpoints/5/points", "/api/checkpoints/30/scores", "/api/checkpoints/010/points",
+                 "/api/checkpoints/+10/points", "/api/checkpoints/1e1/points", "/api/checkpoints/10/thumbnails"):
+        assert server.get(path)[0] == 404, path
+
+
+# ---------------------------------------------------------------- the page, built into the binary
+
+
+@pytest.mark.parametrize("path,name,kind", [
+    ("/", "index.html", "text/html"), ("/app.js", "app.js", "text/javascript"),
+    ("/style.css", "style.css", "text/css"), ("/favicon.svg", "favicon.svg", "image/svg+xml")])
+def test_assets_are_served_byte_for_byte(served, path, name, kind):
+    _, server = served
+    status, headers, body = server.get(path)
+    assert status == 200 and headers["Content-Type"].startswith(kind)
+    assert body == (ROOT / "assets" / "explorer" / name).read_bytes()
+    assert not any(h.lower().startswith("access-control-") for h in headers)
+
+
+def test_generated_swift_source_matches_the_assets():
+    generator = ROOT / "scripts" / "embed-explorer-assets.py"
+    proc = subprocess.run([sys.executable, str(generator), "--check"], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_the_page_script_parses_as_an_es_module(tmp_path):
+    """Until the browser tests come: at least the module parses (node, where installed)."""
+    node = shutil.which("node") or shutil.which("nodejs")
+    if node is None:
+        pytest.skip("node is not installed")
+    module = tmp_path / "app.mjs"
+    module.write_bytes((ROOT / "assets" / "explorer" / "app.js").read_bytes())
+    proc = subprocess.run([node, "--check", str(module)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_the_page_has_a_strict_content_security_policy(served):
+    _, server = served
+    policy = server.get("/")[1]["Content-Security-Policy"]
+    assert "default-src 'none'" in policy and "script-src 'self'" in policy and "connect-src 'self'" in policy
+
+
+# ---------------------------------------------------------------- nothing else
+
+
+TRAVERSALS = [
+    "/..", "/../", "/../etc/passwd", "/../../../../etc/passwd", "/%2e%2e/etc/passwd", "/%2E%2E/%2E%2E/etc/passwd",
+    "/..%2fetc%2fpasswd", "/..%2Fetc%2Fpasswd", "/%2e%2e%2f%2e%2e%2fetc%2fpasswd", "/%252e%252e/etc/passwd",
+    "/%252e%252e%252fetc%252fpasswd", "/..%252f..%252fetc%252fpasswd", "/%c0%ae%c0%ae/etc/passwd",
+    "/..%5c..%5cetc%5cpasswd", "/..\\..\\etc\\passwd", "//etc/passwd", "/etc/passwd", "/%2fetc%2fpasswd",
+    "http://127.0.0.1/etc/passwd", "/app.js%00", "/%00", "/app.js%00.png", "/index.html/..", "/./app.js",
+    "/app.js/", "/api/../app.js", "/api/checkpoints/0/../../run", "/api/checkpoints/..%2f..%2frun/points",
+    "/api/checkpoints/0%2fpoints", "/assets/explorer/app.js", "/Sources/Explorer/ExplorerServer.swift",
+    "/api/", "/api/checkpoints/", "/api/checkpoints/0/", "/checkpoint-0/embeddings.npy", "/labels.npy",
+    "/" + "a" * 600,
+]
+
+
+@pytest.mark.parametrize("target", TRAVERSALS)
+def test_anything_but_the_routes_is_not_found(served, target):
+    _, server = served
+    status = server.raw(f"GET {target} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".encode())
+    assert status == 404, (target, status)
+
+
+def test_raw_nul_bytes_are_refused(served):
+    _, server = served
+    status = server.raw(b"GET /app.js\x00/../../etc/passwd HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+    assert status in (400, 404, None), status  # the HTTP parser refuses it before routing, or the route does
+
+
+@pytest.mark.parametrize("method", ["POST", "PUT", "DELETE", "OPTIONS", "PATCH"])
+def test_only_get_is_answered(served, method):
+    _, server = served
+    status = server.raw(f"{method} /api/run HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".encode())
+    assert status == 404, (method, status)
+
+
+def test_request_sizes_are_bounded(served):
+    _, server = served
+    body = server.raw(b"GET /api/run HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello")
+    assert body == 413
+    huge_header = b"GET /api/run HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: " + b"a" * 20_000 + b"\r\nConnection: close\r\n\r\n"
+    assert server.raw(huge_header) in (400, 431, None)
+
+
+def test_a_foreign_host_header_is_refused(served):
+    """DNS rebinding: a page of another site whose name now points at 127.0.0.1 cannot read the run."""
+    _, server = served
+    assert server.get("/api/run", headers={"Host": f"attacker.example:{server.port}"})[0] == 403
+    assert server.get("/api/run", headers={"Host": f"localhost:{server.port}"})[0] == 200
+
+
+# ---------------------------------------------------------------- live
+
+
+def read_events(response, count, timeout):
+    """The next `count` (event, data) pairs of an SSE stream."""
+    events, event, data = [], None, None
+    deadline = time.time() + timeout
+    while len(events) < count:
+        assert time.time() < deadline, f"only {events} within {timeout} s"
+        line = response.fp.readline().decode()
+        assert line, "the event stream ended"
+        line = line.rstrip("\n")
+        if line.startswith("event: "):
+            event = line[len("event: "):]
+        elif line.startswith("data: "):
+            data = line[len("data: "):]
+        elif line == "" and event is not None:
+            events.append((event, data))
+            event, data = None, None
+    return events
+
+
+def test_a_checkpoint_written_after_start_is_pushed_and_ctrl_c_ends_cleanly(tmp_path, binary):
+    run = marked_run(tmp_path / "run")
+    server = Server(run)
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=60)
+    connection.request("GET", "/api/events")
+    response = connection.getresponse()
+    assert response.status == 200 and response.getheader("Content-Type") == "text/event-stream"
+    assert read_events(response, 3, timeout=60) == [("checkpoint", "0"), ("checkpoint", "10"), ("checkpoint", "20")]
+    add_checkpoint(run, 30, seed=5)
+    assert read_events(response, 1, timeout=60) == [("checkpoint", "30")]
+    assert server.steps() == [0, 10, 20, 30]
+    assert len(server.get("/api/checkpoints/30/points")[2]) == 60 * 8
+    # Ctrl-C with a page still listening: the stream ends and the server exits 0.
+    code, err = server.stop(signal.SIGINT)
+    assert code == 0, err
+    connection.close()
+
+
+def test_serving_starts_before_the_run_exists(tmp_path, binary):
+    run = tmp_path / "later"
+    server = Server(run)
+    document = server.json("/api/run")
+    assert document["ready"] is False and document["steps"] == []
+    marked_run(run)
+    assert wait_for(lambda: server.steps() == [0, 10, 20], timeout=60)
+    code, err = server.stop(signal.SIGTERM)
+    assert code == 0, err
+
+
+def test_another_host_warns_that_the_run_is_visible(tmp_path, binary):
+    run = marked_run(tmp_path / "run")
+    proc = subprocess.Popen([str(BINARY), "serve", str(run), "--port", "0", "--host", "0.0.0.0"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    _started.append(proc)
+    ready, _, _ = select.select([proc.stdout], [], [], 30)
+    assert ready
+    line = proc.stdout.readline()
+    assert re.match(r"^serving .+ at http://0\.0\.0\.0:\d+/$", line), line
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0
+    assert "warning: listening on 0.0.0.0: the run is visible" in err, err
+
+
+@pytest.mark.parametrize("flags,message", [(["--port", "70000"], "--port must be 0 to 65535"),
+                                           (["--host", "bad host"], "--host must be")])
+def test_bad_flags_are_refused_in_one_line(tmp_path, binary, flags, message):
+    proc = run_cli("serve", tmp_path, *flags, check=False)
+    assert proc.returncode == 64 and message in proc.stderr and proc.stdout == ""
