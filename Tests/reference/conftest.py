@@ -1,5 +1,6 @@
 """Shared fixtures: the built binary, the runs to compare on, and rendered dumps (cached per session)."""
 import os
+import re
 import subprocess
 import sys
 import time
@@ -23,6 +24,16 @@ def run_cli(*args, check=True, timeout=600):
     if check and proc.returncode != 0:
         raise AssertionError(f"embedlapse {' '.join(map(str, args))} failed ({proc.returncode}):\n{proc.stderr}")
     return proc
+
+
+def checkpoints(run):
+    """(step, embeddings.npy path) of each checkpoint of a run, in step order."""
+    found = []
+    for d in Path(run).iterdir():
+        m = re.fullmatch(r"checkpoint-(\d+)", d.name)
+        if m and (d / "embeddings.npy").exists():
+            found.append((int(m.group(1)), d / "embeddings.npy"))
+    return sorted(found)
 
 
 def frames_in(path):

@@ -3,7 +3,6 @@ scikit-learn's NearestNeighbors (cosine, brute force) plus numpy, dynamics.csv r
 from the dumped per-checkpoint arrays, and planted label flips found by kNN-AUM."""
 import csv
 import math
-import re
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +10,7 @@ import pytest
 from sklearn.metrics import roc_auc_score
 from sklearn.neighbors import NearestNeighbors
 
-from conftest import run_cli, runs_to_compare
+from conftest import checkpoints, run_cli, runs_to_compare
 
 K = 10
 # Neighbours closer together than this (cosine distance) may swap across the k-th place between
@@ -28,15 +27,6 @@ def dump(run, tmp_path_factory):
         run_cli("render", run, "--dump-data", out)
         _dumps[key] = out
     return _dumps[key]
-
-
-def checkpoints(run):
-    found = []
-    for d in Path(run).iterdir():
-        m = re.fullmatch(r"checkpoint-(\d+)", d.name)
-        if m and (d / "embeddings.npy").exists():
-            found.append((int(m.group(1)), d / "embeddings.npy"))
-    return sorted(found)
 
 
 def reference_votes(x, labels):

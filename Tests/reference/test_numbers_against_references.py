@@ -1,7 +1,6 @@
 """Every checkpoint's numbers against independent references on the same data:
 scikit-learn's PCA, scipy's procrustes and cleanlab's OutOfDistribution."""
 import json
-import re
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +9,7 @@ from cleanlab.outlier import OutOfDistribution
 from scipy.spatial import procrustes
 from sklearn.decomposition import PCA
 
-from conftest import run_cli, runs_to_compare
+from conftest import checkpoints, run_cli, runs_to_compare
 
 _dumps = {}
 
@@ -22,15 +21,6 @@ def dump(binary, run, align, tmp_path_factory):
         run_cli("render", run, "--dump-data", out, "--align", align)
         _dumps[key] = out
     return _dumps[key]
-
-
-def checkpoints(run):
-    found = []
-    for d in Path(run).iterdir():
-        m = re.fullmatch(r"checkpoint-(\d+)", d.name)
-        if m and (d / "embeddings.npy").exists():
-            found.append((int(m.group(1)), d / "embeddings.npy"))
-    return sorted(found)
 
 
 def embeddings(path):
