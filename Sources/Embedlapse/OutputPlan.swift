@@ -34,6 +34,8 @@ public struct OutputPathError: Error, CustomStringConvertible {
 public struct OutputPlan: Sendable {
     public enum Kind: Sendable {
         case video, framesDirectory, dataDirectory, latestFrame, timings
+        /// `embedlapse export`'s CSV table.
+        case table
     }
 
     public struct Output: Sendable {
@@ -62,6 +64,7 @@ public struct OutputPlan: Sendable {
             case .dataDirectory: "the data folder"
             case .latestFrame: "the latest-frame PNG"
             case .timings: "the timings file"
+            case .table: "the table"
             }
         }
 
@@ -132,6 +135,15 @@ public struct OutputPlan: Sendable {
         self.outputs = outputs
     }
 
+    /// The one output of `embedlapse export`: a CSV file whose folder exists and is writable.
+    public init(table path: String) throws(OutputPathError) {
+        let output = Output(.table, path)
+        try Self.checkShape(output)
+        try Self.checkKind(output)
+        try Self.checkFile(output)
+        outputs = [output]
+    }
+
     private static func checkShape(_ output: Output) throws(OutputPathError) {
         guard !output.path.isEmpty else { throw OutputPathError(output, "an empty path for \(output.role)") }
         guard !output.kind.isDirectory else { return }
@@ -147,6 +159,8 @@ public struct OutputPlan: Sendable {
             throw OutputPathError(output, "unknown video type: the name must end in .mp4 or .gif")
         case .latestFrame where !output.path.lowercased().hasSuffix(".png"):
             throw OutputPathError(output, "the latest frame is a PNG: the name must end in .png")
+        case .table where !output.path.lowercased().hasSuffix(".csv"):
+            throw OutputPathError(output, "the table is CSV: the name must end in .csv")
         default: break
         }
     }
@@ -247,7 +261,7 @@ extension OutputPlan.Kind {
         switch self {
         case .framesDirectory: PNGSequenceOutput.frameIndex(fileName: name) != nil
         case .dataDirectory: DataDump.writes(fileNamed: name)
-        case .video, .latestFrame, .timings: false
+        case .video, .latestFrame, .timings, .table: false
         }
     }
 }

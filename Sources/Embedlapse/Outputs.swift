@@ -36,7 +36,7 @@ final class FrameOutputs {
                                                  fps: options.fps, live: options.live))
                 case .framesDirectory: sinks.append(try PNGSequenceOutput(directory: output.path))
                 case .latestFrame: latest = LatestFrameOutput(path: output.path)
-                case .dataDirectory, .timings: break
+                case .dataDirectory, .timings, .table: break
                 }
             }
         } catch {

@@ -39,8 +39,21 @@ public struct RenderOptions: Sendable {
     public var timingsPath: String?
     /// OpenBLAS threads the analysis may use for large checkpoints (small ones use one).
     public var maxBLASThreads = ProcessInfo.processInfo.activeProcessorCount
+    /// Told the film's setting, then each checkpoint as the film gets it (`watch --serve`'s explorer).
+    public var tap: AnalysisTap?
 
     public init() {}
+}
+
+/// Another consumer of the film's analysis, which gets the same results instead of computing them again.
+public struct AnalysisTap: Sendable {
+    public var start: @Sendable (FilmSetting) -> Void
+    public var analysed: @Sendable (AnalysedCheckpoint) -> Void
+
+    public init(start: @escaping @Sendable (FilmSetting) -> Void, analysed: @escaping @Sendable (AnalysedCheckpoint) -> Void) {
+        self.start = start
+        self.analysed = analysed
+    }
 }
 
 public struct RenderSummary: Sendable {
@@ -70,6 +83,7 @@ public enum RenderPipeline {
                 throw PipelineError("cannot draw frames: \(error)")
             }
 
+            options.tap?.start(setting)
             let events = AsyncThrowingChannel<CheckpointEvent, any Error>()
             let analysed = AsyncThrowingChannel<AnalysedCheckpoint, any Error>()
             let timings = StageTimings()
@@ -96,6 +110,7 @@ public enum RenderPipeline {
                 var checkpoints = 0
                 do {
                     for try await checkpoint in analysed {
+                        options.tap?.analysed(checkpoint)
                         try await film.add(checkpoint)
                         checkpoints += 1
                         progress?(checkpoints)
@@ -220,11 +235,16 @@ extension FilmSetting {
                   wholeRunLosses: run.losses, checkpointCount: run.checkpoints.count, options: options)
     }
 
+    /// The run's class names, or `class 0`, `class 1`, ... for as many classes as the labels have.
+    public static func classNames(labels: [Int]?, classNames: [String]?) -> [String] {
+        if let classNames { return classNames }
+        return (0..<((labels?.max() ?? -1) + 1)).map { "class \($0)" }
+    }
+
     /// The film's fixed parts from what is known before the first frame; live runs know no future losses.
     public init(sampleCount: Int, dimension: Int, annotations: SampleAnnotations, wholeRunLosses: LossHistory?,
                 checkpointCount: Int?, options: RenderOptions) {
-        let classCount = max((annotations.labels?.max() ?? -1) + 1, annotations.classNames?.count ?? 0)
-        let names = annotations.classNames ?? (0..<classCount).map { "class \($0)" }
+        let names = Self.classNames(labels: annotations.labels, classNames: annotations.classNames)
         let alignment: String
         switch options.alignment {
         case .previous: alignment = "each frame rotated onto the previous one (Procrustes)"

@@ -123,6 +123,7 @@ struct FilmOptions: ParsableArguments {
         case .dataDirectory: "--dump-data"
         case .latestFrame: "--latest"
         case .timings: "--timings"
+        case .table: "-o"
         }
     }
 

@@ -25,6 +25,19 @@ struct Serve: AsyncParsableCommand {
     @Argument(help: "The run directory (it may still be written, or not exist yet).")
     var run: String
 
+    @OptionGroup var server: ServerOptions
+
+    func run() async throws {
+        do {
+            try await server.explorer(for: run).run()
+        } catch {
+            fail("cannot serve on \(server.host):\(server.port): \(error)")
+        }
+    }
+}
+
+/// Where the explorer listens: `serve`'s options, and `watch --serve`'s.
+struct ServerOptions: ParsableArguments {
     @Option(help: "The address to listen on; anything but 127.0.0.1 or localhost exposes the run to the network.")
     var host = "127.0.0.1"
 
@@ -38,13 +51,15 @@ struct Serve: AsyncParsableCommand {
         else { throw ValidationError("--host must be an IP address or a host name, got \(host)") }
     }
 
-    func run() async throws {
+    /// The explorer of `run`, which prints `serving RUN at URL` once listening (with a warning first
+    /// when the host is not loopback) and its notes on stderr.
+    func explorer(for run: String) -> ExplorerServer {
         var server = ExplorerServer(runPath: run)
         server.host = host
         server.port = port
         server.warn = { note("warning: \($0)") }
         server.inform = { note($0) }
-        let run = self.run, host = self.host
+        let host = self.host
         server.onListening = { url in
             if !ExplorerServer.isLoopback(host: host) {
                 note("warning: listening on \(host): the run is visible to anyone on the network who can reach this machine")
@@ -52,11 +67,7 @@ struct Serve: AsyncParsableCommand {
             // Straight to the descriptor, unbuffered: whoever reads the pipe gets the line at once.
             writeToStandardOutput("serving \(terminalSafe(run)) at \(url)\n")
         }
-        do {
-            try await server.run()
-        } catch {
-            fail("cannot serve on \(host):\(port): \(error)")
-        }
+        return server
     }
 }
 

@@ -1,10 +1,12 @@
 import Compositor
 import Embedlapse
 import Foundation
+import MediaEncoder
 import Projection
+import RunFormat
 
 /// The JSON documents of the explorer's API, and the binary points, built from an analysed checkpoint.
-enum APIDocuments {
+public enum APIDocuments {
     /// How many samples each leaderboard of `/api/checkpoints/<step>/scores` lists.
     static let leaderboardLength = 32
 
@@ -22,10 +24,61 @@ enum APIDocuments {
         let problem: String?
         /// The scatter shows display coordinates in [-h, h] on both axes, as the film does.
         let viewHalfExtent: Double
+        /// The size of `/api/samples/<index>/image.png`; nil when the run has no images.
+        let thumbnail: Size?
+
+        struct Size: Encodable {
+            let width: Int
+            let height: Int
+        }
 
         enum CodingKeys: String, CodingKey {
-            case run, ready, steps, done, problem, labels
+            case run, ready, steps, done, problem, labels, thumbnail
             case sampleCount = "sample_count", dimension, classNames = "class_names", viewHalfExtent = "view_half_extent"
+        }
+
+        /// Every key, absent values as null (the page and scripts test `=== null`).
+        func encode(to encoder: any Encoder) throws {
+            var container = encoder.container(keyedBy: CodingKeys.self)
+            try container.encode(run, forKey: .run)
+            try container.encode(ready, forKey: .ready)
+            try container.encode(sampleCount, forKey: .sampleCount)
+            try container.encode(dimension, forKey: .dimension)
+            try container.encode(classNames, forKey: .classNames)
+            try container.encode(labels, forKey: .labels)
+            try container.encode(steps, forKey: .steps)
+            try container.encode(done, forKey: .done)
+            try container.encode(problem, forKey: .problem)
+            try container.encode(viewHalfExtent, forKey: .viewHalfExtent)
+            try container.encode(thumbnail, forKey: .thumbnail)
+        }
+    }
+
+    /// `GET /api/loss`: `[step, loss]` pairs logged up to the newest analysed checkpoint.
+    struct Loss: Encodable {
+        let training: [[Double]]
+        let evaluation: [[Double]]
+    }
+
+    /// `GET /api/samples/<index>`: one sample over every analysed checkpoint, one entry per step.
+    struct Sample: Encodable {
+        let index: Int
+        let label: Int?
+        let className: String?
+        let steps: [Int]
+        let x: [Float?]
+        let y: [Float?]
+        let outlierScore: [Float?]
+        let labelAgreement: [Float?]
+        let labelMargin: [Float?]
+        let knnAUM: [Float?]
+        /// The sample's nearest samples at each step, nearest first.
+        let neighbours: [[Int]]
+
+        enum CodingKeys: String, CodingKey {
+            case index, label, steps, x, y, neighbours
+            case className = "class_name", outlierScore = "outlier_score", labelAgreement = "label_agreement"
+            case labelMargin = "label_margin", knnAUM = "knn_aum"
         }
     }
 
@@ -63,11 +116,68 @@ enum APIDocuments {
         let document = Run(run: store.runName, ready: facts != nil, sampleCount: facts?.sampleCount ?? 0,
                            dimension: facts?.dimension ?? 0, classNames: facts?.classNames ?? [], labels: facts?.labels,
                            steps: store.steps, done: store.isDone, problem: store.problem,
-                           viewHalfExtent: FrameCompositor.viewHalfExtent)
+                           viewHalfExtent: FrameCompositor.viewHalfExtent,
+                           thumbnail: facts?.thumbnails.map { Run.Size(width: $0.width, height: $0.height) })
         return encode(document)
     }
 
-    static func checkpoint(_ c: AnalysedCheckpoint) -> ExplorerStore.Checkpoint {
+    static func loss(_ store: ExplorerStore) -> [UInt8] {
+        let losses = store.newest?.losses ?? LossHistory()
+        func pairs(_ points: [LossHistory.Point]) -> [[Double]] {
+            points.filter { $0.loss.isFinite }.map { [Double($0.step), $0.loss] }
+        }
+        return encode(Loss(training: pairs(losses.training), evaluation: pairs(losses.evaluation)))
+    }
+
+    /// Nil when `index` is not a sample of the run.
+    static func sample(_ index: Int, store: ExplorerStore) -> [UInt8]? {
+        guard let facts = store.facts, index < facts.sampleCount else { return nil }
+        let checkpoints = store.checkpoints
+        func finite(_ value: Float) -> Float? { value.isFinite ? value : nil }
+        func column(_ values: (ExplorerStore.Checkpoint) -> [Float]?) -> [Float?] {
+            checkpoints.map { values($0).flatMap { finite($0[index]) } }
+        }
+        let label = facts.labels?[index]
+        let document = Sample(
+            index: index, label: label,
+            className: label.flatMap { $0 >= 0 && $0 < facts.classNames.count ? facts.classNames[$0] : nil },
+            steps: checkpoints.map(\.step),
+            x: column { $0.columns.display.x }, y: column { $0.columns.display.y },
+            outlierScore: column { $0.columns.outlierScores }, labelAgreement: column { $0.columns.labelAgreement },
+            labelMargin: column { $0.columns.labelMargin }, knnAUM: column { $0.knnAUM },
+            neighbours: checkpoints.map { c in
+                let k = c.neighbourCount
+                guard c.neighbours.count >= (index + 1) * k else { return [] }
+                return c.neighbours[index * k ..< (index + 1) * k].map(Int.init)
+            })
+        return encode(document)
+    }
+
+    /// The sample's image as PNG; nil without images or for an index beyond them.
+    static func image(_ index: Int, store: ExplorerStore) -> [UInt8]? {
+        guard let thumbnails = store.facts?.thumbnails, index < thumbnails.count else { return nil }
+        let (w, h, channels) = (thumbnails.width, thumbnails.height, thumbnails.channels)
+        var bgra = [UInt8](repeating: 255, count: w * h * 4)
+        let image = thumbnails.image(index)
+        var source = image.startIndex
+        for pixel in 0..<(w * h) {
+            let (r, g, b, a): (UInt8, UInt8, UInt8, UInt8)
+            switch channels {
+            case 1: (r, g, b, a) = (image[source], image[source], image[source], 255)
+            case 3: (r, g, b, a) = (image[source], image[source + 1], image[source + 2], 255)
+            default: (r, g, b, a) = (image[source], image[source + 1], image[source + 2], image[source + 3])
+            }
+            source += channels
+            // Premultiplied, as Cairo's: the encoder straightens it.
+            bgra[4 * pixel] = UInt8(Int(b) * Int(a) / 255)
+            bgra[4 * pixel + 1] = UInt8(Int(g) * Int(a) / 255)
+            bgra[4 * pixel + 2] = UInt8(Int(r) * Int(a) / 255)
+            bgra[4 * pixel + 3] = a
+        }
+        return try? bgra.withUnsafeBufferPointer { try PNGEncoder.encode(bgra: $0.baseAddress!, width: w, height: h, bytesPerRow: 4 * w) }
+    }
+
+    public static func checkpoint(_ c: AnalysedCheckpoint) -> ExplorerStore.Checkpoint {
         func entries(_ ranked: [RankedSample]) -> [Entry] {
             ranked.map { Entry(index: $0.index, value: $0.value.isFinite ? $0.value : nil) }
         }
@@ -80,7 +190,9 @@ enum APIDocuments {
                             labelAgreement: agreement?.map { $0.isFinite ? $0 : nil }, meanLabelAgreement: mean,
                             k: c.outliers.neighbours)
         return ExplorerStore.Checkpoint(step: c.step, points: littleEndianFloat32(c.alignment.display.interleaved),
-                                        scores: encode(scores))
+                                        scores: encode(scores), columns: SampleTable.Checkpoint(c),
+                                        knnAUM: c.dynamics?.knnAUM, neighbours: c.outliers.neighbourIndices,
+                                        neighbourCount: c.outliers.neighbours, losses: c.losses)
     }
 
     /// Float32 values as little-endian bytes, whatever the machine's byte order.

@@ -1,3 +1,4 @@
+import Embedlapse
 import Hummingbird
 import Synchronization
 
@@ -40,7 +41,42 @@ struct ExplorerResponder: HTTPResponder {
             return Self.bytes(checkpoint.scores, type: "application/json")
         case .events:
             return events()
+        case .loss:
+            return Self.bytes(APIDocuments.loss(store), type: "application/json")
+        case .sample(let index):
+            guard let document = APIDocuments.sample(index, store: store) else { return Self.notFound }
+            return Self.bytes(document, type: "application/json")
+        case .sampleImage(let index):
+            guard let png = APIDocuments.image(index, store: store) else { return Self.notFound }
+            var response = Self.bytes(png, type: "image/png")
+            // A sample's image never changes while the server runs.
+            response.headers[.cacheControl] = "private, max-age=3600"
+            return response
+        case .table:
+            return table()
         }
+    }
+
+    /// The export table, one checkpoint's rows at a time (a large run's table is hundreds of MB).
+    private func table() -> Response {
+        guard let facts = store.facts else { return Self.notFound }
+        let checkpoints = store.checkpoints
+        let body = AsyncStream<ByteBuffer> { continuation in
+            continuation.yield(ByteBuffer(string: SampleTable.header))
+            let task = Task {
+                for checkpoint in checkpoints {
+                    if Task.isCancelled { break }
+                    continuation.yield(ByteBuffer(bytes: facts.table.rows(checkpoint.columns)))
+                    await Task.yield()
+                }
+                continuation.finish()
+            }
+            continuation.onTermination = { _ in task.cancel() }
+        }
+        var headers = Self.commonHeaders
+        headers[.contentType] = "text/csv; charset=utf-8"
+        headers[.contentDisposition] = "attachment; filename=\"embedlapse-table.csv\""
+        return Response(status: .ok, headers: headers, body: ResponseBody(asyncSequence: body))
     }
 
     /// `text/event-stream`: a `checkpoint` event, its data the step, for every step analysed so

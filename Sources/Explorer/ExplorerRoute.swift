@@ -15,13 +15,21 @@ public enum ExplorerRoute: Equatable, Sendable {
     case points(step: Int)
     /// `/api/checkpoints/<step>/scores`: leaderboards and label agreement, JSON.
     case scores(step: Int)
+    /// `/api/loss`: the losses logged up to the newest analysed checkpoint, JSON.
+    case loss
+    /// `/api/samples/<index>`: one sample over every analysed checkpoint, JSON.
+    case sample(index: Int)
+    /// `/api/samples/<index>/image.png`: the sample's image.
+    case sampleImage(index: Int)
+    /// `/api/export.csv`: the whole table, as `embedlapse export` writes it.
+    case table
 
     /// Longer targets are refused before they are looked at.
     public static let maximumTargetLength = 512
 
     /// The route of a raw request target (path and optional query, as received), or nil.
-    /// The query is ignored; the path must be one of the routes exactly, a step in canonical
-    /// decimal (no sign, no leading zero, at most 16 digits).
+    /// The query is ignored; the path must be one of the routes exactly, a step or index in
+    /// canonical decimal (no sign, no leading zero, at most 16 digits).
     public static func match(target: String) -> ExplorerRoute? {
         let bytes = Array(target.utf8)
         guard bytes.count <= maximumTargetLength else { return nil }
@@ -34,14 +42,17 @@ public enum ExplorerRoute: Equatable, Sendable {
         case "/app.js", "/style.css", "/favicon.svg": return .asset(String(path.dropFirst()))
         case "/api/run": return .run
         case "/api/events": return .events
+        case "/api/loss": return .loss
+        case "/api/export.csv": return .table
         default: break
         }
         let parts = path.split(separator: "/", omittingEmptySubsequences: false)
-        guard parts.count == 5, parts[0].isEmpty, parts[1] == "api", parts[2] == "checkpoints",
-              let step = canonicalStep(parts[3]) else { return nil }
-        switch parts[4] {
-        case "points": return .points(step: step)
-        case "scores": return .scores(step: step)
+        guard parts.count >= 4, parts[0].isEmpty, parts[1] == "api", let number = canonicalNumber(parts[3]) else { return nil }
+        switch (parts[2], parts.dropFirst(4).first, parts.count) {
+        case ("checkpoints", "points", 5): return .points(step: number)
+        case ("checkpoints", "scores", 5): return .scores(step: number)
+        case ("samples", nil, 4): return .sample(index: number)
+        case ("samples", "image.png", 5): return .sampleImage(index: number)
         default: return nil
         }
     }
@@ -56,7 +67,7 @@ public enum ExplorerRoute: Equatable, Sendable {
         }
     }
 
-    private static func canonicalStep(_ text: Substring) -> Int? {
+    private static func canonicalNumber(_ text: Substring) -> Int? {
         guard (1...16).contains(text.count), text.utf8.allSatisfy({ (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) }),
               text == "0" || !text.hasPrefix("0") else { return nil }
         return Int(text)

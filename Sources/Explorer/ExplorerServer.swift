@@ -30,18 +30,51 @@ public struct ExplorerServer: Sendable {
         ["127.0.0.1", "localhost", "::1"].contains(host.lowercased())
     }
 
-    /// Serves until Ctrl-C or SIGTERM.
+    /// Follows the run and serves it until Ctrl-C or SIGTERM.
     public func run() async throws {
         let store = ExplorerStore(runName: runPath)
         var watcher = RunWatcher(path: runPath)
         watcher.warn = warn
         watcher.inform = inform
+        // The page answers before any analysis starts: the follower waits until the server listens.
+        let (listening, announce) = AsyncStream<Void>.makeStream()
+        let follower = RunFollower(watcher: watcher, store: store, maxBLASThreads: maxBLASThreads, warn: warn,
+                                   serverListening: listening)
+        // Shut down in reverse order: the follower (ending the event streams), then the server.
+        var group = ServiceGroupConfiguration(services: [application(store, listening: announce), follower],
+                                              gracefulShutdownSignals: [.sigint, .sigterm], logger: Self.quiet)
+        group.maximumGracefulShutdownDuration = .seconds(10)
+        try await ServiceGroup(configuration: group).run()
+    }
+
+    /// Serves `store`, which another stage fills (`watch --serve` feeds it the film's analysis),
+    /// until `stop` is raised; signals are the caller's.
+    public func serve(_ store: ExplorerStore, until stop: StopFlag) async throws {
+        var configuration = ServiceGroupConfiguration(services: [application(store)], logger: Self.quiet)
+        configuration.maximumGracefulShutdownDuration = .seconds(10)
+        let group = ServiceGroup(configuration: configuration)
+        try await withThrowingTaskGroup(of: Void.self) { tasks in
+            tasks.addTask { try await group.run() }
+            tasks.addTask {
+                while !stop.isRaised && !Task.isCancelled { try? await Task.sleep(for: .milliseconds(100)) }
+                store.close()  // ends the pages' event streams, so their connections can close
+                await group.triggerGracefulShutdown()
+            }
+            // The server ends first only on a failure (the port taken); then the stop waiter is cancelled.
+            try await tasks.next()
+            tasks.cancelAll()
+            try await tasks.waitForAll()
+        }
+    }
+
+    private static let quiet = Logger(label: "embedlapse.explorer", factory: { _ in SwiftLogNoOpLogHandler() })
+
+    private func application(_ store: ExplorerStore, listening: AsyncStream<Void>.Continuation? = nil) -> some Service {
         // Requests are small: a request line and a few headers.
         var http = HTTP1Channel.Configuration(idleTimeout: .seconds(300))
         http.httpDecoder = .init(maxHeaderFieldSize: 8 * 1024, maxHeaderListSize: 16 * 1024, maxHeaderFieldCount: 64)
-        let quiet = Logger(label: "embedlapse.explorer", factory: { _ in SwiftLogNoOpLogHandler() })
         let onListening = onListening
-        let app = Application(
+        return Application(
             responder: ExplorerResponder(store: store, loopbackOnly: Self.isLoopback(host: host)),
             server: .http1(configuration: http),
             configuration: ApplicationConfiguration(address: .hostname(host, port: port), serverName: nil),
@@ -50,13 +83,9 @@ public struct ExplorerServer: Sendable {
                 let bound = address?.ipAddress ?? "127.0.0.1"
                 let shown = bound.contains(":") ? "[\(bound)]" : bound
                 onListening("http://\(shown):\(address?.port ?? 0)/")
+                listening?.yield()
+                listening?.finish()
             },
-            logger: quiet)
-        let follower = RunFollower(watcher: watcher, store: store, maxBLASThreads: maxBLASThreads, warn: warn)
-        // Shut down in reverse order: the follower (ending the event streams), then the server.
-        var group = ServiceGroupConfiguration(services: [app, follower], gracefulShutdownSignals: [.sigint, .sigterm],
-                                              logger: quiet)
-        group.maximumGracefulShutdownDuration = .seconds(10)
-        try await ServiceGroup(configuration: group).run()
+            logger: Self.quiet)
     }
 }

@@ -1,5 +1,7 @@
+import Compositor
 import Embedlapse
 import Foundation
+import RunFormat
 import Synchronization
 
 /// What the explorer serves, computed once per checkpoint and kept: the run's fixed facts, and
@@ -16,15 +18,49 @@ public final class ExplorerStore: Sendable {
         public let dimension: Int
         public let labels: [Int]?
         public let classNames: [String]
+        public let thumbnails: Thumbnails?
+        /// The export table's writer (labels and class names as CSV fields).
+        let table: SampleTable
+
+        public init(sampleCount: Int, dimension: Int, annotations: SampleAnnotations) {
+            self.init(sampleCount: sampleCount, dimension: dimension, labels: annotations.labels,
+                      classNames: FilmSetting.classNames(labels: annotations.labels, classNames: annotations.classNames),
+                      thumbnails: annotations.thumbnails)
+        }
+
+        /// The facts of a film's run.
+        public init(_ setting: FilmSetting) {
+            self.init(sampleCount: setting.sampleCount, dimension: setting.dimension, labels: setting.labels,
+                      classNames: setting.classNames, thumbnails: setting.thumbnails)
+        }
+
+        init(sampleCount: Int, dimension: Int, labels: [Int]?, classNames: [String], thumbnails: Thumbnails?) {
+            self.sampleCount = sampleCount
+            self.dimension = dimension
+            self.labels = labels
+            self.classNames = classNames
+            self.thumbnails = thumbnails
+            table = SampleTable(labels: labels, classNames: classNames)
+        }
     }
 
-    /// One analysed checkpoint, encoded for the API.
+    /// One analysed checkpoint: the encoded answers of its API, and the per-sample numbers that
+    /// `/api/samples/<index>` and the export gather across checkpoints.
     public struct Checkpoint: Sendable {
         public let step: Int
         /// `N * 2` float32, x and y interleaved, little-endian: the film's display coordinates.
         public let points: [UInt8]
         /// `/api/checkpoints/<step>/scores` as UTF-8 JSON.
         public let scores: [UInt8]
+        /// Coordinates, outlier scores, label agreement and margin: the export table's columns.
+        public let columns: SampleTable.Checkpoint
+        /// The running kNN-AUM up to this checkpoint; nil without labels.
+        public let knnAUM: [Float]?
+        /// Each sample's `neighbourCount` nearest samples, nearest first (empty when not kept).
+        public let neighbours: [Int32]
+        public let neighbourCount: Int
+        /// The losses logged up to this checkpoint.
+        public let losses: LossHistory
     }
 
     private struct State {
@@ -51,21 +87,32 @@ public final class ExplorerStore: Sendable {
 
     public func checkpoint(step: Int) -> Checkpoint? { state.withLock { $0.checkpoints[step] } }
 
-    func start(_ facts: RunFacts) { state.withLock { $0.facts = facts } }
+    /// Every analysed checkpoint, in step order.
+    public var checkpoints: [Checkpoint] { state.withLock { state in state.steps.compactMap { state.checkpoints[$0] } } }
+
+    /// The newest analysed checkpoint.
+    public var newest: Checkpoint? { state.withLock { state in state.steps.last.flatMap { state.checkpoints[$0] } } }
+
+    public func start(_ facts: RunFacts) { state.withLock { $0.facts = facts } }
+
+    /// Fills the store from a film's analysis (`watch --serve`): the film and the page share it.
+    public var tap: AnalysisTap {
+        AnalysisTap(start: { self.start(RunFacts($0)) }, analysed: { self.add(APIDocuments.checkpoint($0)) })
+    }
 
     /// Keeps an analysed checkpoint and tells every subscriber its step.
-    func add(_ checkpoint: Checkpoint) {
+    public func add(_ checkpoint: Checkpoint) {
         state.withLock { state in
-            guard state.checkpoints[checkpoint.step] == nil else { return }
+            guard state.checkpoints[checkpoint.step] == nil, checkpoint.step > (state.steps.last ?? Int.min) else { return }
             state.checkpoints[checkpoint.step] = checkpoint
             state.steps.append(checkpoint.step)
             for subscriber in state.subscribers.values { subscriber.yield(checkpoint.step) }
         }
     }
 
-    func markDone() { state.withLock { $0.isDone = true } }
+    public func markDone() { state.withLock { $0.isDone = true } }
 
-    func report(_ problem: String) { state.withLock { $0.problem = $0.problem ?? problem } }
+    public func report(_ problem: String) { state.withLock { $0.problem = $0.problem ?? problem } }
 
     /// Steps analysed so far, then each new one, until `close()` or until the caller stops listening.
     func subscribe() -> AsyncStream<Int> {

@@ -18,10 +18,13 @@ struct RunFollower: Service {
     /// OpenBLAS and search threads for large checkpoints: one leaves the other core to the browser.
     let maxBLASThreads: Int
     let warn: @Sendable (String) -> Void
+    /// Yields once the server listens: analysis starts only then, so the first page loads at once.
+    let serverListening: AsyncStream<Void>
 
     func run() async throws {
         let stop = StopFlag()
         await withGracefulShutdownHandler {
+            for await _ in serverListening { break }
             do {
                 try await follow(stop: stop)
             } catch is CancellationError {
@@ -40,9 +43,7 @@ struct RunFollower: Service {
     private func follow(stop: StopFlag) async throws {
         guard let run = try await watcher.waitForStart(stop: stop) else { return }
         let labels = run.annotations.labels
-        let classCount = max((labels?.max() ?? -1) + 1, run.annotations.classNames?.count ?? 0)
-        store.start(ExplorerStore.RunFacts(sampleCount: run.sampleCount, dimension: run.dimension, labels: labels,
-                                           classNames: run.annotations.classNames ?? (0..<classCount).map { "class \($0)" }))
+        store.start(ExplorerStore.RunFacts(sampleCount: run.sampleCount, dimension: run.dimension, annotations: run.annotations))
         let events = AsyncThrowingChannel<CheckpointEvent, any Error>()
         let analyser = AnalysisQueue(CheckpointAnalyser(aligner: Aligner(target: .previous), labels: labels,
                                                         topCount: APIDocuments.leaderboardLength, timings: StageTimings(),

@@ -8,7 +8,9 @@ import Testing
         ("/", ExplorerRoute.page), ("/index.html", .page), ("/app.js", .asset("app.js")), ("/style.css", .asset("style.css")),
         ("/favicon.svg", .asset("favicon.svg")), ("/api/run", .run), ("/api/run?x=1", .run), ("/api/events", .events),
         ("/api/checkpoints/0/points", .points(step: 0)), ("/api/checkpoints/1200/scores", .scores(step: 1200)),
-        ("/api/checkpoints/9007199254740992/points", .points(step: 9_007_199_254_740_992)),
+        ("/api/checkpoints/9007199254740992/points", .points(step: 9_007_199_254_740_992)), ("/api/loss", .loss),
+        ("/api/samples/0", .sample(index: 0)), ("/api/samples/417/image.png", .sampleImage(index: 417)),
+        ("/api/export.csv", .table), ("/api/export.csv?download=1", .table),
     ])
     func routes(target: String, route: ExplorerRoute) {
         #expect(ExplorerRoute.match(target: target) == route)
@@ -20,7 +22,10 @@ import Testing
         "/api/../app.js", "/..\\app.js", "/api/checkpoints/00/points", "/api/checkpoints/+1/points", "/api/checkpoints/-1/points",
         "/api/checkpoints/12345678901234567/points", "/api/checkpoints//points", "/api/checkpoints/1/points/",
         "/api/checkpoints/1/../points", "/API/RUN", "/api/run/", "/index.html/..", "/assets/explorer/app.js",
-        "/\u{FF0E}\u{FF0E}/etc/passwd", String(repeating: "a", count: 600),
+        "/\u{FF0E}\u{FF0E}/etc/passwd", String(repeating: "a", count: 600), "/api/samples", "/api/samples/",
+        "/api/samples/01", "/api/samples/1/", "/api/samples/1/image.jpg", "/api/samples/1/image.png/",
+        "/api/samples/1/points", "/api/checkpoints/1/image.png", "/api/checkpoints/1", "/api/samples/..%2f1",
+        "/api/export.csv/", "/api/loss/1", "/api/samples/1/../../run",
     ])
     func everythingElseIsNotARoute(target: String) {
         #expect(ExplorerRoute.match(target: target) == nil)

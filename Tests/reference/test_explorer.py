@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import BINARY, ROOT, run_cli, wait_for
+from conftest import BINARY, ROOT, frames_in, run_cli, wait_for
 from test_cli import tiny_run
 
 URL_LINE = re.compile(r"^serving (.+) at http://127\.0\.0\.1:(\d+)/$")
@@ -178,6 +178,90 @@ def test_scores_are_the_films_scores(served, dumped, step):
     agreement = np.load(dumped / f"label_agreement-{step}.npy")
     np.testing.assert_allclose(scores["label_agreement"], agreement, atol=1e-7)
     assert scores["mean_label_agreement"] == pytest.approx(float(agreement.mean()), abs=1e-6)
+
+
+def test_a_samples_history_is_the_films_numbers_at_every_step(served, dumped):
+    run, server = served
+    labels = np.load(run / "labels.npy")
+    dynamics = np.genfromtxt(dumped / "dynamics.csv", delimiter=",", names=True)
+    for index in (0, 7, 59):
+        sample = server.json(f"/api/samples/{index}")
+        assert sample["index"] == index and sample["steps"] == [0, 10, 20]
+        assert sample["label"] == labels[index] and sample["class_name"] == ["alpha", "beta", "gamma"][labels[index]]
+        for i, step in enumerate(sample["steps"]):
+            aligned = np.load(dumped / f"aligned-{step}.npy")[index]
+            assert np.float32(sample["x"][i]) == aligned[0] and np.float32(sample["y"][i]) == aligned[1]
+            assert np.float32(sample["outlier_score"][i]) == np.load(dumped / f"outlier-scores-{step}.npy")[index]
+            assert np.float32(sample["label_agreement"][i]) == np.load(dumped / f"label_agreement-{step}.npy")[index]
+            assert np.float32(sample["label_margin"][i]) == np.load(dumped / f"label_margin-{step}.npy")[index]
+        # The running kNN-AUM at the last step is the whole run's (dynamics.csv).
+        row = dynamics[dynamics["index"] == index][0]
+        assert sample["knn_aum"][-1] == pytest.approx(row["knn_aum"], abs=1e-5)
+
+
+def test_a_samples_neighbours_are_sklearns_cosine_neighbours(served):
+    from sklearn.neighbors import NearestNeighbors
+    run, server = served
+    embeddings = np.load(run / "checkpoint-20" / "embeddings.npy").astype(np.float64)
+    k = server.json("/api/checkpoints/20/scores")["k"]
+    distances, expected = NearestNeighbors(n_neighbors=k + 1, metric="cosine", algorithm="brute").fit(embeddings).kneighbors(embeddings)
+    agree = 0
+    for index in range(0, 60, 6):
+        got = server.json(f"/api/samples/{index}")["neighbours"][-1]
+        assert len(got) == k and index not in got
+        # The same set (ties at the k-th distance aside), nearest first.
+        agree += set(got) == set(expected[index, 1:])
+        d = 1 - embeddings[got] @ embeddings[index] / np.linalg.norm(embeddings[got], axis=1) / np.linalg.norm(embeddings[index])
+        assert np.all(np.diff(d) >= -1e-6)
+    assert agree >= 9
+
+
+def test_a_samples_image_is_its_images_npy_pixels(served):
+    run, server = served
+    images = np.load(run / "images.npy")
+    assert server.json("/api/run")["thumbnail"] == {"width": 12, "height": 12}
+    for index in (0, 33):
+        status, headers, body = server.get(f"/api/samples/{index}/image.png")
+        assert status == 200 and headers["Content-Type"] == "image/png"
+        raw = subprocess.run(["ffmpeg", "-v", "error", "-i", "-", "-f", "rawvideo", "-pix_fmt", "gray", "-"],
+                             input=body, capture_output=True, check=True).stdout
+        assert np.array_equal(np.frombuffer(raw, np.uint8).reshape(12, 12), images[index])
+
+
+def test_the_loss_is_what_was_logged_up_to_the_newest_checkpoint(served):
+    _, server = served
+    loss = server.json("/api/loss")
+    assert [step for step, _ in loss["training"]] == list(range(0, 21, 2))
+    assert all(value == pytest.approx(2.0 / (1 + step)) for step, value in loss["training"])
+    assert loss["evaluation"] == []
+
+
+def test_the_downloaded_table_is_the_export_commands(served, tmp_path):
+    run, server = served
+    status, headers, body = server.get("/api/export.csv")
+    assert status == 200 and headers["Content-Type"].startswith("text/csv")
+    assert "attachment" in headers["Content-Disposition"]
+    run_cli("export", run, "-o", tmp_path / "t.csv")
+    assert body == (tmp_path / "t.csv").read_bytes()
+
+
+@pytest.mark.parametrize("path", ["/api/samples/60", "/api/samples/01", "/api/samples/-1", "/api/samples/1/",
+                                  "/api/samples/60/image.png", "/api/samples/1/image.jpg", "/api/samples/1/image.png/x",
+                                  "/api/samples", "/api/samples/", "/api/export.csv/", "/api/loss/x"])
+def test_unknown_samples_are_not_found(served, path):
+    _, server = served
+    assert server.get(path)[0] == 404, path
+
+
+def test_a_run_without_images_has_no_image_route(tmp_path, binary):
+    run = marked_run(tmp_path / "run")
+    (run / "images.npy").unlink()
+    server = Server(run)
+    assert wait_for(lambda: server.steps() == [0, 10, 20], timeout=60)
+    assert server.json("/api/run")["thumbnail"] is None
+    assert server.get("/api/samples/0/image.png")[0] == 404
+    assert server.get("/api/samples/0")[0] == 200
+    assert server.stop()[0] == 0
 
 
 def test_unknown_steps_are_not_found(served):
@@ -346,3 +430,56 @@ def test_another_host_warns_that_the_run_is_visible(tmp_path, binary):
 def test_bad_flags_are_refused_in_one_line(tmp_path, binary, flags, message):
     proc = run_cli("serve", tmp_path, *flags, check=False)
     assert proc.returncode == 64 and message in proc.stderr and proc.stdout == ""
+
+
+# ---------------------------------------------------------------- watch --serve
+
+
+def test_watch_serve_films_and_serves_the_same_analysis_then_goes_on_serving(tmp_path, binary):
+    run = marked_run(tmp_path / "run")
+    film = tmp_path / "live.mp4"
+    proc = subprocess.Popen([str(BINARY), "watch", str(run), "-o", str(film), "--tween", "1", "--dump-data",
+                             str(tmp_path / "dump"), "--serve", "--port", "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    _started.append(proc)
+    ready, _, _ = select.select([proc.stdout], [], [], 30)
+    assert ready, "no URL line within 30 s"
+    match = URL_LINE.match(proc.stdout.readline().decode().rstrip("\n"))
+    assert match, "expected: serving RUN at URL"
+    base = f"http://127.0.0.1:{match.group(2)}"
+
+    def document(path):
+        with urllib.request.urlopen(base + path, timeout=30) as response:
+            return json.loads(response.read())
+
+    assert wait_for(lambda: document("/api/run")["steps"] == [0, 10, 20], timeout=60)
+    add_checkpoint(run, 30, seed=9)
+    assert wait_for(lambda: document("/api/run")["steps"] == [0, 10, 20, 30], timeout=60)
+    (run / "DONE").write_text("")
+    assert wait_for(lambda: document("/api/run")["done"], timeout=60)
+    # The film is finalised, and the page still answers.
+    assert wait_for(lambda: film.exists() and frames_in(film) == 4, timeout=60)
+    sample = document("/api/samples/3")
+    for i, step in enumerate(sample["steps"]):
+        assert np.float32(sample["x"][i]) == np.load(tmp_path / "dump" / f"aligned-{step}.npy")[3, 0]
+    assert proc.poll() is None
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    assert "still serving at" in err.decode()
+
+
+def test_watch_serve_on_a_taken_port_fails_before_filming(tmp_path, binary):
+    run = marked_run(tmp_path / "run")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        proc = run_cli("watch", run, "-o", tmp_path / "live.mp4", "--serve", "--port", port, check=False, timeout=60)
+    assert proc.returncode == 1 and f"cannot serve on 127.0.0.1:{port}" in proc.stderr, proc.stderr
+    assert proc.stderr.count("\n") == 1
+    assert not (tmp_path / "live.mp4").exists()
+
+
+def test_watch_serve_still_needs_something_to_film(tmp_path, binary):
+    proc = run_cli("watch", tmp_path, "--serve", check=False)
+    assert proc.returncode == 64 and "embedlapse serve explores a run without filming it" in proc.stderr

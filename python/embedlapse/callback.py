@@ -47,13 +47,16 @@ class EmbedlapseCallback(TrainerCallback):
     idle_timeout  seconds without a new checkpoint after which the watch gives up (None: never)
     film_args     more `embedlapse watch` options for the video, e.g. ("--leaderboard", "label-issues",
                   "--summary-frame") or ("--tween", "1") for one frame per checkpoint
+    serve         True: the explorer in the browser while training, on a free port (or an int: that
+                  port); its URL is printed and kept in `url`. It goes on serving after training
+                  until this Python process exits, with or without a video to render.
 
     In a distributed training only the main process embeds and writes.
     """
 
     def __init__(self, eval_dataset, labels=None, class_names=None, images=None, every_steps=None,
                  embed_fn=cls_embedding, batch_size=64, collate_fn=None, run_dir=None, render=None,
-                 dtype="float16", overwrite=False, idle_timeout=3600, film_args=()):
+                 dtype="float16", overwrite=False, idle_timeout=3600, film_args=(), serve=False):
         self.eval_dataset = eval_dataset
         self.labels, self.class_names, self.images = labels, class_names, images
         self.every_steps = every_steps
@@ -66,6 +69,8 @@ class EmbedlapseCallback(TrainerCallback):
         self.overwrite = overwrite
         self.idle_timeout = idle_timeout
         self.film_args = tuple(film_args)
+        self.serve = serve
+        self.url = None
         self.writer = None  # stays None on every process but the main one: then each event does nothing
         self.watch = None
         self._last_step = None
@@ -77,9 +82,12 @@ class EmbedlapseCallback(TrainerCallback):
         # shared: the output_dir may hold the Trainer's own files (its logs); only an old run is refused.
         self.writer = RunWriter(run_dir, self.labels, self.class_names, self.images, dtype=self.dtype,
                                 overwrite=self.overwrite, shared=True)
-        if self.render:
-            self.watch = WatchProcess(watch_command(find_embedlapse(), run_dir, os.fspath(self.render),
-                                                    self.idle_timeout, self.film_args))
+        if self.render or self.serve is not False:
+            video = os.fspath(self.render) if self.render else None
+            self.watch = WatchProcess(watch_command(find_embedlapse(), run_dir, video, self.idle_timeout,
+                                                    self.film_args, serve=self.serve))
+            if self.serve is not False:
+                self.url = self.watch.wait_for_url()
         self._checkpoint(state, model)  # the starting point: the pretrained backbone with its new head
 
     def on_log(self, args, state, control, logs=None, **kwargs):
@@ -109,8 +117,13 @@ class EmbedlapseCallback(TrainerCallback):
         if self._last_step != state.global_step:
             self._checkpoint(state, model)
         self.writer.close()  # DONE: the watcher renders what is left, finalises the video and exits
-        if self.watch is not None:
-            self.watch.wait()  # RuntimeError if the render failed, so a lost video does not pass unnoticed
+        if self.watch is None:
+            return
+        # RuntimeError if the render failed, so a lost video does not pass unnoticed.
+        if self.serve is False:
+            self.watch.wait()
+        elif self.render:
+            self.watch.wait_for_film()  # then it goes on serving until this process exits
 
     def _check_watch(self):
         # A failed render is told at once (a warning, once), not only when training ends hours later.

@@ -1,6 +1,7 @@
 """WatchProcess: `embedlapse watch` beside a training, whose failure is reported instead of lost."""
 import collections
 import ctypes
+import re
 import signal
 import subprocess
 import sys
@@ -8,16 +9,27 @@ import threading
 import warnings
 
 PREFIX = "embedlapse: "
+# What `embedlapse serve` and `watch --serve` print on stdout once listening.
+SERVING = re.compile(r"^serving .* at (http://\S+)$")
 _PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 
 
-def watch_command(binary, run_dir, video, idle_timeout=3600, film_args=()):
+def watch_command(binary, run_dir, video, idle_timeout=3600, film_args=(), serve=False):
     """`embedlapse watch` for a training: it ends with its parent, and after idle_timeout seconds
     without a new checkpoint (None: waits for DONE however long). film_args are more of the
-    command's options, as on its command line: ("--tween", "1") or ("--leaderboard", "label-issues")."""
+    command's options, as on its command line: ("--tween", "1") or ("--leaderboard", "label-issues").
+    serve: also serve the explorer, on a free port (True) or on this port (an int); without a
+    video, `embedlapse serve` alone."""
+    port = [] if serve is False else ["--port", str(0 if serve is True else int(serve))]
+    if video is None:
+        if serve is False:
+            raise ValueError("watch_command needs a video path, or serve")
+        return [binary, "serve", str(run_dir), *port]
     command = [binary, "watch", str(run_dir), "-o", str(video), "--stop-with-parent"]
     if idle_timeout is not None:
         command += ["--idle-timeout", str(idle_timeout)]
+    if serve is not False:
+        command += ["--serve", *port]
     return command + [str(arg) for arg in film_args]
 
 
@@ -39,20 +51,27 @@ def _terminate_with_parent():
 
 
 class WatchProcess:
-    """Runs `command` (an `embedlapse watch`), forwards its stderr and reports its failure.
+    """Runs `command` (an `embedlapse watch` or `serve`), forwards its stderr and reports its failure.
 
     A thread reads stderr as it comes, so the child can never block on a full pipe; each line goes on
     to our stderr, prefixed "embedlapse: ", and the last ones are kept for the failure message.
-    check() warns once, as soon as the process has failed; wait() raises if it failed."""
+    check() warns once, as soon as the process has failed; wait() raises if it failed.
+    A serving process's URL is read from its stdout: `url` once it listens (also printed)."""
 
     def __init__(self, command, keep_lines=20):
         self.command = [str(c) for c in command]
         self.last_lines = collections.deque(maxlen=keep_lines)
         self.reported = False
-        self.process = subprocess.Popen(self.command, stdin=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                                        errors="replace", preexec_fn=_terminate_with_parent())
+        self.url = None
+        self.listening = threading.Event()
+        self.film_written = threading.Event()
+        self.process = subprocess.Popen(self.command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                        stderr=subprocess.PIPE, text=True, errors="replace",
+                                        preexec_fn=_terminate_with_parent())
         self._reader = threading.Thread(target=self._forward_stderr, name="embedlapse-watch-stderr", daemon=True)
         self._reader.start()
+        self._url_reader = threading.Thread(target=self._read_stdout, name="embedlapse-watch-stdout", daemon=True)
+        self._url_reader.start()
 
     def _forward_stderr(self):
         with self.process.stderr:  # closed when the child closes its end: no pipe left open
@@ -61,8 +80,41 @@ class WatchProcess:
                 if not line.strip():
                     continue
                 self.last_lines.append(line)
+                if re.match(r"^(interrupted: )?wrote \d+ frames to ", line.removeprefix(PREFIX)):
+                    self.film_written.set()
                 sys.stderr.write((line if line.startswith(PREFIX) else PREFIX + line) + "\n")
                 sys.stderr.flush()
+
+    def _read_stdout(self):
+        with self.process.stdout:
+            for line in self.process.stdout:
+                match = SERVING.match(line.rstrip("\n"))
+                if match and self.url is None:
+                    self.url = match.group(1)
+                    sys.stderr.write(f"{PREFIX}explorer at {self.url}\n")
+                    sys.stderr.flush()
+                    self.listening.set()
+
+    def wait_for_url(self, timeout=30):
+        """The explorer's URL once it listens; None if the process ended or timeout passed first."""
+        waited = 0.0
+        while not self.listening.wait(0.1) and self.process.poll() is None and waited < timeout:
+            waited += 0.1
+        return self.url
+
+    def wait_for_film(self, timeout=None):
+        """For `watch --serve`, which goes on serving after the film: waits until the film is written
+        (or the process ended); RuntimeError if the process failed."""
+        waited = 0.0
+        while not self.film_written.wait(0.1):
+            status = self.process.poll()
+            if status is not None:
+                if status != 0:
+                    raise RuntimeError(self._failure(status))
+                return
+            waited += 0.1
+            if timeout is not None and waited >= timeout:
+                raise subprocess.TimeoutExpired(self.command, timeout)
 
     @property
     def last_line(self):

@@ -169,3 +169,35 @@ def test_a_render_that_succeeds_ends_quietly(callback_module, tmp_path, monkeypa
         Training(callback, tmp_path / "out").run()
     assert "--idle-timeout" not in (tmp_path / "args").read_text()
     assert callback.watch.process.returncode == 0
+
+
+BINARY = os.environ.get("EMBEDLAPSE_BIN", os.path.join(os.path.dirname(__file__), "..", "..", ".build", "release", "embedlapse"))
+
+
+@pytest.mark.skipif(not os.path.exists(BINARY), reason="no embedlapse binary (set EMBEDLAPSE_BIN)")
+def test_serve_without_a_video_explores_the_training_in_the_browser(callback_module, tmp_path, monkeypatch, capsys):
+    import signal
+    import time
+    import urllib.request
+    monkeypatch.setenv("EMBEDLAPSE_BIN", BINARY)
+    callback = callback_module.EmbedlapseCallback([], labels=np.arange(6) % 2, serve=True)
+    training = Training(callback, tmp_path / "out")
+    rng = np.random.default_rng(0)
+    callback._embed = lambda model: rng.standard_normal((6, 3))
+    training.begin()
+    assert callback.url and callback.url.startswith("http://127.0.0.1:")
+    assert callback.watch.command[1] == "serve"
+    training.steps(4)
+    training.end()  # returns at once: the explorer goes on serving
+
+    def steps():
+        return json.loads(urllib.request.urlopen(callback.url + "api/run", timeout=30).read())["steps"]
+
+    deadline = time.time() + 60
+    while steps() != [0, 4] and time.time() < deadline:
+        time.sleep(0.1)
+    assert steps() == [0, 4]
+    assert callback.watch.process.poll() is None
+    assert f"embedlapse: explorer at {callback.url}" in capsys.readouterr().err
+    callback.watch.process.send_signal(signal.SIGTERM)
+    assert callback.watch.process.wait(timeout=30) == 0

@@ -76,6 +76,14 @@ def test_the_watch_command_ends_with_its_parent_and_after_an_idle_timeout():
     assert watch_command("e", "out", "v.mp4", 60, film_args=("--tween", 1))[-4:] == ["--idle-timeout", "60", "--tween", "1"]
 
 
+def test_serving_adds_the_explorer_to_the_watch_or_serves_alone():
+    assert watch_command("e", "out", "v.mp4", 60, serve=True)[-3:] == ["--serve", "--port", "0"]
+    assert watch_command("e", "out", "v.mp4", 60, serve=8800)[-3:] == ["--serve", "--port", "8800"]
+    assert watch_command("e", "out", None, 60, serve=True) == ["e", "serve", "out", "--port", "0"]
+    with pytest.raises(ValueError):
+        watch_command("e", "out", None)
+
+
 def running(pid):
     """Linux: whether pid is a live process (a zombie, dead but not yet reaped, is not)."""
     try:
@@ -86,14 +94,15 @@ def running(pid):
 
 
 def run_parent(code, tmp_path):
-    """Runs `code` in a parent process that prints a pid and dies; the pid. Its output goes to a file,
+    """Runs `code` in a parent process that prints a pid last and dies; the pid. Its output goes to a file,
     not a pipe: a pipe would stay open, and keep us waiting, as long as a child it passed on lives."""
     with open(tmp_path / "parent.out", "w+") as out:
         subprocess.run(python(code), stdout=out, stderr=subprocess.STDOUT, timeout=60)
         out.seek(0)
         text = out.read()
-    assert text.strip().isdigit(), text
-    return int(text)
+    last = text.strip().splitlines()[-1] if text.strip() else ""
+    assert last.isdigit(), text  # the pid comes last, after what the child said on stderr
+    return int(last)
 
 
 def wait_until(condition, timeout=20):
@@ -183,3 +192,38 @@ def test_the_real_watcher_finalises_its_video_when_the_training_dies(tmp_path):
     probe = subprocess.run(["ffprobe", "-v", "error", "-count_frames", "-show_entries", "stream=nb_read_frames",
                             "-of", "csv=p=0", str(video)], capture_output=True, text=True)
     assert probe.stdout.strip() == "1", probe.stderr
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux") or not os.path.exists(BINARY), reason="Linux and the binary")
+def test_serve_gives_the_url_and_outlives_the_film_until_the_training_ends(tmp_path):
+    """The callback's serve=True: the URL once listening; after DONE the film is written and the
+    explorer goes on serving, until the process that started it exits."""
+    run, video, url_file = tmp_path / "run", tmp_path / "v.mp4", tmp_path / "url"
+    pid = run_parent(f"""
+        import json, os, time, urllib.request
+        import numpy as np
+        from embedlapse import RunWriter, WatchProcess, watch_command
+        rng = np.random.default_rng(0)
+        labels = np.arange(90) % 3
+        writer = RunWriter({str(run)!r}, labels=labels)
+        writer.checkpoint(0, rng.standard_normal((90, 6)))
+        watch = WatchProcess(watch_command({BINARY!r}, {str(run)!r}, {str(video)!r}, 600, ("--tween", "1"), serve=True))
+        url = watch.wait_for_url()
+        writer.checkpoint(5, rng.standard_normal((90, 6)) + 3 * np.eye(3, 6)[labels])
+        writer.close()
+        watch.wait_for_film(timeout=60)
+        steps = json.loads(urllib.request.urlopen(url + "api/run", timeout=30).read())["steps"]
+        open({str(url_file)!r}, "w").write(url + " " + json.dumps(steps, separators=(",", ":")) + " " + str(watch.process.poll()))
+        print(watch.process.pid, flush=True)
+        os._exit(0)
+    """, tmp_path)
+    try:
+        url, steps, status = url_file.read_text().split(" ")
+        assert url.startswith("http://127.0.0.1:") and steps == "[0,5]" and status == "None"
+        assert wait_until(lambda: not running(pid), timeout=30), "the explorer outlived the training"
+    finally:
+        if running(pid):
+            os.kill(pid, 9)
+    probe = subprocess.run(["ffprobe", "-v", "error", "-count_frames", "-show_entries", "stream=nb_read_frames",
+                            "-of", "csv=p=0", str(video)], capture_output=True, text=True)
+    assert probe.stdout.strip() == "2", probe.stderr
