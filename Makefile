@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 APT_PACKAGES := libavcodec-dev libavformat-dev libavutil-dev libswscale-dev libcairo2-dev \
                 libopenblas-dev liblapacke-dev zlib1g-dev pkg-config fontconfig fonts-dejavu-core \
-                dataset-fashion-mnist ffmpeg python3-venv chromium chromium-driver
+                dataset-fashion-mnist ffmpeg python3-venv chromium chromium-driver strace
 VENV := .venv
 BIN := .build/release/embedlapse
 
@@ -31,9 +31,13 @@ $(VENV)/.installed: Tests/reference/requirements.txt python/pyproject.toml $(wil
 	$(VENV)/bin/pip install -q --disable-pip-version-check ./python
 	touch $@
 
-test: build $(VENV)/.installed
-	swift test
-	EMBEDLAPSE_BIN=$(CURDIR)/$(BIN) $(VENV)/bin/python -m pytest -q -p no:cacheprovider Tests/reference python/tests
+# One release build with testing enabled serves the Swift tests and the binary the Python tests run:
+# a debug build beside it would compile the HTTP server's packages (SwiftNIO, Hummingbird) a second time.
+# `make build` stays the plain release build that the demo and the benchmark use.
+TEST_SCRATCH ?= .build-test
+test: deps $(VENV)/.installed
+	swift test -c release -Xswiftc -enable-testing --scratch-path $(TEST_SCRATCH)
+	EMBEDLAPSE_BIN=$(CURDIR)/$(TEST_SCRATCH)/release/embedlapse $(VENV)/bin/python -m pytest -q -p no:cacheprovider Tests/reference python/tests
 	$(MAKE) fuzz-ci
 
 # Rewrites the golden frames (Tests/golden) from the current build, on purpose: look at them, then commit.
@@ -60,7 +64,7 @@ tsan:
 	TSAN_OPTIONS="halt_on_error=1 $$TSAN_OPTIONS" swift test --scratch-path .build-tsan -c debug --sanitize=thread --filter 'OutlierScoresTests|IncrementalPCATests'
 
 clean:
-	rm -rf .build $(VENV) .venv-bench .bench-cache demo.mp4 demo.gif
+	rm -rf .build .build-test $(VENV) .venv-bench .bench-cache demo.mp4 demo.gif
 
 # libFuzzer targets of the input parsers (Tests/Fuzz), built apart from the package: `make fuzz`
 # fuzzes each for FUZZ_SECONDS, `make fuzz-ci` replays the crash reproducers and the committed

@@ -80,6 +80,22 @@ public enum APIDocuments {
             case className = "class_name", outlierScore = "outlier_score", labelAgreement = "label_agreement"
             case labelMargin = "label_margin", knnAUM = "knn_aum"
         }
+
+        /// Every key, `label` and `class_name` null without labels.
+        func encode(to encoder: any Encoder) throws {
+            var container = encoder.container(keyedBy: CodingKeys.self)
+            try container.encode(index, forKey: .index)
+            try container.encode(label, forKey: .label)
+            try container.encode(className, forKey: .className)
+            try container.encode(steps, forKey: .steps)
+            try container.encode(x, forKey: .x)
+            try container.encode(y, forKey: .y)
+            try container.encode(outlierScore, forKey: .outlierScore)
+            try container.encode(labelAgreement, forKey: .labelAgreement)
+            try container.encode(labelMargin, forKey: .labelMargin)
+            try container.encode(knnAUM, forKey: .knnAUM)
+            try container.encode(neighbours, forKey: .neighbours)
+        }
     }
 
     /// One place on a leaderboard.
@@ -108,6 +124,19 @@ public enum APIDocuments {
         enum CodingKeys: String, CodingKey {
             case step, index, outliers, movers, k
             case labelIssues = "label_issues", labelAgreement = "label_agreement", meanLabelAgreement = "mean_label_agreement"
+        }
+
+        /// Every key, the label ones null without labels.
+        func encode(to encoder: any Encoder) throws {
+            var container = encoder.container(keyedBy: CodingKeys.self)
+            try container.encode(step, forKey: .step)
+            try container.encode(index, forKey: .index)
+            try container.encode(outliers, forKey: .outliers)
+            try container.encode(labelIssues, forKey: .labelIssues)
+            try container.encode(movers, forKey: .movers)
+            try container.encode(labelAgreement, forKey: .labelAgreement)
+            try container.encode(meanLabelAgreement, forKey: .meanLabelAgreement)
+            try container.encode(k, forKey: .k)
         }
     }
 

@@ -3,6 +3,7 @@ updates over Server-Sent Events, and refusal of everything that is not its own (
 every encoding, sent on raw sockets so that no client normalises it). Standard library only."""
 import http.client
 import json
+import os
 import re
 import select
 import shutil
@@ -264,6 +265,22 @@ def test_a_run_without_images_has_no_image_route(tmp_path, binary):
     assert server.stop()[0] == 0
 
 
+def test_without_labels_the_label_fields_are_null(tmp_path, binary):
+    run = marked_run(tmp_path / "run")
+    for name in ("labels.npy", "class_names.json"):
+        (run / name).unlink()
+    server = Server(run)
+    assert wait_for(lambda: server.steps() == [0, 10, 20], timeout=60)
+    assert server.json("/api/run")["labels"] is None
+    scores = server.json("/api/checkpoints/10/scores")
+    assert scores["label_agreement"] is None and scores["mean_label_agreement"] is None and scores["label_issues"] == []
+    sample = server.json("/api/samples/4")
+    assert sample["label"] is None and sample["class_name"] is None
+    assert sample["label_agreement"] == [None] * 3 and sample["knn_aum"] == [None] * 3
+    assert len(sample["outlier_score"]) == 3 and None not in sample["outlier_score"]
+    assert server.stop()[0] == 0
+
+
 def test_unknown_steps_are_not_found(served):
     _, server = served
     for path in ("/api/checkpoints/5/points", "/api/checkpoints/30/scores", "/api/checkpoints/010/points",
@@ -483,3 +500,59 @@ def test_watch_serve_on_a_taken_port_fails_before_filming(tmp_path, binary):
 def test_watch_serve_still_needs_something_to_film(tmp_path, binary):
     proc = run_cli("watch", tmp_path, "--serve", check=False)
     assert proc.returncode == 64 and "embedlapse serve explores a run without filming it" in proc.stderr
+
+
+# ---------------------------------------------------------------- what the server opens
+
+
+def strace_usable():
+    if shutil.which("strace") is None:
+        return False
+    return subprocess.run(["strace", "-f", "-o", "/dev/null", "true"], capture_output=True).returncode == 0
+
+
+@pytest.mark.skipif(not strace_usable(), reason="strace is not installed or ptrace is not permitted here")
+def test_requests_never_open_a_file_outside_the_run(tmp_path, binary):
+    """Every file the server opens while answering (traversals in every encoding, the page, the API)
+    lies inside the run folder, as strace sees the system calls."""
+    run = marked_run(tmp_path / "run")
+    secret = tmp_path / "secret.txt"
+    secret.write_text("not for the network")
+    log = tmp_path / "strace.log"
+    proc = subprocess.Popen(["strace", "-f", "-qq", "-ttt", "-e", "trace=open,openat,openat2,stat,newfstatat,statx",
+                             "-o", str(log), str(BINARY), "serve", str(run), "--port", "0"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    _started.append(proc)
+    ready, _, _ = select.select([proc.stdout], [], [], 60)
+    assert ready, "no URL line within 60 s"
+    port = int(URL_LINE.match(proc.stdout.readline().decode().rstrip("\n")).group(2))
+    base = f"http://127.0.0.1:{port}"
+    assert wait_for(lambda: json.loads(urllib.request.urlopen(base + "/api/run", timeout=30).read())["steps"] == [0, 10, 20],
+                    timeout=60)
+    started = time.time()
+    relative = os.path.relpath(secret, run)
+    targets = TRAVERSALS + [f"/{relative}", f"/%2e%2e/{secret.name}", f"/..%2f{secret.name}", str(secret),
+                            "/", "/app.js", "/api/run", "/api/loss", "/api/samples/3", "/api/samples/3/image.png",
+                            "/api/checkpoints/10/points", "/api/checkpoints/10/scores", "/api/export.csv"]
+    for target in targets:
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+            s.sendall(f"GET {target} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".encode())
+            while s.recv(65536):
+                pass
+    # strace passes no Ctrl-C on: the server (strace's child) gets it itself.
+    children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
+    assert len(children) == 1, children
+    os.kill(int(children[0]), signal.SIGINT)
+    proc.communicate(timeout=30)
+    assert proc.returncode == 0
+    opened = []
+    for line in log.read_text().splitlines():
+        match = re.match(r"^\d+\s+(\d+\.\d+) \w+\((?:AT_FDCWD, )?\"([^\"]*)\"", line)
+        if match and float(match.group(1)) >= started:
+            opened.append(match.group(2))
+    inside = str(run.resolve())
+    outside = [path for path in opened if not (os.path.realpath(path) + os.sep).startswith(inside + os.sep)
+               and not path.startswith(("/proc/", "/sys/"))]
+    assert opened, "strace sees the follower polling the run: the trace is not empty"
+    assert not outside, outside
+    assert str(secret) not in opened
