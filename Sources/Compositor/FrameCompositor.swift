@@ -9,6 +9,8 @@ public final class FrameCompositor {
     let context: GraphicsContext
     let setting: FilmSetting
     let layout: FrameLayout
+    /// The layout of comparison frames, set when `setting.comparison` is.
+    let comparisonLayout: ComparisonLayout?
     let classCounts: [Int]
     var thumbnailCache: [Int: ImageSurface] = [:]
     /// Made at the first dense frame and kept: its buffers are reused frame after frame.
@@ -28,6 +30,9 @@ public final class FrameCompositor {
         context = try GraphicsContext(surface)
         self.setting = setting
         layout = FrameLayout(width: Double(width), height: Double(height), legendEntries: setting.classNames.count)
+        comparisonLayout = setting.comparison.map {
+            ComparisonLayout(width: Double(width), height: Double(height), panels: $0.names.count, legendEntries: setting.classNames.count)
+        }
         var counts = [Int](repeating: 0, count: setting.classNames.count)
         for label in setting.labels ?? [] where counts.indices.contains(label) { counts[label] += 1 }
         classCounts = counts
@@ -38,7 +43,7 @@ public final class FrameCompositor {
         let u = layout.unit
         context.fill(Rect(x: 0, y: 0, width: layout.width, height: layout.height), .white)
         drawTitle(frame, u: u)
-        drawScatter(frame, u: u)
+        drawnLabels = drawScatter(frame, in: layout.scatter, u: u)
         drawLegend(u: u)
         drawLossChart(frame, u: u)
         try drawLeaderboard(frame, u: u)
@@ -64,27 +69,35 @@ public final class FrameCompositor {
     }
 
     func drawLegend(u: Double) {
+        drawLegend(in: layout.legend, columns: 1, thinnestRow: Self.thinnestLegendRow, u: u)
+    }
+
+    /// The class legend in `box`, filled column by column; rows thinner than `thinnestRow` (at
+    /// 720p) are not drawn: the last row then counts the classes left out.
+    func drawLegend(in box: Rect, columns: Int, thinnestRow: Double, u: Double) {
         guard !setting.classNames.isEmpty else { return }
-        let box = layout.legend
         context.text("Classes", x: box.x, y: box.y + 12 * u, size: 13 * u, weight: .bold, color: Palette.ink)
         let classes = setting.classNames.count
+        let columns = max(columns, 1)
         // Rows too thin to read would cost a text layout each for nothing: past them, the last row counts the rest.
-        let legibleRows = min(Double(classes), ((box.height - 24 * u) / (Self.thinnestLegendRow * u)).rounded(.down))
+        let legibleRows = min(Double((classes + columns - 1) / columns), ((box.height - 24 * u) / (thinnestRow * u)).rounded(.down))
         let rows = Int(max(legibleRows, 1))  // 1...classes, NaN included
-        let listed = rows < classes ? rows - 1 : classes
+        let listed = rows * columns < classes ? rows * columns - 1 : classes
         let rowHeight = min(22 * u, (box.height - 24 * u) / Double(rows))
         let textSize = min(13 * u, rowHeight * 0.7)
-        func rowMiddle(_ row: Int) -> Double { box.y + 24 * u + (Double(row) + 0.5) * rowHeight }
+        let columnWidth = box.width / Double(columns)
+        func rowMiddle(_ slot: Int) -> Double { box.y + 24 * u + (Double(slot % rows) + 0.5) * rowHeight }
+        func left(_ slot: Int) -> Double { box.x + Double(slot / rows) * columnWidth }
         for (label, name) in setting.classNames.prefix(listed).enumerated() {
-            let y = rowMiddle(label)
-            context.circle(center: (box.x + 6 * u, y), radius: 5 * u, fill: Palette.color(forClass: label))
+            let y = rowMiddle(label), x = left(label)
+            context.circle(center: (x + 6 * u, y), radius: 5 * u, fill: Palette.color(forClass: label))
             let count = setting.labels == nil ? "" : " (\(classCounts[label]))"
-            context.text(name, keeping: count, x: box.x + 16 * u, y: y + textSize * 0.36, size: textSize, color: Palette.ink,
-                         maxWidth: box.width - 16 * u)
+            context.text(name, keeping: count, x: x + 16 * u, y: y + textSize * 0.36, size: textSize, color: Palette.ink,
+                         maxWidth: columnWidth - 16 * u)
         }
         if listed < classes {
-            context.text("+\(NumberText.grouped(classes - listed)) more", x: box.x + 16 * u, y: rowMiddle(listed) + textSize * 0.36,
-                         size: textSize, color: Palette.secondaryInk, maxWidth: box.width - 16 * u)
+            context.text("+\(NumberText.grouped(classes - listed)) more", x: left(listed) + 16 * u, y: rowMiddle(listed) + textSize * 0.36,
+                         size: textSize, color: Palette.secondaryInk, maxWidth: columnWidth - 16 * u)
         }
     }
 

@@ -20,6 +20,8 @@ public struct FilmSetting: Sendable {
     public var alignment: String
     /// How the points are drawn: dots, per-class density, or density once dots would overplot.
     public var pointStyle: PointStyle = .auto
+    /// Set for a comparison film: the frames are `ComparisonContent`, two runs side by side.
+    public var comparison: ComparisonSetting?
 
     public init(sampleCount: Int, dimension: Int, labels: [Int]?, classNames: [String], thumbnails: Thumbnails?,
                 wholeRunLosses: LossHistory?, checkpointCount: Int?, finalStep: Int? = nil, title: String?, alignment: String) {
@@ -54,6 +56,10 @@ public enum LeaderboardMeasure: Sendable {
     case labelMargin
     /// How far a sample moved since the previous checkpoint, relative to its neighbours.
     case movement
+    /// How differently two runs see a sample (`embedlapse compare --leaderboard disagreement`):
+    /// the difference of its outlier-score percentile between the runs, plus that of its label
+    /// agreement when there are labels; higher disagrees more.
+    case disagreement
 }
 
 /// The samples a frame ranks, best first: listed beside the scatter and ringed in it.

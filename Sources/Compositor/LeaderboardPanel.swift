@@ -21,31 +21,66 @@ extension FrameCompositor {
         case .movement:
             Wording(title: "Biggest movers", caption: { "move against neighbours since last checkpoint\($0) (+1: vote flipped)" },
                     valueName: "moved")
+        case .disagreement:
+            Wording(title: "Runs disagree most", caption: { "outlier percentile and label agreement differences\($0)" },
+                    valueName: "differs")
         }
     }
 
     func drawLeaderboard(_ frame: FrameContent, u: Double) throws(CanvasError) {
-        let blend = min(max(frame.blend.isNaN ? 0 : frame.blend, 0), 1)
-        let current = frame.leaderboard
-        let incoming = frame.incoming ?? current
-        let nearer = blend < 0.5 ? current : incoming
-        let area = layout.leaderboard
-        let wording = Self.wording(nearer.measure)
+        try drawLeaderboard(frame, in: layout.leaderboard, u: u)
+    }
+
+    /// The board's title, caption and rows in `area`: one column up to four entries, two beyond,
+    /// unless `compact`, where one column holds as many rows as stay legible.
+    func drawLeaderboard(_ frame: FrameContent, in area: Rect, compact: Bool = false, u: Double) throws(CanvasError) {
+        let board = BoardTexts(frame)
+        let wording = Self.wording(board.nearer.measure)
         context.text(wording.title, x: area.x, y: area.y + 14 * u, size: 15 * u, weight: .bold, color: Palette.ink)
-        // One scale for every value of a board: 0.0001938 beside 7.931e-5 would not compare at a glance.
-        let currentTexts = NumberText.onOneScale(current.entries.map { Double($0.value) })
-        let incomingTexts = NumberText.onOneScale(incoming.entries.map { Double($0.value) })
-        let scale = (blend < 0.5 ? currentTexts : incomingTexts).scale.map { " (×\($0))" } ?? ""
-        context.text(wording.caption(scale), x: area.x, y: area.y + 32 * u, size: 12 * u,
+        context.text(wording.caption(board.scale.map { " (×\($0))" } ?? ""), x: area.x, y: area.y + 32 * u, size: 12 * u,
                      color: Palette.secondaryInk, maxWidth: area.width)
+        try drawLeaderboardRows(frame, in: area, top: area.y + 40 * u, compact: compact, u: u)
+    }
+
+    /// A board's title and caption over several lists (a comparison's, one per run): the caption
+    /// without a power of ten, which each list's heading gives.
+    func drawLeaderboardHeading(_ measure: LeaderboardMeasure, in area: Rect, u: Double) {
+        let wording = Self.wording(measure)
+        context.text(wording.title, x: area.x, y: area.y + 14 * u, size: 15 * u, weight: .bold, color: Palette.ink)
+        context.text(wording.caption(""), x: area.x, y: area.y + 32 * u, size: 12 * u, color: Palette.secondaryInk, maxWidth: area.width)
+    }
+
+    /// The power of ten a board's values are written at (" ×1e-4"), at the frame's blend; nil for none.
+    func leaderboardScale(_ frame: FrameContent) -> String? { BoardTexts(frame).scale }
+
+    /// The rows of `frame`'s board in `area` from `top` down; a changing row fades out and the next in.
+    /// Compact: one column of rows no thinner than three legible lines, and a count of those left out.
+    func drawLeaderboardRows(_ frame: FrameContent, in area: Rect, top: Double, compact: Bool, u: Double) throws(CanvasError) {
+        let board = BoardTexts(frame)
+        let (blend, current, incoming) = (board.blend, board.current, board.incoming)
+        let (currentTexts, incomingTexts) = (board.currentTexts, board.incomingTexts)
+        let wording = Self.wording(board.nearer.measure)
         let slots = max(current.entries.count, incoming.entries.count)
         guard slots > 0 else {
             // Movers, at the first checkpoint: nothing has moved yet.
-            context.text("nothing to rank yet", x: area.x, y: area.y + 60 * u, size: 13 * u, color: Palette.faintInk, maxWidth: area.width)
+            context.text("nothing to rank yet", x: area.x, y: top + 20 * u, size: 13 * u, color: Palette.faintInk, maxWidth: area.width)
             return
         }
-        let grid = LeaderboardGrid(area: area, top: area.y + 40 * u, slots: slots, hasThumbnails: setting.thumbnails != nil, u: u)
-        for slot in 0..<slots {
+        var shownSlots = slots
+        var rowsArea = area
+        if compact {
+            // 42 units keep the text at 11 px at 720p (LeaderboardGrid's 0.26 of a row).
+            let fitting = max(Int(((area.maxY - top) / (42 * u)).rounded(.down)), 1)
+            if fitting < slots {
+                shownSlots = max(fitting - 1, 1)
+                rowsArea = Rect(x: area.x, y: area.y, width: area.width, height: area.height - 18 * u)
+                context.text("+\(slots - shownSlots) more", x: area.x, y: area.maxY - 4 * u, size: 12 * u, color: Palette.secondaryInk,
+                             maxWidth: area.width)
+            }
+        }
+        let grid = LeaderboardGrid(area: rowsArea, top: top, slots: shownSlots, hasThumbnails: setting.thumbnails != nil,
+                                   columns: compact || shownSlots <= 4 ? 1 : 2, compact: compact && area.width < 240 * u, u: u)
+        for slot in 0..<shownSlots {
             let old = current.entries.indices.contains(slot) ? current.entries[slot] : nil
             let new = incoming.entries.indices.contains(slot) ? incoming.entries[slot] : nil
             if let old, let new, old.index == new.index {
@@ -83,7 +118,7 @@ extension FrameCompositor {
         }
         let textSize = grid.textSize
         let textX = cell.x + (thumb > 0 ? thumb + 10 * u : 0)
-        let maxWidth = cell.width - thumb - 16 * u
+        let maxWidth = cell.width - thumb - grid.trailingSpace
         let lineGap = textSize * 1.35
         let middle = thumb > 0 ? y + thumb / 2 : cell.y + cell.height / 2
         let baseline = middle - lineGap + textSize * 0.35
@@ -99,7 +134,30 @@ extension FrameCompositor {
     }
 }
 
-/// The leaderboard's cells: one column up to four entries, two beyond.
+/// A frame's board between two checkpoints: the current and incoming entries, and their values
+/// written on one scale each.
+private struct BoardTexts {
+    let blend: Double
+    let current: Leaderboard
+    let incoming: Leaderboard
+    let currentTexts: (texts: [String], scale: String?)
+    let incomingTexts: (texts: [String], scale: String?)
+
+    init(_ frame: FrameContent) {
+        blend = min(max(frame.blend.isNaN ? 0 : frame.blend, 0), 1)
+        current = frame.leaderboard
+        incoming = frame.incoming ?? current
+        // One scale for every value of a board: 0.0001938 beside 7.931e-5 would not compare at a glance.
+        currentTexts = NumberText.onOneScale(current.entries.map { Double($0.value) })
+        incomingTexts = NumberText.onOneScale(incoming.entries.map { Double($0.value) })
+    }
+
+    /// The board nearer in time: the current one up to half way, then the incoming one.
+    var nearer: Leaderboard { blend < 0.5 ? current : incoming }
+    var scale: String? { (blend < 0.5 ? currentTexts : incomingTexts).scale }
+}
+
+/// The leaderboard's cells, in one or two columns.
 private struct LeaderboardGrid {
     let area: Rect
     let top: Double
@@ -109,15 +167,18 @@ private struct LeaderboardGrid {
     /// Without images, the text takes the whole cell instead of sitting beside empty tiles.
     let thumbnailSide: Double
     let textSize: Double
+    /// Room kept free at a row's end.
+    let trailingSpace: Double
 
-    init(area: Rect, top: Double, slots: Int, hasThumbnails: Bool, u: Double) {
+    /// Compact: a narrow list's smaller thumbnails and less room at the rows' ends leave its text room.
+    init(area: Rect, top: Double, slots: Int, hasThumbnails: Bool, columns: Int, compact: Bool, u: Double) {
         self.area = area
         self.top = top
-        let columns = slots > 4 ? 2 : 1
         rows = (slots + columns - 1) / columns
         cellWidth = area.width / Double(columns)
         cellHeight = (area.maxY - top) / Double(rows)
-        thumbnailSide = hasThumbnails ? min(cellHeight - 8 * u, 64 * u) : 0
+        thumbnailSide = hasThumbnails ? min(cellHeight - 8 * u, (compact ? 40 : 64) * u) : 0
+        trailingSpace = (compact ? 4 : 16) * u
         textSize = min(13 * u, cellHeight * 0.26)
     }
 

@@ -31,25 +31,7 @@ extension FrameCompositor {
         let clipped = (whole.training + whole.evaluation).count { $0.loss.isFinite && !shown.contains($0.loss) }
         let notes = [omission, clipped == 0 ? nil : "\(clipped) clipped"]
         let note = notes.compactMap { $0 }.joined(separator: " · ")
-        let px = AxisScale(from: minStep, to: maxStep, onto: plot.x, length: plot.width)
-        let py = AxisScale(from: bottom, to: top, onto: plot.maxY, length: -plot.height)
-
-        let yStep = Ticks.step(from: bottom, to: top, about: 4) ?? 1
-        for tick in Ticks.values(from: bottom, to: top, about: 4) {
-            context.line(from: (plot.x, py(tick)), to: (plot.maxX, py(tick)), Palette.grid, width: 1)
-            context.text(Ticks.label(tick, step: yStep), x: plot.x - 6 * u, y: py(tick) + 4 * u, size: 11 * u,
-                         color: Palette.secondaryInk, anchor: .right)
-        }
-        let xStep = Ticks.step(from: minStep, to: maxStep, about: 5) ?? 1
-        for tick in Ticks.values(from: minStep, to: maxStep, about: 5) {
-            context.line(from: (px(tick), plot.maxY), to: (px(tick), plot.maxY + 4 * u), Palette.faintInk, width: 1)
-            context.text(Ticks.label(tick, step: xStep), x: px(tick), y: plot.maxY + 16 * u, size: 11 * u,
-                         color: Palette.secondaryInk, anchor: .center)
-        }
-        context.line(from: (plot.x, plot.maxY), to: (plot.maxX, plot.maxY), Palette.faintInk, width: 1)
-        context.line(from: (plot.x, plot.y), to: (plot.x, plot.maxY), Palette.faintInk, width: 1)
-        context.text("step", x: plot.x + plot.width / 2, y: plot.maxY + 31 * u, size: 12 * u, color: Palette.secondaryInk, anchor: .center)
-        context.verticalText("loss", x: area.x + 8 * u, y: plot.y + plot.height / 2, size: 12 * u, color: Palette.secondaryInk)
+        let (px, py) = drawLossAxes(plot: plot, area: area, minStep: minStep, maxStep: maxStep, bottom: bottom, top: top, u: u)
         func curve(_ points: [LossHistory.Point]) -> [(Double, Double)] {
             points.filter { $0.loss.isFinite }.map { (px(Double($0.step)), py(min(max($0.loss, bottom), top))) }
         }
@@ -90,6 +72,32 @@ extension FrameCompositor {
             context.setDash([])
             context.text("eval", x: plot.maxX - 58 * u, y: keyY + 4 * u, size: 11 * u, color: Palette.secondaryInk)
         }
+    }
+
+    /// The chart's grid, ticks and axis names around `plot`, for steps from `minStep` to `maxStep`
+    /// and losses from `bottom` to `top`; returns the scales from step and loss to pixels.
+    func drawLossAxes(plot: Rect, area: Rect, minStep: Double, maxStep: Double, bottom: Double, top: Double,
+                      u: Double) -> (AxisScale, AxisScale) {
+        let px = AxisScale(from: minStep, to: maxStep, onto: plot.x, length: plot.width)
+        let py = AxisScale(from: bottom, to: top, onto: plot.maxY, length: -plot.height)
+
+        let yStep = Ticks.step(from: bottom, to: top, about: 4) ?? 1
+        for tick in Ticks.values(from: bottom, to: top, about: 4) {
+            context.line(from: (plot.x, py(tick)), to: (plot.maxX, py(tick)), Palette.grid, width: 1)
+            context.text(Ticks.label(tick, step: yStep), x: plot.x - 6 * u, y: py(tick) + 4 * u, size: 11 * u,
+                         color: Palette.secondaryInk, anchor: .right)
+        }
+        let xStep = Ticks.step(from: minStep, to: maxStep, about: 5) ?? 1
+        for tick in Ticks.values(from: minStep, to: maxStep, about: 5) {
+            context.line(from: (px(tick), plot.maxY), to: (px(tick), plot.maxY + 4 * u), Palette.faintInk, width: 1)
+            context.text(Ticks.label(tick, step: xStep), x: px(tick), y: plot.maxY + 16 * u, size: 11 * u,
+                         color: Palette.secondaryInk, anchor: .center)
+        }
+        context.line(from: (plot.x, plot.maxY), to: (plot.maxX, plot.maxY), Palette.faintInk, width: 1)
+        context.line(from: (plot.x, plot.y), to: (plot.x, plot.maxY), Palette.faintInk, width: 1)
+        context.text("step", x: plot.x + plot.width / 2, y: plot.maxY + 31 * u, size: 12 * u, color: Palette.secondaryInk, anchor: .center)
+        context.verticalText("loss", x: area.x + 8 * u, y: plot.y + plot.height / 2, size: 12 * u, color: Palette.secondaryInk)
+        return (px, py)
     }
 
     /// The range of losses the axis shows: all of them, unless a few are absurd (more than 100

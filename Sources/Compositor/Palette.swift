@@ -21,4 +21,12 @@ public enum Palette {
     static let loss = Color(hex: 0x0072B2)
     static let evaluationLoss = Color(hex: 0xD55E00)
     static let highlight = Color(hex: 0xD55E00)
+    /// Behind a comparison panel's state when it is not the current checkpoint.
+    static let badge = Color(hex: 0xECECEC)
+
+    /// A comparison's runs in the loss chart and the panel headers: Okabe and Ito's blue and
+    /// vermillion, then ink; none of them a class colour.
+    static let runs: [Color] = [0x0072B2, 0xD55E00, 0x222222].map { Color(hex: $0) }
+
+    static func color(forRun run: Int) -> Color { runs[min(max(run, 0), runs.count - 1)] }
 }

@@ -11,10 +11,9 @@ extension FrameCompositor {
         let opacity: Double
     }
 
-    /// Where a display point lands in the scatter panel, not clamped; nil for a NaN or infinite point.
-    func screen(_ x: Float, _ y: Float) -> (Double, Double)? {
+    /// Where a display point lands in the scatter panel `box`, not clamped; nil for a NaN or infinite point.
+    static func screen(_ x: Float, _ y: Float, in box: Rect) -> (Double, Double)? {
         guard x.isFinite, y.isFinite else { return nil }
-        let box = layout.scatter
         let half = Self.viewHalfExtent
         return (box.x + (Double(x) + half) / (2 * half) * box.width, box.y + (half - Double(y)) / (2 * half) * box.height)
     }
@@ -27,8 +26,10 @@ extension FrameCompositor {
         abs(Double(x)) <= viewHalfExtent && abs(Double(y)) <= viewHalfExtent
     }
 
-    func drawScatter(_ frame: FrameContent, u: Double) {
-        let box = layout.scatter
+    /// Draws `frame`'s points, trails, edge markers and rings in the panel `box` (the film's
+    /// fixed view fills it), and returns the rank labels it placed there.
+    func drawScatter(_ frame: FrameContent, in box: Rect, u: Double) -> [DrawnLabel] {
+        func screen(_ x: Float, _ y: Float) -> (Double, Double)? { Self.screen(x, y, in: box) }
         context.fill(box, Palette.panel)
         // Faint cross-hairs through the centroid give the eye a fixed reference as the cloud turns.
         let centre = screen(0, 0)!
@@ -47,7 +48,9 @@ extension FrameCompositor {
         case .auto: DensityRasterizer.prefersDensity(pointCount: n, dotRadius: radius, clip: inside)
         }
         // Trails under dots; a density view has no room for them (a line per point would be a fog).
-        if !frame.trails.isEmpty && !dense { drawTrails(frame, clip: inside, colours: classColours, colourIndex: colourIndex, u: u) }
+        if !frame.trails.isEmpty && !dense {
+            drawTrails(frame, in: box, clip: inside, colours: classColours, colourIndex: colourIndex, u: u)
+        }
         var beyond: [Int] = []
         for i in 0..<n where !Self.inView(frame.points.x[i], frame.points.y[i]) && frame.points.x[i].isFinite && frame.points.y[i].isFinite {
             beyond.append(i)
@@ -69,8 +72,8 @@ extension FrameCompositor {
                 rasterizer.draw(cx: sx, cy: sy, ink: inks[colourIndex(i)], into: pixels, stride: stride)
             }
         }
-        drawEdgeMarkers(beyond, of: frame.points, colours: classColours, colourIndex: colourIndex, u: u)
-        drawMarks(frame, dense: dense, u: u)
+        drawEdgeMarkers(beyond, of: frame.points, in: box, colours: classColours, colourIndex: colourIndex, u: u)
+        return drawMarks(frame, in: box, dense: dense, u: u)
     }
 
     /// The leaderboard's samples, ringed: the next checkpoint's fade in as the current ones fade out.
@@ -95,14 +98,14 @@ extension FrameCompositor {
 
     /// Rings around the ranked samples and their rank numbers, placed so that no number covers
     /// another or a ring, and none leaves the panel (with a leader line where the rings crowd).
-    private func drawMarks(_ frame: FrameContent, dense: Bool, u: Double) {
-        let box = layout.scatter
+    /// Returns the labels drawn, highest rank first.
+    private func drawMarks(_ frame: FrameContent, in box: Rect, dense: Bool, u: Double) -> [DrawnLabel] {
         let ringRadius = 8 * u, textSize = 12 * u
         // Highest rank first: it gets the first choice of place. Rings of any opacity are obstacles.
         var shown: [(mark: Mark, centre: (Double, Double))] = []
         for mark in marks(frame).sorted(by: { ($0.opacity, -$0.rank) > ($1.opacity, -$1.rank) })
         where mark.opacity > 0 && frame.points.x.indices.contains(mark.index) {
-            guard let p = screen(frame.points.x[mark.index], frame.points.y[mark.index]) else { continue }
+            guard let p = Self.screen(frame.points.x[mark.index], frame.points.y[mark.index], in: box) else { continue }
             // A ringed sample beyond the view is ringed on the edge, where its marker points out.
             shown.append((mark, (min(max(p.0, box.x + 2), box.maxX - 2), min(max(p.1, box.y + 2), box.maxY - 2))))
         }
@@ -144,15 +147,15 @@ extension FrameCompositor {
             context.text(text, x: r.x, y: r.maxY, size: textSize, weight: .bold, color: Palette.ink.withAlpha(a))
             drawn.append(DrawnLabel(text: text, rect: r))
         }
-        drawnLabels = drawn.reversed()
+        return drawn.reversed()
     }
 
     /// Points beyond the view, as small triangles on the panel's edge pointing outward, where the
     /// ray from the view's centre leaves it. One marker per class per few pixels of edge, so that
     /// any number of such points costs a bounded number of marks.
-    private func drawEdgeMarkers(_ beyond: [Int], of points: PlanarPoints, colours: [Color], colourIndex: (Int) -> Int, u: Double) {
+    private func drawEdgeMarkers(_ beyond: [Int], of points: PlanarPoints, in box: Rect, colours: [Color], colourIndex: (Int) -> Int,
+                                 u: Double) {
         guard !beyond.isEmpty else { return }
-        let box = layout.scatter
         let depth = 6 * u, halfBase = 3.5 * u
         let half = Self.viewHalfExtent
         var drawn = Set<Int>()
@@ -182,7 +185,7 @@ extension FrameCompositor {
 
     /// `--trails`: a line from each point's oldest kept checkpoint position through the later ones
     /// to where it is now, fading with age.
-    private func drawTrails(_ frame: FrameContent, clip: Rect, colours: [Color], colourIndex: (Int) -> Int, u: Double) {
+    private func drawTrails(_ frame: FrameContent, in box: Rect, clip: Rect, colours: [Color], colourIndex: (Int) -> Int, u: Double) {
         let path = frame.trails + [frame.points]
         let segments = path.count - 1
         let n = frame.points.count
@@ -198,7 +201,7 @@ extension FrameCompositor {
                 let inks = colours.map { DotRasterizer.Ink($0.withAlpha(opacity)) }
                 // Only where both ends are in view: a line to a point beyond it would streak across the panel.
                 for i in Swift.stride(from: 0, to: n, by: every) where Self.inView(from.x[i], from.y[i]) && Self.inView(to.x[i], to.y[i]) {
-                    guard let a = screen(from.x[i], from.y[i]), let b = screen(to.x[i], to.y[i]) else { continue }
+                    guard let a = Self.screen(from.x[i], from.y[i], in: box), let b = Self.screen(to.x[i], to.y[i], in: box) else { continue }
                     lines.draw(from: a, to: b, ink: inks[colourIndex(i)], into: pixels, stride: stride)
                 }
             }

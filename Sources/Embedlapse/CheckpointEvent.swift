@@ -64,6 +64,7 @@ public struct AnalysedCheckpoint: Sendable {
     /// - `.labelIssues`: lowest running kNN-AUM (`dynamics.knnAUM`) first; empty without labels.
     /// - `.movers`: highest `movers.values` first; samples that did not move (value 0, as at the
     ///   first checkpoint) are not listed.
+    /// - `.disagreement`: empty; it ranks two runs' checkpoints together (`compare`).
     public func ranking(_ kind: LeaderboardKind, count: Int) -> [RankedSample] {
         guard count > 0 else { return [] }
         switch kind {
@@ -72,6 +73,8 @@ public struct AnalysedCheckpoint: Sendable {
         case .labelIssues:
             guard let scores = dynamics?.knnAUM else { return [] }
             return Self.lowest(scores, count: count)
+        case .disagreement:
+            return []
         case .movers:
             let negated = movers.values.map { -$0 }
             return Self.lowest(negated, count: count).filter { $0.value < 0 }
@@ -117,6 +120,8 @@ public enum LeaderboardKind: String, Sendable, CaseIterable {
     /// Largest move since the previous checkpoint relative to the neighbourhood, or a changed
     /// neighbourhood majority label.
     case movers
+    /// The samples two runs see most differently (`compare` only; see `Disagreement`).
+    case disagreement
 }
 
 /// One place on a leaderboard: the sample and the value it was ranked by.

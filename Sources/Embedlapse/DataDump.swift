@@ -65,11 +65,13 @@ final class DataDump {
         try AtomicFile.write(try Self.json(list), to: path("labels-\(step).json"))
     }
 
-    /// Whether `name` is one of the files this dump writes (a leftover temporary of one is removed).
+    /// Whether `name` is one of the files this dump, or a comparison's (`ComparisonDump`), writes
+    /// (a leftover temporary of one is removed).
     static func writes(fileNamed name: String) -> Bool {
         let perCheckpoint = [("pca-", ".npy"), ("aligned-", ".npy"), ("outlier-scores-", ".npy"), ("outliers-", ".json"),
-                             ("label_agreement-", ".npy"), ("label_margin-", ".npy"), ("labels-", ".json")]
-        return name == "alignment.json" || name == "dynamics.csv" || perCheckpoint.contains { name.hasPrefix($0.0) && name.hasSuffix($0.1) }
+                             ("label_agreement-", ".npy"), ("label_margin-", ".npy"), ("labels-", ".json"),
+                             ("comparison-", ".csv")]
+        return name == "alignment.json" || name == "dynamics.csv" || name == "comparison.json" || perCheckpoint.contains { name.hasPrefix($0.0) && name.hasSuffix($0.1) }
     }
 
     /// Writes `alignment.json` for every checkpoint recorded so far, and `dynamics.csv` with labels.

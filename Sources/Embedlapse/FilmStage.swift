@@ -16,7 +16,10 @@ final class FilmStage: @unchecked Sendable {
     private let compositor: FrameCompositor
     private let outputs: FrameOutputs
     let dump: DataDump?
-    private var timeline: FilmTimeline
+    /// One timeline per panel: one for a film, two for a comparison (`compare`), fed in lockstep.
+    private var timelines: [FilmTimeline]
+    /// A comparison's panel states at each keyframe in the timelines' window, by keyframe index.
+    private var panelStates: [Int: [ComparisonContent.PanelState]] = [:]
     private let timings: StageTimings
     private let options: RenderOptions
     private let drawing = StageQueue("drawing"), encoding = StageQueue("encoding")
@@ -40,15 +43,19 @@ final class FilmStage: @unchecked Sendable {
         let held: Int
     }
 
-    init(compositor: FrameCompositor, outputs: FrameOutputs, dump: DataDump?, timings: StageTimings, options: RenderOptions) throws {
+    /// - Parameter panels: 1 for a film, 2 for a comparison of two runs (`add(comparison:states:)`).
+    init(compositor: FrameCompositor, outputs: FrameOutputs, dump: DataDump?, timings: StageTimings, options: RenderOptions,
+         panels: Int = 1) throws {
         self.compositor = compositor
         self.outputs = outputs
         self.dump = dump
         self.timings = timings
         self.options = options
         // Without a video or frames folder only checkpoints' own frames are drawn (for --latest, --dump-data).
-        timeline = FilmTimeline(tween: outputs.takesFilm ? options.tween : 1, trails: options.trails, live: options.live,
-                                latestOnly: outputs.takesLatest)
+        timelines = (0..<max(panels, 1)).map { _ in
+            FilmTimeline(tween: outputs.takesFilm ? options.tween : 1, trails: options.trails, live: options.live,
+                         latestOnly: outputs.takesLatest)
+        }
         do {
             surfaces = try (0..<2).map { _ in try ImageSurface(width: compositor.surface.width, height: compositor.surface.height) }
         } catch {
@@ -84,14 +91,27 @@ final class FilmStage: @unchecked Sendable {
         let frames = try await drawing.run { [self] in
             try timings.measure("dump") { try dump?.record(checkpoint) }
             dynamics = checkpoint.dynamics
-            return timeline.add(RenderPipeline.keyframe(checkpoint, ranking: options.leaderboard, count: options.topCount))
+            return timelines[0].add(RenderPipeline.keyframe(checkpoint, ranking: options.leaderboard, count: options.topCount))
         }
         try await draw(frames)
     }
 
-    /// Draws what the timeline still owes: the segment it ran behind and the last keyframe.
+    /// A comparison's next keyframe: one per panel, all at the film's same step, and what each panel shows.
+    func add(comparison keyframes: [FilmTimeline.Keyframe], states: [ComparisonContent.PanelState]) async throws {
+        let frames = try await drawing.run { [self] in
+            precondition(keyframes.count == timelines.count && states.count == timelines.count)
+            let index = keyframes[0].index
+            panelStates[index] = states
+            panelStates = panelStates.filter { $0.key >= index - 2 }
+            // The timelines are fed alike, so they make the same frames: the first one's stand for all.
+            return keyframes.indices.map { timelines[$0].add(keyframes[$0]) }[0]
+        }
+        try await draw(frames)
+    }
+
+    /// Draws what the timelines still owe: the segment they ran behind and the last keyframe.
     func drawRemaining() async throws {
-        try await draw(try await drawing.run { [self] in timeline.finish() })
+        try await draw(try await drawing.run { [self] in timelines.indices.map { timelines[$0].finish() }[0] })
     }
 
     /// `--summary-frame`: the map of the run's label dynamics, held for a few seconds in videos.
@@ -118,12 +138,25 @@ final class FilmStage: @unchecked Sendable {
     private func draw(_ frames: [TimelineFrame]) async throws {
         for frame in frames {
             let drawn = try await drawing.run { [self] in
-                try timings.measure("draw") { try RenderPipeline.draw(timeline.content(of: frame), with: compositor) }
+                try timings.measure("draw") { try drawContent(of: frame) }
                 if let step = frame.keyframeStep { try dump?.recordLabels(compositor.drawnLabels, step: step) }
                 return Frame(surface: copyOut(), filmIndex: frame.filmIndex, showsLatest: frame.showsLatest, held: 1)
             }
             try await hand(drawn)
         }
+    }
+
+    /// Draws a frame of the film, or of the comparison, into the compositor's surface.
+    private func drawContent(of frame: TimelineFrame) throws {
+        guard timelines.count > 1 else {
+            try RenderPipeline.draw(timelines[0].content(of: frame), with: compositor)
+            return
+        }
+        let contents = timelines.map { $0.content(of: frame) }
+        let states = panelStates[frame.keyframe] ?? contents.map { _ in .current }
+        let comparison = ComparisonContent(step: contents[0].step, stepPosition: contents[0].stepPosition,
+                                           panels: zip(contents, states).map { ComparisonContent.Panel(content: $0, state: $1) })
+        do { try compositor.draw(comparison) } catch { throw PipelineError("drawing step \(comparison.step): \(error)") }
     }
 
     private func hand(_ frame: Frame) async throws {

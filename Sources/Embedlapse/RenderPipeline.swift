@@ -198,6 +198,7 @@ public enum RenderPipeline {
         case .outliers: measure = .outlierScore
         case .labelIssues: measure = .labelMargin
         case .movers: measure = .movement
+        case .disagreement: measure = .disagreement
         }
         let leaderboard = Leaderboard(measure: measure, entries: c.ranking(ranking, count: count).map { .init(index: $0.index, value: $0.value) })
         return FilmTimeline.Keyframe(index: c.index, step: c.step, epoch: c.epoch, losses: c.losses, testAccuracy: c.testAccuracy,

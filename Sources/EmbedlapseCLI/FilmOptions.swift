@@ -62,7 +62,7 @@ struct FilmOptions: ParsableArguments {
     @Option(help: "How many samples to ring and list.")
     var top: Int = 8
 
-    @Option(help: "What the leaderboard ranks: outliers (kNN outlier score), label-issues (lowest kNN-AUM so far: likely mislabelled; needs labels) or movers (moved most against their neighbours since the last checkpoint).")
+    @Option(help: "What the leaderboard ranks: outliers (kNN outlier score), label-issues (lowest kNN-AUM so far: likely mislabelled; needs labels), movers (moved most against their neighbours since the last checkpoint) or, comparing two runs, disagreement (outlier rank and label agreement differ most between them).")
     var leaderboard: LeaderboardKind = .outliers
 
     @Option(help: "How points are drawn: dots, density (per-class density, for large sets) or auto (density from 50,000 points or when dots would cover most of the panel).")
@@ -124,6 +124,13 @@ struct FilmOptions: ParsableArguments {
         case .latestFrame: "--latest"
         case .timings: "--timings"
         case .table: "-o"
+        }
+    }
+
+    /// Refuses what only a comparison of two runs can do.
+    func checkOneRun() throws {
+        if leaderboard == .disagreement {
+            throw ValidationError("--leaderboard disagreement ranks two runs together: use embedlapse compare RUN_A RUN_B")
         }
     }
 

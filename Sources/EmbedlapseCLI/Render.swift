@@ -29,6 +29,7 @@ struct Render: AsyncParsableCommand {
     var align: AlignmentTarget = .previous
 
     func validate() throws {
+        try film.checkOneRun()
         guard film.writesAnything else {
             throw ValidationError("nothing to write: give -o OUT.mp4, -o OUT.gif, --frames-dir DIR, --dump-data DIR or --latest PNG")
         }

@@ -42,6 +42,7 @@ struct Watch: AsyncParsableCommand {
     @OptionGroup var server: ServerOptions
 
     func validate() throws {
+        try film.checkOneRun()
         guard film.writesAnything else {
             throw ValidationError("nothing to write: give -o OUT.mp4, -o OUT.gif, --latest PNG, --frames-dir DIR or --dump-data DIR\(serve ? " (embedlapse serve explores a run without filming it)" : "")")
         }
