@@ -111,27 +111,9 @@ extension FrameCompositor {
         let current = comparison.panels.map(\.content.losses)
         let given = setting.comparison?.wholeRunLosses
         let whole = given?.count == current.count ? given! : current
-        let all = zip(whole, current).flatMap { $0.training + $0.evaluation + $1.training + $1.evaluation }
-        let finite = all.filter { $0.loss.isFinite }
-        let plot = Rect(x: area.x + 46 * u, y: area.y + 28 * u, width: area.width - 52 * u, height: area.height - 62 * u)
-        let nonFinite = whole.reduce(0) { $0 + ($1.training + $1.evaluation).count { !$0.loss.isFinite } }
-        let omission = nonFinite == 0 ? nil : "\(nonFinite) non-finite loss\(nonFinite == 1 ? "" : "es") not shown"
-        guard !finite.isEmpty else {
-            context.fill(plot, Palette.panel)
-            context.strokeRect(plot, Palette.rule, width: 1)
-            context.text(omission ?? "no loss logged", x: plot.x + plot.width / 2, y: plot.y + plot.height / 2, size: 13 * u,
-                         color: Palette.faintInk, anchor: .center, maxWidth: plot.width)
-            return
-        }
-        let maxStep = Double(max(finite.map(\.step).max()!, comparison.step, setting.finalStep ?? 1, 1))
-        let minStep = Double(min(finite.map(\.step).min()!, 0))
-        let shown = Self.plausibleRange(finite.map(\.loss))
-        let bottom = min(0, shown.lowerBound)
-        let highest = shown.upperBound
-        let top = highest > 0 ? min(highest * 1.08, .greatestFiniteMagnitude) : bottom < 0 ? 0 : 1
-        let clipped = whole.reduce(0) { $0 + ($1.training + $1.evaluation).count { $0.loss.isFinite && !shown.contains($0.loss) } }
-        let note = [omission, clipped == 0 ? nil : "\(clipped) clipped"].compactMap { $0 }.joined(separator: " · ")
-        let (px, py) = drawLossAxes(plot: plot, area: area, minStep: minStep, maxStep: maxStep, bottom: bottom, top: top, u: u)
+        guard let axes = lossAxes(area: area, whole: whole, current: current, step: comparison.step, u: u) else { return }
+        let (plot, bottom, top, note) = (axes.plot, axes.bottom, axes.top, axes.note)
+        let (px, py) = drawLossAxes(plot: plot, area: area, minStep: axes.minStep, maxStep: axes.maxStep, bottom: bottom, top: top, u: u)
         func curve(_ points: [LossHistory.Point]) -> [(Double, Double)] {
             points.filter { $0.loss.isFinite }.map { (px(Double($0.step)), py(min(max($0.loss, bottom), top))) }
         }

@@ -9,29 +9,9 @@ extension FrameCompositor {
         context.text("Training loss", x: area.x, y: area.y + 14 * u, size: 15 * u, weight: .bold, color: Palette.ink)
         let whole = setting.wholeRunLosses ?? frame.losses
         let current = frame.losses
-        let plot = Rect(x: area.x + 46 * u, y: area.y + 28 * u, width: area.width - 52 * u, height: area.height - 62 * u)
-        let finite = (whole.training + whole.evaluation + current.training + current.evaluation).filter { $0.loss.isFinite }
-        // NaN and infinite losses have no place on the axis: they are left out, and the chart says how many.
-        let nonFinite = (whole.training + whole.evaluation).count { !$0.loss.isFinite }
-        let omission = nonFinite == 0 ? nil : "\(nonFinite) non-finite loss\(nonFinite == 1 ? "" : "es") not shown"
-        guard !finite.isEmpty else {
-            context.fill(plot, Palette.panel)
-            context.strokeRect(plot, Palette.rule, width: 1)
-            context.text(omission ?? "no loss logged", x: plot.x + plot.width / 2, y: plot.y + plot.height / 2, size: 13 * u,
-                         color: Palette.faintInk, anchor: .center, maxWidth: plot.width)
-            return
-        }
-        let maxStep = Double(max(finite.map(\.step).max()!, frame.step, setting.finalStep ?? 1, 1))
-        let minStep = Double(min(finite.map(\.step).min()!, 0))
-        let shown = Self.plausibleRange(finite.map(\.loss))
-        let bottom = min(0, shown.lowerBound)
-        // 8% headroom above the highest loss, capped at the largest Double rather than infinity.
-        let highest = shown.upperBound
-        let top = highest > 0 ? min(highest * 1.08, .greatestFiniteMagnitude) : bottom < 0 ? 0 : 1
-        let clipped = (whole.training + whole.evaluation).count { $0.loss.isFinite && !shown.contains($0.loss) }
-        let notes = [omission, clipped == 0 ? nil : "\(clipped) clipped"]
-        let note = notes.compactMap { $0 }.joined(separator: " · ")
-        let (px, py) = drawLossAxes(plot: plot, area: area, minStep: minStep, maxStep: maxStep, bottom: bottom, top: top, u: u)
+        guard let axes = lossAxes(area: area, whole: [whole], current: [current], step: frame.step, u: u) else { return }
+        let (plot, bottom, top, note) = (axes.plot, axes.bottom, axes.top, axes.note)
+        let (px, py) = drawLossAxes(plot: plot, area: area, minStep: axes.minStep, maxStep: axes.maxStep, bottom: bottom, top: top, u: u)
         func curve(_ points: [LossHistory.Point]) -> [(Double, Double)] {
             points.filter { $0.loss.isFinite }.map { (px(Double($0.step)), py(min(max($0.loss, bottom), top))) }
         }
@@ -72,6 +52,44 @@ extension FrameCompositor {
             context.setDash([])
             context.text("eval", x: plot.maxX - 58 * u, y: keyY + 4 * u, size: 11 * u, color: Palette.secondaryInk)
         }
+    }
+
+    /// Where a loss chart in `area` plots and what its axes span: the steps of every finite loss, from 0
+    /// to the film's step or the training's last, and the plausible losses (`plausibleRange`); `note`
+    /// says how many losses are not shown (non-finite) or clipped. `whole` holds each run's whole
+    /// losses when known (else its current ones). Without a finite loss the plot says so, and nil.
+    struct LossAxes {
+        let plot: Rect
+        let minStep: Double
+        let maxStep: Double
+        let bottom: Double
+        let top: Double
+        let note: String
+    }
+
+    func lossAxes(area: Rect, whole: [LossHistory], current: [LossHistory], step: Int, u: Double) -> LossAxes? {
+        let plot = Rect(x: area.x + 46 * u, y: area.y + 28 * u, width: area.width - 52 * u, height: area.height - 62 * u)
+        let finite = zip(whole, current).flatMap { $0.training + $0.evaluation + $1.training + $1.evaluation }.filter { $0.loss.isFinite }
+        // NaN and infinite losses have no place on the axis: they are left out, and the chart says how many.
+        let nonFinite = whole.reduce(0) { $0 + ($1.training + $1.evaluation).count { !$0.loss.isFinite } }
+        let omission = nonFinite == 0 ? nil : "\(nonFinite) non-finite loss\(nonFinite == 1 ? "" : "es") not shown"
+        guard !finite.isEmpty else {
+            context.fill(plot, Palette.panel)
+            context.strokeRect(plot, Palette.rule, width: 1)
+            context.text(omission ?? "no loss logged", x: plot.x + plot.width / 2, y: plot.y + plot.height / 2, size: 13 * u,
+                         color: Palette.faintInk, anchor: .center, maxWidth: plot.width)
+            return nil
+        }
+        let maxStep = Double(max(finite.map(\.step).max()!, step, setting.finalStep ?? 1, 1))
+        let minStep = Double(min(finite.map(\.step).min()!, 0))
+        let shown = Self.plausibleRange(finite.map(\.loss))
+        let bottom = min(0, shown.lowerBound)
+        // 8% headroom above the highest loss, capped at the largest Double rather than infinity.
+        let highest = shown.upperBound
+        let top = highest > 0 ? min(highest * 1.08, .greatestFiniteMagnitude) : bottom < 0 ? 0 : 1
+        let clipped = whole.reduce(0) { $0 + ($1.training + $1.evaluation).count { $0.loss.isFinite && !shown.contains($0.loss) } }
+        let note = [omission, clipped == 0 ? nil : "\(clipped) clipped"].compactMap { $0 }.joined(separator: " · ")
+        return LossAxes(plot: plot, minStep: minStep, maxStep: maxStep, bottom: bottom, top: top, note: note)
     }
 
     /// The chart's grid, ticks and axis names around `plot`, for steps from `minStep` to `maxStep`

@@ -305,24 +305,30 @@ enum OutputFile {
         defer { UnfinishedOutputs.untrack(temporary) }
         let descriptor = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o666)
         guard descriptor >= 0 else { throw PipelineError("\(path): cannot write: \(systemWords(errno))") }
-        var failure: Int32 = 0
+        var failure = writeAll(bytes, to: descriptor)
+        if close(descriptor) != 0 && failure == 0 { failure = errno }
+        if failure == 0 && rename(temporary, path) != 0 { failure = errno }
+        guard failure == 0 else {
+            unlink(temporary)
+            throw PipelineError("\(path): \(failure == ENOSPC ? systemWords(failure) : "cannot write: \(systemWords(failure))")")
+        }
+    }
+}
+
+extension OutputFile {
+    /// Writes all of `bytes` to `descriptor`, retrying interrupted writes; 0, or the failure's errno.
+    static func writeAll(_ bytes: [UInt8], to descriptor: Int32) -> Int32 {
         bytes.withUnsafeBytes { raw in
             var done = 0
             while done < raw.count {
                 let count = write(descriptor, raw.baseAddress! + done, raw.count - done)
                 if count < 0 {
                     if errno == EINTR { continue }
-                    failure = errno
-                    return
+                    return errno
                 }
                 done += count
             }
-        }
-        if close(descriptor) != 0 && failure == 0 { failure = errno }
-        if failure == 0 && rename(temporary, path) != 0 { failure = errno }
-        guard failure == 0 else {
-            unlink(temporary)
-            throw PipelineError("\(path): \(failure == ENOSPC ? systemWords(failure) : "cannot write: \(systemWords(failure))")")
+            return 0
         }
     }
 }

@@ -69,19 +69,7 @@ final class TableFile {
     }
 
     func append(_ bytes: [UInt8]) throws(PipelineError) {
-        var failure: Int32 = 0
-        bytes.withUnsafeBytes { raw in
-            var done = 0
-            while done < raw.count {
-                let count = write(descriptor, raw.baseAddress! + done, raw.count - done)
-                if count < 0 {
-                    if errno == EINTR { continue }
-                    failure = errno
-                    return
-                }
-                done += count
-            }
-        }
+        let failure = OutputFile.writeAll(bytes, to: descriptor)
         guard failure == 0 else { throw PipelineError("\(path): cannot write: \(systemWords(failure))") }
     }
 
