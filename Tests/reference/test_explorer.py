@@ -24,12 +24,19 @@ from test_cli import tiny_run
 URL_LINE = re.compile(r"^serving (.+) at http://127\.0\.0\.1:(\d+)/$")
 
 _started = []
+# Servers started under another process (strace), which a kill of that process would leave running.
+_grandchildren = []
 
 
 @pytest.fixture(autouse=True)
 def no_stray_servers():
     """A failing test must not leave its server running."""
     yield
+    while _grandchildren:
+        try:
+            os.kill(_grandchildren.pop(), signal.SIGKILL)
+        except ProcessLookupError:
+            pass
     while _started:
         proc = _started.pop()
         if proc.poll() is None:
@@ -526,6 +533,10 @@ def test_requests_never_open_a_file_outside_the_run(tmp_path, binary):
     ready, _, _ = select.select([proc.stdout], [], [], 60)
     assert ready, "no URL line within 60 s"
     port = int(URL_LINE.match(proc.stdout.readline().decode().rstrip("\n")).group(2))
+    children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
+    assert len(children) == 1, children
+    server = int(children[0])
+    _grandchildren.append(server)
     base = f"http://127.0.0.1:{port}"
     assert wait_for(lambda: json.loads(urllib.request.urlopen(base + "/api/run", timeout=30).read())["steps"] == [0, 10, 20],
                     timeout=60)
@@ -540,9 +551,7 @@ def test_requests_never_open_a_file_outside_the_run(tmp_path, binary):
             while s.recv(65536):
                 pass
     # strace passes no Ctrl-C on: the server (strace's child) gets it itself.
-    children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
-    assert len(children) == 1, children
-    os.kill(int(children[0]), signal.SIGINT)
+    os.kill(server, signal.SIGINT)
     proc.communicate(timeout=30)
     assert proc.returncode == 0
     opened = []
