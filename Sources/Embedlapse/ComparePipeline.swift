@@ -88,23 +88,30 @@ extension RenderOptions {
 
 /// The evaluation set two runs must share: as many samples, and the same labels where both have
 /// them. Labels, class names and images come from whichever run has them, the first run first.
-struct EvaluationSet {
+public struct EvaluationSet {
     let sampleCount: Int
     let annotations: SampleAnnotations
 
     init(_ runs: [RunDirectory]) throws(PipelineError) {
         let (a, b) = (runs[0], runs[1])
-        guard a.sampleCount == b.sampleCount else {
-            throw PipelineError("\(a.path) and \(b.path) are not one evaluation set: \(a.sampleCount) samples against \(b.sampleCount)")
-        }
-        if let la = a.labels, let lb = b.labels, la != lb {
-            let differing = zip(la, lb).enumerated().filter { $0.element.0 != $0.element.1 }
-            let first = differing[0]
-            throw PipelineError("\(a.path) and \(b.path) are not one evaluation set: their labels differ at \(differing.count) of \(la.count) samples (first sample \(first.offset): \(first.element.0) against \(first.element.1))")
+        if let problem = Self.mismatch(a.path, a.sampleCount, a.labels, b.path, b.sampleCount, b.labels) {
+            throw PipelineError(problem)
         }
         sampleCount = a.sampleCount
         annotations = SampleAnnotations(labels: a.labels ?? b.labels, classNames: a.classNames ?? b.classNames,
                                         thumbnails: a.thumbnails ?? b.thumbnails)
+    }
+
+    /// Why runs `a` and `b` are not one evaluation set, in one line naming both; nil when they are.
+    public static func mismatch(_ a: String, _ countA: Int, _ labelsA: [Int]?,
+                                _ b: String, _ countB: Int, _ labelsB: [Int]?) -> String? {
+        guard countA == countB else {
+            return "\(a) and \(b) are not one evaluation set: \(countA) samples against \(countB)"
+        }
+        guard let la = labelsA, let lb = labelsB, la != lb else { return nil }
+        let differing = zip(la, lb).enumerated().filter { $0.element.0 != $0.element.1 }
+        let first = differing[0]
+        return "\(a) and \(b) are not one evaluation set: their labels differ at \(differing.count) of \(la.count) samples (first sample \(first.offset): \(first.element.0) against \(first.element.1))"
     }
 }
 

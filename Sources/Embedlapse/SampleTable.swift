@@ -15,7 +15,7 @@ public struct SampleTable: Sendable {
     /// A checkpoint's columns: the per-sample numbers the table shows.
     public struct Checkpoint: Sendable {
         public let step: Int
-        public let display: PlanarPoints
+        public private(set) var display: PlanarPoints
         public let outlierScores: [Float]
         public let labelAgreement: [Float]?
         public let labelMargin: [Float]?
@@ -26,6 +26,13 @@ public struct SampleTable: Sendable {
             outlierScores = c.outliers.scores
             labelAgreement = c.labelQuality?.agreement
             labelMargin = c.labelQuality?.margin
+        }
+
+        /// The same columns with other coordinates (a comparison's right run, rotated onto the left).
+        public func placed(at display: PlanarPoints) -> Checkpoint {
+            var copy = self
+            copy.display = display
+            return copy
         }
     }
 

@@ -4,7 +4,7 @@ import Foundation
 
 struct Serve: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Explore a run in the browser, live: a local web page that follows the run as it grows.",
+        abstract: "Explore a run in the browser, live: a local web page that follows the run as it grows; or two runs side by side.",
         discussion: """
             Each checkpoint is analysed once, as the film analyses it (PCA, Procrustes alignment, \
             outlier scores, label agreement), and kept in memory; the page draws the scatter, scrubs \
@@ -17,19 +17,46 @@ struct Serve: AsyncParsableCommand {
             run's analysis, never a file by its URL. Ctrl-C or SIGTERM stops it cleanly, with exit \
             status 0.
 
+            With two runs on one evaluation set (as for compare), the page shows them side by side \
+            with one scrubber, and hovering or pinning a sample does so in both panels. Each run is \
+            analysed on its own; the right run's points are rotated onto the left run's at each of \
+            its checkpoints, as compare's film does, so a right checkpoint appears once the left run \
+            has reached its step (or is done). Two runs whose evaluation sets differ stop the server \
+            with a one-line error.
+
             Examples:
               embedlapse serve runs/live
               embedlapse serve runs/live --port 0
+              embedlapse serve runs/frozen runs/full --names frozen,full
             """)
 
-    @Argument(help: "The run directory (it may still be written, or not exist yet).")
-    var run: String
+    @Argument(help: ArgumentHelp("The run directory (it may still be written, or not exist yet); two to compare them.",
+                                 valueName: "run"))
+    var runs: [String]
+
+    @Option(help: ArgumentHelp("With two runs, their names on the page, comma-separated (default: their folders' names).",
+                               valueName: "A,B"))
+    var names: String?
 
     @OptionGroup var server: ServerOptions
 
+    func validate() throws {
+        guard (1...2).contains(runs.count) else {
+            throw ValidationError("serve takes one run, or two to compare; got \(runs.count)")
+        }
+        if let names {
+            guard runs.count == 2 else { throw ValidationError("--names names the two runs of a comparison") }
+            _ = try Compare.names(names)
+        }
+    }
+
     func run() async throws {
+        var explorer = server.explorer(for: runs)
+        if runs.count == 2 { explorer.names = try names.map(Compare.names) ?? Compare.defaultNames(runs) }
         do {
-            try await server.explorer(for: run).run()
+            try await explorer.run()
+        } catch let mismatch as EvaluationSetMismatch {
+            fail(mismatch.description)
         } catch {
             fail("cannot serve on \(server.host):\(server.port): \(error)")
         }
@@ -51,10 +78,10 @@ struct ServerOptions: ParsableArguments {
         else { throw ValidationError("--host must be an IP address or a host name, got \(host)") }
     }
 
-    /// The explorer of `run`, which prints `serving RUN at URL` once listening (with a warning first
+    /// The explorer of `runs`, which prints `serving RUN at URL` once listening (with a warning first
     /// when the host is not loopback) and its notes on stderr.
-    func explorer(for run: String) -> ExplorerServer {
-        var server = ExplorerServer(runPath: run)
+    func explorer(for runs: [String]) -> ExplorerServer {
+        var server = ExplorerServer(runPaths: runs)
         server.host = host
         server.port = port
         server.warn = { note("warning: \($0)") }
@@ -65,7 +92,7 @@ struct ServerOptions: ParsableArguments {
                 note("warning: listening on \(host): the run is visible to anyone on the network who can reach this machine")
             }
             // Straight to the descriptor, unbuffered: whoever reads the pipe gets the line at once.
-            writeToStandardOutput("serving \(terminalSafe(run)) at \(url)\n")
+            writeToStandardOutput("serving \(runs.map(terminalSafe).joined(separator: " and ")) at \(url)\n")
         }
         return server
     }

@@ -96,7 +96,7 @@ struct Watch: AsyncParsableCommand {
         options.tap = store.tap
         // The page's drawing needs a core of its own.
         options.maxBLASThreads = max(1, ProcessInfo.processInfo.activeProcessorCount - 1)
-        var explorer = server.explorer(for: run)
+        var explorer = server.explorer(for: [run])
         let (listening, announce) = AsyncStream<Result<String, any Error>>.makeStream()
         let printLine = explorer.onListening
         explorer.onListening = { url in

@@ -54,6 +54,26 @@ public enum APIDocuments {
         }
     }
 
+    /// `GET /api/runs`: the runs served, in order; run `r`'s API is under `/api/runs/<r>/`.
+    struct Runs: Encodable {
+        let runs: [Named]
+        /// How the right run's points relate to the left's; nil for one run.
+        let alignment: String?
+
+        struct Named: Encodable {
+            let name: String
+            let run: String
+        }
+
+        func encode(to encoder: any Encoder) throws {
+            var container = encoder.container(keyedBy: CodingKeys.self)
+            try container.encode(runs, forKey: .runs)
+            try container.encode(alignment, forKey: .alignment)
+        }
+
+        enum CodingKeys: String, CodingKey { case runs, alignment }
+    }
+
     /// `GET /api/loss`: `[step, loss]` pairs logged up to the newest analysed checkpoint.
     struct Loss: Encodable {
         let training: [[Double]]
@@ -138,6 +158,11 @@ public enum APIDocuments {
             try container.encode(meanLabelAgreement, forKey: .meanLabelAgreement)
             try container.encode(k, forKey: .k)
         }
+    }
+
+    static func runs(_ stores: [ExplorerStore]) -> [UInt8] {
+        encode(Runs(runs: stores.map { Runs.Named(name: $0.name, run: $0.runName) },
+                    alignment: stores.count == 2 ? "the right run rotated onto the left run (Procrustes) at each of its checkpoints" : nil))
     }
 
     static func run(_ store: ExplorerStore) -> [UInt8] {

@@ -12,7 +12,8 @@ import Synchronization
 struct ExplorerResponder: HTTPResponder {
     typealias Context = BasicRequestContext
 
-    let store: ExplorerStore
+    /// The run, or the two runs of a comparison (left, right).
+    let stores: [ExplorerStore]
     /// Only Host headers naming 127.0.0.1, localhost or [::1] are answered.
     let loopbackOnly: Bool
 
@@ -20,9 +21,11 @@ struct ExplorerResponder: HTTPResponder {
         if request.headers[.contentLength].map({ $0 != "0" }) ?? false || request.headers[.transferEncoding] != nil {
             return Self.plain(.contentTooLarge, "a request body is not accepted here\n")
         }
-        guard request.method == .get, let route = ExplorerRoute.match(target: request.head.path ?? "") else {
+        guard request.method == .get, let (run, route) = ExplorerRoute.match(target: request.head.path ?? ""),
+              stores.indices.contains(run) else {
             return Self.notFound
         }
+        let store = stores[run]
         if loopbackOnly, !Self.isLoopback(authority: request.head.authority) {
             return Self.plain(.forbidden, "this server answers only requests addressed to 127.0.0.1 or localhost\n")
         }
@@ -31,6 +34,8 @@ struct ExplorerResponder: HTTPResponder {
             return Self.asset("index.html") ?? Self.notFound
         case .asset(let name):
             return Self.asset(name) ?? Self.notFound
+        case .runs:
+            return Self.bytes(APIDocuments.runs(stores), type: "application/json")
         case .run:
             return Self.bytes(APIDocuments.run(store), type: "application/json")
         case .points(let step):
@@ -40,7 +45,7 @@ struct ExplorerResponder: HTTPResponder {
             guard let checkpoint = store.checkpoint(step: step) else { return Self.notFound }
             return Self.bytes(checkpoint.scores, type: "application/json")
         case .events:
-            return events()
+            return events(store)
         case .loss:
             return Self.bytes(APIDocuments.loss(store), type: "application/json")
         case .sample(let index):
@@ -53,12 +58,12 @@ struct ExplorerResponder: HTTPResponder {
             response.headers[.cacheControl] = "private, max-age=3600"
             return response
         case .table:
-            return table()
+            return table(store)
         }
     }
 
     /// The export table, one checkpoint's rows at a time (a large run's table is hundreds of MB).
-    private func table() -> Response {
+    private func table(_ store: ExplorerStore) -> Response {
         guard let facts = store.facts else { return Self.notFound }
         let checkpoints = store.checkpoints
         let body = AsyncStream<ByteBuffer> { continuation in
@@ -82,7 +87,7 @@ struct ExplorerResponder: HTTPResponder {
     /// `text/event-stream`: a `checkpoint` event, its data the step, for every step analysed so
     /// far and then for each new one; the stream ends when the server shuts down. A comment line
     /// every `keepAlive` keeps the connection from counting as idle between checkpoints.
-    private func events() -> Response {
+    private func events(_ store: ExplorerStore) -> Response {
         let steps = store.subscribe()
         let body = AsyncStream<ByteBuffer> { continuation in
             let task = Task {

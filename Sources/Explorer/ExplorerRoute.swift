@@ -7,6 +7,8 @@ public enum ExplorerRoute: Equatable, Sendable {
     case page
     /// `/app.js`, `/style.css`, `/favicon.svg`: the page's bundled assets, by name.
     case asset(String)
+    /// `/api/runs`: the runs served (one, or the two of a comparison), by name.
+    case runs
     /// `/api/run`: the run's facts and the steps analysed so far.
     case run
     /// `/api/events`: Server-Sent Events, one `checkpoint` event per analysed step.
@@ -27,16 +29,38 @@ public enum ExplorerRoute: Equatable, Sendable {
     /// Longer targets are refused before they are looked at.
     public static let maximumTargetLength = 512
 
-    /// The route of a raw request target (path and optional query, as received), or nil.
-    /// The query is ignored; the path must be one of the routes exactly, a step or index in
-    /// canonical decimal (no sign, no leading zero, at most 16 digits).
-    public static func match(target: String) -> ExplorerRoute? {
+    /// The route of a raw request target (path and optional query, as received), and the run it
+    /// asks about, or nil. `/api/runs/<r>/<rest>` is route `/api/<rest>` of run `r` (0 the left
+    /// run of a comparison, 1 the right one); `/api/<rest>` is run 0's. The query is ignored; the
+    /// path must be one of the routes exactly, a step, index or run in canonical decimal (no sign,
+    /// no leading zero, at most 16 digits).
+    public static func match(target: String) -> (run: Int, route: ExplorerRoute)? {
         let bytes = Array(target.utf8)
         guard bytes.count <= maximumTargetLength else { return nil }
         let pathBytes = bytes.prefix { $0 != UInt8(ascii: "?") }
         // Only unreserved characters and '/': no '%', '\', ':', NUL or anything else to decode.
         guard pathBytes.allSatisfy(isPathByte) else { return nil }
         let path = String(decoding: pathBytes, as: UTF8.self)
+        if path == "/api/runs" { return (0, .runs) }
+        let runPrefix = "/api/runs/"
+        if path.hasPrefix(runPrefix) {
+            let rest = path.dropFirst(runPrefix.count)
+            guard let slash = rest.firstIndex(of: "/"), let run = canonicalNumber(rest[..<slash]),
+                  let route = match(path: "/api" + rest[slash...]), route.isRunData else { return nil }
+            return (run, route)
+        }
+        return match(path: path).map { (0, $0) }
+    }
+
+    /// Whether the route answers about one run (and so has a `/api/runs/<r>/` form).
+    var isRunData: Bool {
+        switch self {
+        case .page, .asset, .runs: return false
+        default: return true
+        }
+    }
+
+    private static func match(path: String) -> ExplorerRoute? {
         switch path {
         case "/", "/index.html": return .page
         case "/app.js", "/style.css", "/favicon.svg": return .asset(String(path.dropFirst()))

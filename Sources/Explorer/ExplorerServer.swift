@@ -4,14 +4,18 @@ import HummingbirdCore
 import Logging
 import ServiceLifecycle
 
-/// `embedlapse serve`: a local web explorer of a run that may still be growing.
+/// `embedlapse serve`: a local web explorer of a run that may still be growing, or of two runs
+/// side by side (`RunPairing`).
 ///
-/// Two services in one group: the HTTP server (Hummingbird, HTTP/1.1) and the run follower that
+/// Services in one group: the HTTP server (Hummingbird, HTTP/1.1) and a run follower per run that
 /// analyses each new checkpoint once. The server listens before the first checkpoint is analysed,
 /// so the page answers at once. Ctrl-C or SIGTERM shuts down gracefully: the follower stops and
 /// ends the pages' event streams first, then the server closes its connections.
 public struct ExplorerServer: Sendable {
-    public var runPath: String
+    /// One run, or the two of a comparison (left, right).
+    public var runPaths: [String]
+    /// The runs' names on the page; by default their folders' names.
+    public var names: [String]?
     public var host = "127.0.0.1"
     public var port = 8737
     /// OpenBLAS and search threads for large checkpoints; one leaves a core to the browser.
@@ -23,25 +27,31 @@ public struct ExplorerServer: Sendable {
     /// What the follower is waiting for.
     public var inform: @Sendable (String) -> Void = { _ in }
 
-    public init(runPath: String) { self.runPath = runPath }
+    public init(runPaths: [String]) {
+        precondition((1...2).contains(runPaths.count))
+        self.runPaths = runPaths
+    }
 
     /// Whether `host` is the loopback interface (the only one served without a warning).
     public static func isLoopback(host: String) -> Bool {
         ["127.0.0.1", "localhost", "::1"].contains(host.lowercased())
     }
 
-    /// Follows the run and serves it until Ctrl-C or SIGTERM.
+    /// Follows the runs and serves them until Ctrl-C or SIGTERM.
     public func run() async throws {
-        let store = ExplorerStore(runName: runPath)
-        var watcher = RunWatcher(path: runPath)
-        watcher.warn = warn
-        watcher.inform = inform
-        // The page answers before any analysis starts: the follower waits until the server listens.
-        let (listening, announce) = AsyncStream<Void>.makeStream()
-        let follower = RunFollower(watcher: watcher, store: store, maxBLASThreads: maxBLASThreads, warn: warn,
-                                   serverListening: listening)
-        // Shut down in reverse order: the follower (ending the event streams), then the server.
-        var group = ServiceGroupConfiguration(services: [application(store, listening: announce), follower],
+        let stores = runPaths.indices.map { ExplorerStore(runName: runPaths[$0], name: names?[$0]) }
+        let sinks: [any AnalysisSink] = stores.count == 2 ? RunPairing(left: stores[0], right: stores[1]).sides : stores
+        // The page answers before any analysis starts: the followers wait until the server listens.
+        let listening = sinks.map { _ in AsyncStream<Void>.makeStream() }
+        let followers = zip(sinks, listening).map { sink, listening in
+            var watcher = RunWatcher(path: sink.store.runName)
+            watcher.warn = warn
+            watcher.inform = inform
+            return RunFollower(watcher: watcher, sink: sink, maxBLASThreads: maxBLASThreads, warn: warn,
+                               serverListening: listening.stream)
+        }
+        // Shut down in reverse order: the followers (ending the event streams), then the server.
+        var group = ServiceGroupConfiguration(services: [application(stores, listening: listening.map(\.continuation))] + followers,
                                               gracefulShutdownSignals: [.sigint, .sigterm], logger: Self.quiet)
         group.maximumGracefulShutdownDuration = .seconds(10)
         try await ServiceGroup(configuration: group).run()
@@ -50,7 +60,7 @@ public struct ExplorerServer: Sendable {
     /// Serves `store`, which another stage fills (`watch --serve` feeds it the film's analysis),
     /// until `stop` is raised; signals are the caller's.
     public func serve(_ store: ExplorerStore, until stop: StopFlag) async throws {
-        var configuration = ServiceGroupConfiguration(services: [application(store)], logger: Self.quiet)
+        var configuration = ServiceGroupConfiguration(services: [application([store])], logger: Self.quiet)
         configuration.maximumGracefulShutdownDuration = .seconds(10)
         let group = ServiceGroup(configuration: configuration)
         try await withThrowingTaskGroup(of: Void.self) { tasks in
@@ -69,13 +79,13 @@ public struct ExplorerServer: Sendable {
 
     private static let quiet = Logger(label: "embedlapse.explorer", factory: { _ in SwiftLogNoOpLogHandler() })
 
-    private func application(_ store: ExplorerStore, listening: AsyncStream<Void>.Continuation? = nil) -> some Service {
+    private func application(_ stores: [ExplorerStore], listening: [AsyncStream<Void>.Continuation] = []) -> some Service {
         // Requests are small: a request line and a few headers.
         var http = HTTP1Channel.Configuration(idleTimeout: .seconds(300))
         http.httpDecoder = .init(maxHeaderFieldSize: 8 * 1024, maxHeaderListSize: 16 * 1024, maxHeaderFieldCount: 64)
         let onListening = onListening
         return Application(
-            responder: ExplorerResponder(store: store, loopbackOnly: Self.isLoopback(host: host)),
+            responder: ExplorerResponder(stores: stores, loopbackOnly: Self.isLoopback(host: host)),
             server: .http1(configuration: http),
             configuration: ApplicationConfiguration(address: .hostname(host, port: port), serverName: nil),
             onServerRunning: { channel in
@@ -83,8 +93,10 @@ public struct ExplorerServer: Sendable {
                 let bound = address?.ipAddress ?? "127.0.0.1"
                 let shown = bound.contains(":") ? "[\(bound)]" : bound
                 onListening("http://\(shown):\(address?.port ?? 0)/")
-                listening?.yield()
-                listening?.finish()
+                for follower in listening {
+                    follower.yield()
+                    follower.finish()
+                }
             },
             logger: Self.quiet)
     }

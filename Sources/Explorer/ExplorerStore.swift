@@ -1,6 +1,7 @@
 import Compositor
 import Embedlapse
 import Foundation
+import Projection
 import RunFormat
 import Synchronization
 
@@ -61,6 +62,14 @@ public final class ExplorerStore: Sendable {
         public let neighbourCount: Int
         /// The losses logged up to this checkpoint.
         public let losses: LossHistory
+
+        /// The checkpoint with its points rotated by `fit` (onto another run's), as the film's right panel.
+        func rotated(by fit: ProcrustesFit) -> Checkpoint {
+            let display = fit.rotate(columns.display)
+            return Checkpoint(step: step, points: APIDocuments.littleEndianFloat32(display.interleaved), scores: scores,
+                              columns: columns.placed(at: display), knnAUM: knnAUM, neighbours: neighbours,
+                              neighbourCount: neighbourCount, losses: losses)
+        }
     }
 
     private struct State {
@@ -77,8 +86,13 @@ public final class ExplorerStore: Sendable {
     private let state = Mutex(State())
     /// The run directory as it was given (shown on the page, never opened through the API).
     public let runName: String
+    /// What the page calls the run beside another (`--names`; by default the folder's name).
+    public let name: String
 
-    public init(runName: String) { self.runName = runName }
+    public init(runName: String, name: String? = nil) {
+        self.runName = runName
+        self.name = name ?? runName.split(separator: "/").last.map(String.init) ?? runName
+    }
 
     public var facts: RunFacts? { state.withLock { $0.facts } }
     public var steps: [Int] { state.withLock { $0.steps } }
@@ -94,6 +108,15 @@ public final class ExplorerStore: Sendable {
     public var newest: Checkpoint? { state.withLock { state in state.steps.last.flatMap { state.checkpoints[$0] } } }
 
     public func start(_ facts: RunFacts) { state.withLock { $0.facts = facts } }
+
+    /// The checkpoint shown at `step` beside another run: the latest at or before it, or the first
+    /// one when the run starts later.
+    func shown(at step: Int) -> Checkpoint? {
+        state.withLock { state in
+            let shownStep = state.steps.last { $0 <= step } ?? state.steps.first
+            return shownStep.flatMap { state.checkpoints[$0] }
+        }
+    }
 
     /// Fills the store from a film's analysis (`watch --serve`): the film and the page share it.
     public var tap: AnalysisTap {

@@ -14,7 +14,7 @@ import ServiceLifecycle
 /// and ends the pages' event streams so that the HTTP server can close their connections.
 struct RunFollower: Service {
     let watcher: RunWatcher
-    let store: ExplorerStore
+    let sink: any AnalysisSink
     /// OpenBLAS and search threads for large checkpoints: one leaves the other core to the browser.
     let maxBLASThreads: Int
     let warn: @Sendable (String) -> Void
@@ -23,27 +23,34 @@ struct RunFollower: Service {
 
     func run() async throws {
         let stop = StopFlag()
-        await withGracefulShutdownHandler {
+        let store = sink.store
+        let fatal: (any Error)? = await withGracefulShutdownHandler {
             for await _ in serverListening { break }
             do {
                 try await follow(stop: stop)
             } catch is CancellationError {
+            } catch let mismatch as EvaluationSetMismatch {
+                store.report(mismatch.description)
+                return mismatch
             } catch {
                 store.report("\(error)")
                 warn("\(error); serving the checkpoints analysed so far")
             }
             // Nothing more will come: wait for the server to stop, keeping the event streams open.
             try? await gracefulShutdown()
+            return nil
         } onGracefulShutdown: {
             stop.raise()
             store.close()
         }
+        // Two runs that are not one evaluation set stop the server.
+        if let fatal { throw fatal }
     }
 
     private func follow(stop: StopFlag) async throws {
         guard let run = try await watcher.waitForStart(stop: stop) else { return }
         let labels = run.annotations.labels
-        store.start(ExplorerStore.RunFacts(sampleCount: run.sampleCount, dimension: run.dimension, annotations: run.annotations))
+        try sink.start(ExplorerStore.RunFacts(sampleCount: run.sampleCount, dimension: run.dimension, annotations: run.annotations))
         let events = AsyncThrowingChannel<CheckpointEvent, any Error>()
         let analyser = AnalysisQueue(CheckpointAnalyser(aligner: Aligner(target: .previous), labels: labels,
                                                         topCount: APIDocuments.leaderboardLength, timings: StageTimings(),
@@ -52,11 +59,11 @@ struct RunFollower: Service {
             group.addTask { await run.emit(into: events, stop: stop) }
             for try await event in events {
                 let checkpoint = try await analyser.analyse(event)
-                store.add(checkpoint)
+                sink.add(checkpoint)
             }
             try await group.waitForAll()
         }
-        if !stop.isRaised { store.markDone() }
+        if !stop.isRaised { sink.finish() }
     }
 }
 

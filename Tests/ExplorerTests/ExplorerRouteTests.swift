@@ -10,10 +10,21 @@ import Testing
         ("/api/checkpoints/0/points", .points(step: 0)), ("/api/checkpoints/1200/scores", .scores(step: 1200)),
         ("/api/checkpoints/9007199254740992/points", .points(step: 9_007_199_254_740_992)), ("/api/loss", .loss),
         ("/api/samples/0", .sample(index: 0)), ("/api/samples/417/image.png", .sampleImage(index: 417)),
-        ("/api/export.csv", .table), ("/api/export.csv?download=1", .table),
+        ("/api/export.csv", .table), ("/api/export.csv?download=1", .table), ("/api/runs", .runs),
     ])
     func routes(target: String, route: ExplorerRoute) {
-        #expect(ExplorerRoute.match(target: target) == route)
+        let matched = ExplorerRoute.match(target: target)
+        #expect(matched?.route == route && matched?.run == 0)
+    }
+
+    @Test(arguments: [
+        ("/api/runs/0/run", 0, ExplorerRoute.run), ("/api/runs/1/run", 1, .run), ("/api/runs/1/events", 1, .events),
+        ("/api/runs/1/checkpoints/40/points", 1, .points(step: 40)), ("/api/runs/0/samples/3/image.png", 0, .sampleImage(index: 3)),
+        ("/api/runs/1/export.csv", 1, .table), ("/api/runs/7/loss", 7, .loss),
+    ])
+    func routesOfOneRun(target: String, run: Int, route: ExplorerRoute) {
+        let matched = ExplorerRoute.match(target: target)
+        #expect(matched?.route == route && matched?.run == run)
     }
 
     @Test(arguments: [
@@ -25,7 +36,9 @@ import Testing
         "/\u{FF0E}\u{FF0E}/etc/passwd", String(repeating: "a", count: 600), "/api/samples", "/api/samples/",
         "/api/samples/01", "/api/samples/1/", "/api/samples/1/image.jpg", "/api/samples/1/image.png/",
         "/api/samples/1/points", "/api/checkpoints/1/image.png", "/api/checkpoints/1", "/api/samples/..%2f1",
-        "/api/export.csv/", "/api/loss/1", "/api/samples/1/../../run",
+        "/api/export.csv/", "/api/loss/1", "/api/samples/1/../../run", "/api/runs/", "/api/runs/1", "/api/runs/1/",
+        "/api/runs/01/run", "/api/runs/-1/run", "/api/runs/1/runs", "/api/runs/1/app.js", "/api/runs/1/index.html",
+        "/api/runs/1/api/run", "/api/runs/1/runs/0/run", "/api/runs/1//run", "/api/runs/x/run", "/api/runs/1/../run",
     ])
     func everythingElseIsNotARoute(target: String) {
         #expect(ExplorerRoute.match(target: target) == nil)
