@@ -179,9 +179,14 @@ public final class DensityRasterizer {
     }
 
     /// The suggested choice between dots and density: density from 50,000 points, or when dots would
-    /// cover more than half the clip.
+    /// cover more than half the clip and there is a point per ten pixels of it. Below that density a
+    /// density image is mostly pixels of one point each, at the tone map's faintest (10,000 points in
+    /// a comparison film's 420-pixel panel), where dots still read.
     public static func prefersDensity(pointCount: Int, dotRadius: Double, clip: Rect) -> Bool {
-        pointCount >= 50_000 || expectedCoverage(pointCount: pointCount, dotRadius: dotRadius, clip: clip) > 0.5
+        guard pointCount < 50_000 else { return true }
+        let area = clip.width * clip.height
+        return expectedCoverage(pointCount: pointCount, dotRadius: dotRadius, clip: clip) > 0.5
+            && !(Double(pointCount) < area / 10)
     }
 
     // MARK: The three steps (internal, so the tests can look between them)

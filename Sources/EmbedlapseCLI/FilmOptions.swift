@@ -65,7 +65,7 @@ struct FilmOptions: ParsableArguments {
     @Option(help: "What the leaderboard ranks: outliers (kNN outlier score), label-issues (lowest kNN-AUM so far: likely mislabelled; needs labels), movers (moved most against their neighbours since the last checkpoint) or, comparing two runs, disagreement (outlier rank and label agreement differ most between them).")
     var leaderboard: LeaderboardKind = .outliers
 
-    @Option(help: "How points are drawn: dots, density (per-class density, for large sets) or auto (density from 50,000 points or when dots would cover most of the panel).")
+    @Option(help: "How points are drawn: dots, density (per-class density, for large sets) or auto (density from 50,000 points, or when dots would cover most of the panel at a point per ten pixels or more).")
     var points: PointStyle = .auto
 
     @Flag(help: "End the film with a map of the run's training dynamics: each sample's mean label agreement against its variability, with the easy, ambiguous and hard regions counted (needs labels).")

@@ -337,7 +337,11 @@ import Testing
         #expect(DensityRasterizer.expectedCoverage(pointCount: 10, dotRadius: 2, clip: Rect(x: 0, y: 0, width: 0, height: 5)) == 1)
         #expect(DensityRasterizer.expectedCoverage(pointCount: .max, dotRadius: .infinity, clip: clip) == 1)
         #expect(!DensityRasterizer.prefersDensity(pointCount: 10_000, dotRadius: 2, clip: clip))
-        #expect(DensityRasterizer.prefersDensity(pointCount: 30_000, dotRadius: 2, clip: clip))  // covers 65%
+        #expect(DensityRasterizer.prefersDensity(pointCount: 40_000, dotRadius: 2, clip: clip))  // covers 75%
+        // Dots that would cover 65% of it, but at a point per 12 pixels: a density image would be faint.
+        #expect(!DensityRasterizer.prefersDensity(pointCount: 30_000, dotRadius: 2, clip: clip))
+        #expect(!DensityRasterizer.prefersDensity(pointCount: 10_000, dotRadius: 2, clip: Rect(x: 0, y: 0, width: 420, height: 420)))
+        #expect(DensityRasterizer.prefersDensity(pointCount: 10_000, dotRadius: 2, clip: Rect(x: 0, y: 0, width: 150, height: 150)))
         #expect(DensityRasterizer.prefersDensity(pointCount: 50_000, dotRadius: 0.5, clip: clip))
     }
 }
