@@ -42,27 +42,17 @@ public enum ComparePipeline {
             let state = StageState(ComparisonState(runs: runs, labels: evaluationSet.annotations.labels,
                                                    ranking: options.comparisonRanking, topCount: options.topCount))
             let steps = Array(Set(runs.flatMap { $0.checkpoints.map(\.step) })).sorted()
-            let frames = try await withThrowingTaskGroup(of: Void.self) { group in
-                group.addTask { await film.encodeAll() }
-                do {
-                    for (index, step) in steps.enumerated() {
-                        if stop.isRaised { break }
-                        let keyframe = try await analysis.run { try state.value.advance(to: step, index: index) }
-                        try dump?.record(keyframe)
-                        try await film.add(comparison: keyframe.keyframes, states: keyframe.states)
-                        progress?(index + 1)
-                    }
-                    try await film.drawRemaining()
-                } catch {
-                    film.close()
-                    group.cancelAll()
-                    throw error
+            try await film.produce {
+                for (index, step) in steps.enumerated() {
+                    if stop.isRaised { break }
+                    let keyframe = try await analysis.run { try state.value.advance(to: step, index: index) }
+                    try dump?.record(keyframe)
+                    try await film.add(comparison: keyframe.keyframes, states: keyframe.states)
+                    progress?(index + 1)
                 }
-                film.close()
-                try await group.waitForAll()
-                try film.checkEncoding()
-                return film.filmFrames
+                try await film.drawRemaining()
             }
+            let frames = film.filmFrames
             guard frames > 0 else { throw PipelineError("no frame was rendered: stopped before the first checkpoint") }
             try dump?.finish(names: names, runs: runs.map(\.path))
             try timings.measure("finish") { try outputs.finish() }

@@ -63,8 +63,28 @@ final class FilmStage: @unchecked Sendable {
         }
     }
 
+    /// Makes the film: encodes while `feed` draws its frames and `companions` (the source, the
+    /// analysis) run beside; then closes the film, waits for every task and checks the encoder.
+    /// If `feed` fails, the film is closed and the companions are cancelled.
+    func produce(alongside companions: [@Sendable () async -> Void] = [], feed: () async throws -> Void) async throws {
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for companion in companions { group.addTask(operation: companion) }
+            group.addTask { await self.encodeAll() }
+            do {
+                try await feed()
+            } catch {
+                close()
+                group.cancelAll()
+                throw error
+            }
+            close()
+            try await group.waitForAll()
+            try checkEncoding()
+        }
+    }
+
     /// Encodes the frames handed over, until `close()`; run it as a task beside the drawing.
-    func encodeAll() async {
+    private func encodeAll() async {
         for await frame in handOver {
             do {
                 try await encoding.run { [self] in

@@ -94,9 +94,10 @@ public enum RenderPipeline {
             let analyserState = StageState(analyser)
             let film = try FilmStage(compositor: compositor, outputs: outputs, dump: dump, timings: timings, options: options)
             film.onEncodingFailure = { analysed.fail($0) }
-            let frames = try await withThrowingTaskGroup(of: Void.self) { group in
-                group.addTask { await source.emit(into: events, stop: stop) }
-                group.addTask {
+            var checkpoints = 0
+            try await film.produce(alongside: [
+                { await source.emit(into: events, stop: stop) },
+                {
                     do {
                         for try await event in events {
                             await analysed.send(try await analysis.run { try analyserState.value.analyse(event) })
@@ -105,9 +106,8 @@ public enum RenderPipeline {
                     } catch {
                         analysed.fail(error)
                     }
-                }
-                group.addTask { await film.encodeAll() }
-                var checkpoints = 0
+                },
+            ]) {
                 do {
                     for try await checkpoint in analysed {
                         options.tap?.analysed(checkpoint)
@@ -121,15 +121,10 @@ public enum RenderPipeline {
                     // A live film that ends on an error (the run deleted, its writer gone) keeps
                     // every checkpoint it was shown: the one it ran behind is drawn before it closes.
                     if options.live { try? await film.drawRemaining() }
-                    film.close()
-                    group.cancelAll()
                     throw error
                 }
-                film.close()
-                try await group.waitForAll()
-                try film.checkEncoding()
-                return checkpoints == 0 ? 0 : max(film.filmFrames, checkpoints)
             }
+            let frames = checkpoints == 0 ? 0 : max(film.filmFrames, checkpoints)
             guard frames > 0 else { throw PipelineError("no frame was rendered: stopped before the first checkpoint") }
             try dump?.finish()
             try timings.measure("finish") { try outputs.finish() }
