@@ -15,7 +15,7 @@ struct EmbedlapseCommand: AsyncParsableCommand {
             as cleanlab's OutOfDistribution) and drawn with the loss curve and the most atypical samples.
             """,
         version: embedlapseVersion,
-        subcommands: [Demo.self, Render.self, Watch.self, Compare.self, Serve.self, Export.self, Inspect.self])
+        subcommands: [Demo.self, Render.self, Watch.self, Compare.self, Serve.self, Export.self, Analyse.self, Inspect.self])
 
     static func main() async {
         // Each checkpoint allocates and frees tens of megabytes. glibc raises its mmap threshold

@@ -81,6 +81,18 @@ public struct OutlierScores: Sendable {
         self.metric = metric
     }
 
+    /// Scores computed before (the analysis cache): every field as the search left it.
+    public init(scores: [Float], averageDistances: [Float], scalingFactor: Double, neighbours: Int, metric: Metric,
+                neighbourIndices: [Int32], exactPairs: Int) {
+        self.scores = scores
+        self.averageDistances = averageDistances
+        self.scalingFactor = scalingFactor
+        self.neighbours = neighbours
+        self.metric = metric
+        self.neighbourIndices = neighbourIndices
+        self.exactPairs = exactPairs
+    }
+
     /// The `count` lowest scores, ties going to the lower index (a stable sort).
     public func mostAtypical(_ count: Int) -> [Ranked] {
         let order = scores.indices.sorted { scores[$0] < scores[$1] || (scores[$0] == scores[$1] && $0 < $1) }

@@ -201,6 +201,29 @@ public struct NPYArray: Sendable {
         return values
     }
 
+    /// The values of a little-endian, C-order float32 array of any shape, as `NPYWriter` writes them
+    /// (the analysis cache's own files); anything else is refused.
+    public func float32Values() throws(RunFormatError) -> [Float] {
+        try exactValues(.float(bytes: 4), as: Float.self)
+    }
+
+    /// The values of a little-endian, C-order int32 array of any shape, as `NPYWriter` writes them.
+    public func int32Values() throws(RunFormatError) -> [Int32] {
+        try exactValues(.signed(bytes: 4), as: Int32.self)
+    }
+
+    private func exactValues<T>(_ expected: NPYElement, as type: T.Type) throws(RunFormatError) -> [T] {
+        guard element == expected, !bigEndian, !fortranOrder, MemoryLayout<T>.size == expected.size else {
+            throw RunFormatError(path, "expected a little-endian C-order \(expected) array, got \(element)\(bigEndian ? " big-endian" : "")\(fortranOrder ? " in Fortran order" : "")")
+        }
+        let raw = try dataBytes()
+        let count = raw.count / expected.size
+        return [T](unsafeUninitializedCapacity: count) { values, initialised in
+            raw.withUnsafeBytes { UnsafeMutableRawBufferPointer(values).copyMemory(from: UnsafeRawBufferPointer(rebasing: $0[..<(count * expected.size)])) }
+            initialised = count
+        }
+    }
+
     /// The raw bytes of a uint8 array in C order (Fortran order is transposed).
     public func bytes() throws(RunFormatError) -> [UInt8] {
         guard element == .unsigned(bytes: 1) else { throw RunFormatError(path, "expected uint8, got \(element)") }
@@ -358,6 +381,11 @@ public enum NPYWriter {
     /// The complete file bytes for an int64 array of the given shape.
     public static func encode(int64 values: [Int], shape: [Int]) -> [UInt8] {
         encode(values.map { Int64($0).littleEndian }, descr: "<i8", shape: shape)
+    }
+
+    /// The complete file bytes for an int32 array of the given shape.
+    public static func encode(int32 values: [Int32], shape: [Int]) -> [UInt8] {
+        encode(values.map(\.littleEndian), descr: "<i4", shape: shape)
     }
 
     /// The complete file bytes for a uint8 array of the given shape.

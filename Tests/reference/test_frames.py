@@ -180,7 +180,7 @@ def test_leaderboards_render_and_rank_as_the_dump_says(tmp_path, binary, ranking
         assert sorted(int(label["text"]) for label in labels) == list(range(1, 9))
 
 
-@pytest.mark.parametrize("command", ["", "render", "watch", "compare", "serve", "export", "demo", "inspect"])
+@pytest.mark.parametrize("command", ["", "render", "watch", "compare", "serve", "export", "analyse", "demo", "inspect"])
 def test_help_text_snapshot(binary, command):
     """The help as approved (Tests/golden/help-*.txt; `make golden` rewrites them): a flag or default
     that changes shows up here, in review."""

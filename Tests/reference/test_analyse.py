@@ -1,0 +1,190 @@
+"""`embedlapse analyse`: the analysis cache. Its numbers against scikit-learn and cleanlab, shards
+analysed by separate processes against one process (bit for bit), entries kept, and stale, partial
+or older-format entries recomputed, never used; bad arguments refused in one line."""
+import json
+import os
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+from cleanlab.outlier import OutOfDistribution
+from sklearn.decomposition import PCA
+from sklearn.neighbors import NearestNeighbors
+
+from conftest import BINARY, ROOT, SHARED, run_cli
+from test_compare import steps_of
+
+REAL_RUN = SHARED / "runs" / "cnn-fmnist"
+
+
+def synthetic_run(root, n=600, d=256, steps=(0, 50, 100, 150), seed=0):
+    """Clustered embeddings wider than 192 dimensions (where films warm-start their PCA)."""
+    rng = np.random.default_rng(seed)
+    labels = np.arange(n) % 4
+    centres = rng.standard_normal((4, d)) * 3
+    for i, step in enumerate(steps):
+        folder = root / f"checkpoint-{step}"
+        folder.mkdir(parents=True)
+        x = centres[labels] * (1 + i) / len(steps) + rng.standard_normal((n, d))
+        np.save(folder / "embeddings.npy", x.astype(np.float32))
+    np.save(root / "labels.npy", labels.astype(np.int64))
+    return root
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("analyse")
+    return {"cnn-fmnist": shutil.copytree(REAL_RUN, root / "cnn-fmnist"), "synthetic": synthetic_run(root / "synthetic")}
+
+
+def files_of(cache):
+    return {p.relative_to(cache): p.read_bytes() for p in sorted(cache.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("name", ["cnn-fmnist", "synthetic"])
+def test_the_cache_holds_scikit_learns_pca_and_cleanlabs_scores_and_the_true_neighbours(runs, name, binary):
+    run = runs[name]
+    cache = run.parent / f"cache-{name}"
+    proc = run_cli("analyse", run, "--cache", cache)
+    steps = steps_of(run)
+    assert f"analysed {len(steps)} checkpoints, 0 already cached" in proc.stderr
+    for step in steps[:: max(1, len(steps) // 4)]:
+        entry = cache / f"checkpoint-{step}"
+        x = np.load(run / f"checkpoint-{step}" / "embeddings.npy").astype(np.float64)
+        meta = json.loads((entry / "meta.json").read_text())
+        assert meta["version"] == 1 and meta["step"] == step and meta["samples"] == len(x) and meta["neighbours"] == 10
+        assert meta["source"]["shape"] == list(x.shape)
+        # PCA: the same scores as scikit-learn's up to each component's sign.
+        expected = PCA(n_components=2, svd_solver="covariance_eigh").fit_transform(x)
+        got = np.load(entry / "pca.npy").astype(np.float64)
+        assert got.shape == (len(x), 2)
+        signs = np.sign((got * expected).sum(axis=0))
+        assert np.abs(got * signs - expected).max() / np.abs(expected).max() < 2e-5, f"step {step}"
+        # Outlier scores: cleanlab's.
+        reference = OutOfDistribution().fit_score(features=x.astype(np.float32), verbose=False)
+        scores = np.load(entry / "outlier_scores.npy")
+        assert np.abs(scores - reference).max() / np.abs(reference).max() < 1e-4, f"step {step}"
+        # Neighbours: scikit-learn's cosine neighbours, as sets (ties may order differently).
+        neighbours = np.load(entry / "neighbours.npy")
+        assert neighbours.dtype == np.int32 and neighbours.shape == (len(x), 10)
+        _, truth = NearestNeighbors(n_neighbors=11, metric="cosine").fit(x).kneighbors(x)
+        truth = truth[:, 1:]
+        agree = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(neighbours, truth)])
+        assert agree > 0.995, f"step {step}: {agree:.4f} of the neighbours agree with scikit-learn"
+        # Each score is exp(-mean distance / scaling factor), as cleanlab's.
+        distances = np.load(entry / "average_distances.npy").astype(np.float64)
+        assert distances.shape == (len(x),)
+        assert np.allclose(scores, np.exp(-distances / max(meta["scaling_factor"], 1e-6)), rtol=1e-5, atol=1e-30)
+
+
+def test_shards_in_separate_processes_write_what_one_process_writes(runs, binary):
+    run = runs["synthetic"]
+    one, shards = run.parent / "one-process", run.parent / "two-shards"
+    run_cli("analyse", run, "--cache", one)
+    procs = [subprocess.Popen([str(BINARY), "analyse", str(run), "--cache", str(shards), "--checkpoints", part],
+                              stderr=subprocess.PIPE) for part in ("0:2", "2:")]
+    for proc in procs:
+        _, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err
+    assert files_of(shards) == files_of(one)
+    assert len(files_of(one)) == 5 * 4
+
+
+def test_the_local_shard_script_writes_what_one_process_writes(runs, binary, tmp_path):
+    run = runs["cnn-fmnist"]
+    one, shards = tmp_path / "one", tmp_path / "three-shards"
+    # OpenBLAS sums in another order on another number of threads: bit for bit needs the same --threads.
+    run_cli("analyse", run, "--cache", one, "--threads", "1")
+    proc = subprocess.run(["bash", str(ROOT / "scripts" / "analyse-shards.sh"), str(run), "3", "--cache", str(shards),
+                           "--threads", "1"], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "EMBEDLAPSE_BIN": str(BINARY)})
+    assert proc.returncode == 0, proc.stderr
+    counts = sorted(int(line.split()[1]) for line in proc.stderr.splitlines() if line.startswith("analysed"))
+    assert counts == [10, 10, 11], proc.stderr  # 31 checkpoints in three near-equal shards
+    assert files_of(shards) == files_of(one)
+
+
+def test_a_second_run_keeps_every_entry(runs, binary):
+    run = runs["cnn-fmnist"]
+    cache = run.parent / "kept"
+    run_cli("analyse", run, "--cache", cache)
+    before = {p: p.stat().st_mtime_ns for p in cache.rglob("*")}
+    proc = run_cli("analyse", run, "--cache", cache)
+    assert f"analysed 0 checkpoints, {len(steps_of(run))} already cached" in proc.stderr
+    assert {p: p.stat().st_mtime_ns for p in cache.rglob("*")} == before
+
+
+def test_the_default_cache_is_inside_the_run(runs, binary):
+    run = runs["synthetic"]
+    run_cli("analyse", run, "--checkpoints", ":1")
+    assert sorted(p.name for p in (run / ".embedlapse" / "analysis").iterdir()) == ["checkpoint-0"]
+    shutil.rmtree(run / ".embedlapse")
+
+
+@pytest.mark.parametrize("spoil, reason", [
+    ("rewrite", "computed from another version of"),
+    ("version", "format version 0"),
+    ("truncate", "truncated"),
+    ("remove", "neighbours.npy"),
+    ("meta", "no readable meta.json"),
+])
+def test_an_unusable_entry_is_recomputed_and_the_others_kept(tmp_path, binary, spoil, reason):
+    run = synthetic_run(tmp_path / "run", n=200, d=16)
+    cache = tmp_path / "cache"
+    run_cli("analyse", run, "--cache", cache)
+    entry = cache / "checkpoint-50"
+    kept = {p: p.read_bytes() for p in (cache / "checkpoint-100").iterdir()}
+    if spoil == "rewrite":
+        x = np.load(run / "checkpoint-50" / "embeddings.npy")
+        np.save(run / "checkpoint-50" / "embeddings.npy", x[::-1].copy())  # same size, new content
+    elif spoil == "version":
+        meta = json.loads((entry / "meta.json").read_text())
+        (entry / "meta.json").write_text(json.dumps({**meta, "version": 0}))
+    elif spoil == "truncate":
+        data = (entry / "pca.npy").read_bytes()
+        (entry / "pca.npy").write_bytes(data[:-40])
+    elif spoil == "remove":
+        (entry / "neighbours.npy").unlink()
+    else:
+        (entry / "meta.json").write_text("{not json")
+    proc = run_cli("analyse", run, "--cache", cache)
+    assert "analysed 1 checkpoints, 3 already cached" in proc.stderr, proc.stderr
+    assert "recomputed step 50" in proc.stderr and reason in proc.stderr, proc.stderr
+    assert {p: p.read_bytes() for p in (cache / "checkpoint-100").iterdir()} == kept
+    # The new entry is the analysis of the file as it is now.
+    fresh = tmp_path / "fresh"
+    run_cli("analyse", run, "--cache", fresh, "--checkpoints", "1:2")
+    assert files_of(fresh) == {k: v for k, v in files_of(cache).items() if k.parts[0] == "checkpoint-50"}
+    assert not [p for p in cache.iterdir() if p.name.startswith(".")], "no partial entry is left behind"
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--checkpoints", "5:2"], "--checkpoints"),
+    (["--checkpoints", "x:1"], "--checkpoints"),
+    (["--checkpoints", "1:2:3"], "--checkpoints"),
+    (["--threads", "0"], "--threads must be 1 to 1024"),
+    (["--shard", "0/2"], "--shard"),
+    (["--shard", "3/2"], "--shard"),
+    (["--shard", "1/2", "--checkpoints", "0:1"], "give one"),
+])
+def test_bad_arguments_are_refused_in_one_line(tmp_path, binary, args, message):
+    run = synthetic_run(tmp_path / "run", n=50, d=8, steps=(0,))
+    proc = run_cli("analyse", run, *args, check=False)
+    assert proc.returncode != 0 and message in proc.stderr
+    assert not (run / ".embedlapse").exists()
+
+
+def test_a_missing_run_or_an_unwritable_cache_fails_in_one_line(tmp_path, binary):
+    proc = run_cli("analyse", tmp_path / "nowhere", check=False)
+    assert proc.returncode == 1 and len(proc.stderr.strip().splitlines()) == 1 and "nowhere" in proc.stderr
+    run = synthetic_run(tmp_path / "run", n=50, d=8, steps=(0,))
+    proc = run_cli("analyse", run, "--cache", "/proc/embedlapse-cache", check=False)
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 1 and len(lines) == 1 and "cannot write the analysis cache /proc/embedlapse-cache" in lines[0], lines
+
+
+def test_an_empty_range_does_nothing(tmp_path, binary):
+    run = synthetic_run(tmp_path / "run", n=50, d=8, steps=(0, 10))
+    proc = run_cli("analyse", run, "--checkpoints", "5:")
+    assert "no checkpoint in 5: " in proc.stderr and not (run / ".embedlapse").exists()
