@@ -79,22 +79,29 @@ public struct AnalysisCache: Sendable {
         }
     }
 
-    /// Analyses one checkpoint on its own: the exact PCA route and the exact neighbour search.
+    /// Analyses one checkpoint file on its own.
     public static func analyse(_ file: CheckpointFile, threads: Int) throws(PipelineError) -> Entry {
+        let embeddings: Matrix
+        do { embeddings = try file.loadEmbeddings() } catch { throw PipelineError(error.description) }
         do {
-            let embeddings = try file.loadEmbeddings()
-            BLAS.setThreadCount(threads)
-            // A fresh IncrementalPCA takes the exact route: the result owes nothing to other checkpoints.
-            var pca = IncrementalPCA()
-            pca.threads = threads
-            let projection = try pca.fit(embeddings)
-            let outliers = try OutlierScores(embeddings: embeddings, threads: threads)
-            return Entry(step: file.step, pca: projection.scores, outliers: outliers)
-        } catch let error as RunFormatError {
-            throw PipelineError(error.description)
+            return try analyse(embeddings, step: file.step, threads: threads)
         } catch {
             throw PipelineError("\(file.embeddingsPath): \(error)")
         }
+    }
+
+    /// Analyses one checkpoint on its own: the exact PCA route and an unseeded exact neighbour
+    /// search (seeds could order equally distant neighbours otherwise).
+    static func analyse(_ embeddings: Matrix, step: Int, threads most: Int) throws -> Entry {
+        // As a film would: then a film that fills the cache writes what `analyse` writes.
+        let threads = CheckpointAnalyser.threads(for: embeddings, upTo: most)
+        BLAS.setThreadCount(threads)
+        // A fresh IncrementalPCA takes the exact route: the result owes nothing to other checkpoints.
+        var pca = IncrementalPCA()
+        pca.threads = threads
+        let projection = try pca.fit(embeddings)
+        let outliers = try OutlierScores(embeddings: embeddings, threads: threads)
+        return Entry(step: step, pca: projection.scores, outliers: outliers)
     }
 
     /// Writes `entry`, the analysis of `file`, in place of any entry of its step.

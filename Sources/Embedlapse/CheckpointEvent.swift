@@ -24,11 +24,14 @@ public struct CheckpointEvent: Sendable {
     public let record: CheckpointRecord
     /// The `N x D` embeddings of the evaluation set at this checkpoint.
     public let embeddings: Matrix
+    /// The file they were read from, when they were (the analysis cache is keyed by it).
+    public let file: CheckpointFile?
 
     public init(index: Int, step: Int, epoch: Double?, embeddings: Matrix, losses: LossHistory, origin: String,
-                testAccuracy: Double? = nil) {
+                testAccuracy: Double? = nil, file: CheckpointFile? = nil) {
         record = CheckpointRecord(index: index, step: step, epoch: epoch, losses: losses, origin: origin, testAccuracy: testAccuracy)
         self.embeddings = embeddings
+        self.file = file
     }
 
     public subscript<T>(dynamicMember field: KeyPath<CheckpointRecord, T>) -> T { record[keyPath: field] }
@@ -153,12 +156,23 @@ public struct CheckpointAnalyser: Sendable {
     let topCount: Int
     let timings: StageTimings
     let maxBLASThreads: Int
+    /// Where each checkpoint's PCA and outlier scores are read from, or computed into; nil: none.
+    let cache: AnalysisCache?
+    /// Called once if the cache cannot be written (the film goes on without it).
+    let warn: @Sendable (String) -> Void
+    private var cacheWriteFailed = false
 
     /// - Parameters:
     ///   - labels: one class per sample, or nil; the label-quality scores and dynamics need them.
     ///   - topCount: how many of the most atypical samples `AnalysedCheckpoint.top` lists.
     ///   - maxBLASThreads: OpenBLAS and search threads for large checkpoints (small ones use one).
-    public init(aligner: Aligner, labels: [Int]?, topCount: Int, timings: StageTimings, maxBLASThreads: Int) {
+    ///   - cache: with one, each checkpoint read from a file gets its PCA and outlier scores from the
+    ///     cache, or computes them as `embedlapse analyse` would (the exact PCA route, an unseeded
+    ///     search) and stores them there.
+    public init(aligner: Aligner, labels: [Int]?, topCount: Int, timings: StageTimings, maxBLASThreads: Int,
+                cache: AnalysisCache? = nil, warn: @escaping @Sendable (String) -> Void = { _ in }) {
+        self.cache = cache
+        self.warn = warn
         self.aligner = aligner
         self.labels = labels
         dynamics = labels.map(TrainingDynamicsAccumulator.init(labels:))
@@ -170,23 +184,28 @@ public struct CheckpointAnalyser: Sendable {
     /// Analyses the next checkpoint of the run; checkpoints must come in step order (alignment,
     /// neighbour seeds, movers and dynamics carry over from the one before).
     public mutating func analyse(_ event: CheckpointEvent) throws(PipelineError) -> AnalysedCheckpoint {
-        // Small problems run faster on one OpenBLAS thread than on two that fight the encoder's.
-        let size = event.embeddings.rows * event.embeddings.columns
-        let threads = size >= 1 << 20 ? maxBLASThreads : 1
+        let threads = Self.threads(for: event.embeddings, upTo: maxBLASThreads)
         BLAS.setThreadCount(threads)
         pca.threads = threads
         do {
-            let projection = try timings.measure("pca") { try pca.fit(event.embeddings) }
-            let alignment = try timings.measure("alignment") { try aligner.align(projection.scores) }
-            let outliers = try timings.measure("outliers") {
-                try OutlierScores(embeddings: event.embeddings, threads: threads, seeds: previousNeighbours)
+            let scores: PlanarPoints, outliers: OutlierScores, method: IncrementalPCA.Method
+            if let cache, let file = event.file {
+                let entry = try cached(event, file: file, cache: cache, threads: threads)
+                (scores, outliers, method) = (entry.pca, entry.outliers, .exact)
+            } else {
+                scores = try timings.measure("pca") { try pca.fit(event.embeddings) }.scores
+                method = pca.lastMethod
+                outliers = try timings.measure("outliers") {
+                    try OutlierScores(embeddings: event.embeddings, threads: threads, seeds: previousNeighbours)
+                }
+                previousNeighbours = outliers.neighbourIndices.isEmpty ? nil : outliers.neighbourIndices
             }
-            previousNeighbours = outliers.neighbourIndices.isEmpty ? nil : outliers.neighbourIndices
+            let alignment = try timings.measure("alignment") { try aligner.align(scores) }
             let (quality, movers, running) = try timings.measure("labels") {
                 try labelScores(event, outliers: outliers, display: alignment.display)
             }
-            return AnalysedCheckpoint(record: event.record, pca: projection.scores, pcaMethod: pca.lastMethod,
-                                      pcaIterations: pca.lastIterations, alignment: alignment, outliers: outliers,
+            return AnalysedCheckpoint(record: event.record, pca: scores, pcaMethod: method,
+                                      pcaIterations: method == .exact ? 0 : pca.lastIterations, alignment: alignment, outliers: outliers,
                                       top: outliers.mostAtypical(topCount), labelQuality: quality, movers: movers,
                                       dynamics: running)
         } catch {
@@ -196,6 +215,26 @@ public struct CheckpointAnalyser: Sendable {
 }
 
 extension CheckpointAnalyser {
+    /// Threads for one checkpoint's analysis: small problems run faster on one OpenBLAS thread than
+    /// on two that fight the encoder's. (The last bits of the results depend on it.)
+    static func threads(for embeddings: Matrix, upTo most: Int) -> Int {
+        embeddings.rows * embeddings.columns >= 1 << 20 ? max(most, 1) : 1
+    }
+
+    /// The checkpoint's cache entry, computed and stored when there is no usable one.
+    fileprivate mutating func cached(_ event: CheckpointEvent, file: CheckpointFile, cache: AnalysisCache,
+                                     threads: Int) throws -> AnalysisCache.Entry {
+        if case .hit(let entry) = timings.measure("cache", { cache.lookup(file) }) { return entry }
+        let entry = try timings.measure("outliers") { try AnalysisCache.analyse(event.embeddings, step: event.step, threads: threads) }
+        do {
+            try cache.store(entry, for: file)
+        } catch {
+            if !cacheWriteFailed { warn("\(error); going on without storing the analysis") }
+            cacheWriteFailed = true
+        }
+        return entry
+    }
+
     /// Label quality, movers and the running dynamics of one checkpoint, on the outlier scorer's
     /// neighbour graph. Labels that are not one per sample count as no labels.
     fileprivate mutating func labelScores(_ event: CheckpointEvent, outliers: OutlierScores, display: PlanarPoints)

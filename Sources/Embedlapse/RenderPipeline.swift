@@ -41,6 +41,10 @@ public struct RenderOptions: Sendable {
     public var maxBLASThreads = ProcessInfo.processInfo.activeProcessorCount
     /// Told the film's setting, then each checkpoint as the film gets it (`watch --serve`'s explorer).
     public var tap: AnalysisTap?
+    /// The analysis cache each checkpoint file's PCA and outlier scores come from, or go to.
+    public var cache: AnalysisCache?
+    /// One-line warnings that do not stop the film (a cache that cannot be written).
+    public var warn: @Sendable (String) -> Void = { _ in }
 
     public init() {}
 }
@@ -89,7 +93,7 @@ public enum RenderPipeline {
             let timings = StageTimings()
             let analyser = CheckpointAnalyser(aligner: Aligner(target: options.alignment, finalScores: finalScores),
                                               labels: setting.labels, topCount: options.topCount, timings: timings,
-                                              maxBLASThreads: options.maxBLASThreads)
+                                              maxBLASThreads: options.maxBLASThreads, cache: options.cache, warn: options.warn)
             let analysis = StageQueue("analysis")
             let analyserState = StageState(analyser)
             let film = try FilmStage(compositor: compositor, outputs: outputs, dump: dump, timings: timings, options: options)

@@ -21,7 +21,8 @@ public struct RunDirectorySource: CheckpointSource {
                 let losses = run.losses.upTo(step: checkpoint.step)
                 let epoch = checkpoint.epoch ?? run.losses.epoch(atStep: checkpoint.step)
                 await channel.send(CheckpointEvent(index: index, step: checkpoint.step, epoch: epoch,
-                                                   embeddings: embeddings, losses: losses, origin: checkpoint.embeddingsPath))
+                                                   embeddings: embeddings, losses: losses, origin: checkpoint.embeddingsPath,
+                                                   file: checkpoint))
             }
             channel.finish()
         } catch {

@@ -134,7 +134,7 @@ public struct WatchedRun: CheckpointSource {
                     await channel.send(CheckpointEvent(index: index, step: checkpoint.step,
                                                        epoch: checkpoint.epoch ?? losses.epoch(atStep: checkpoint.step),
                                                        embeddings: embeddings, losses: losses.upTo(step: checkpoint.step),
-                                                       origin: checkpoint.embeddingsPath))
+                                                       origin: checkpoint.embeddingsPath, file: checkpoint))
                     index += 1
                     lastEmission = clock.now
                 }

@@ -11,7 +11,8 @@ import RunFormat
 /// Ctrl-C leaves no file, and an earlier table of that name untouched.
 public enum TableExport {
     /// Returns the number of checkpoints written, or nil when `stop` was raised (nothing written).
-    public static func write(run: RunDirectory, to path: String, alignment: AlignmentTarget, stop: StopFlag,
+    public static func write(run: RunDirectory, to path: String, alignment: AlignmentTarget, cache: AnalysisCache? = nil,
+                             stop: StopFlag, warn: @escaping @Sendable (String) -> Void = { _ in },
                              progress: (@Sendable (Int) -> Void)? = nil) async throws -> Int? {
         let plan = try OutputPlan(table: path)
         plan.removeLeftoverTemporaries()
@@ -22,7 +23,8 @@ public enum TableExport {
             let table = SampleTable(labels: run.labels, classNames: FilmSetting.classNames(labels: run.labels, classNames: run.classNames))
             let analyser = StageState(CheckpointAnalyser(aligner: Aligner(target: alignment, finalScores: finalScores),
                                                          labels: run.labels, topCount: 0, timings: StageTimings(),
-                                                         maxBLASThreads: ProcessInfo.processInfo.activeProcessorCount))
+                                                         maxBLASThreads: ProcessInfo.processInfo.activeProcessorCount,
+                                                         cache: cache, warn: warn))
             let analysis = StageQueue("analysis")
             let events = AsyncThrowingChannel<CheckpointEvent, any Error>()
             let written = try await withThrowingTaskGroup(of: Void.self) { group in

@@ -148,3 +148,25 @@ struct Shard: ExpressibleByArgument {
         CheckpointRange(from: (index - 1) * checkpoints / count, to: index * checkpoints / count)
     }
 }
+
+/// The analysis cache of a command that analyses a saved run (render, export).
+struct CacheOptions: ParsableArguments {
+    @Option(help: ArgumentHelp("The analysis cache to read each checkpoint's PCA and outlier scores from, and to fill (default: RUN/.embedlapse/analysis when embedlapse analyse has made it).",
+                               valueName: "dir"))
+    var cache: String?
+
+    @Flag(help: "Analyse every checkpoint again, neither reading nor filling a cache.")
+    var noCache = false
+
+    func validate() throws {
+        if noCache && cache != nil { throw ValidationError("--cache and --no-cache contradict each other: give one") }
+    }
+
+    /// The cache to use for `run`: `--cache`, or the run's own if it exists; none with `--no-cache`.
+    func cache(forRun run: String) -> AnalysisCache? {
+        if noCache { return nil }
+        if let cache { return AnalysisCache(directory: cache) }
+        let own = AnalysisCache.defaultDirectory(forRun: run)
+        return FileManager.default.fileExists(atPath: own) ? AnalysisCache(directory: own) : nil
+    }
+}

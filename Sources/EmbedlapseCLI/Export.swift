@@ -27,6 +27,8 @@ struct Export: AsyncParsableCommand {
     @Option(help: "Procrustes target: previous (each frame onto the one before), last (onto the final checkpoint) or none.")
     var align: AlignmentTarget = .previous
 
+    @OptionGroup var cache: CacheOptions
+
     func run() async throws {
         do { _ = try OutputPlan(table: output) } catch { fail("-o \(error.description)") }
         let runDirectory: RunDirectory
@@ -40,8 +42,9 @@ struct Export: AsyncParsableCommand {
         let progress = ProgressLine(total: total)
         let written: Int?
         do {
-            written = try await TableExport.write(run: runDirectory, to: output, alignment: align, stop: stop,
-                                                  progress: { progress.update($0) })
+            written = try await TableExport.write(run: runDirectory, to: output, alignment: align,
+                                                  cache: cache.cache(forRun: run), stop: stop,
+                                                  warn: { note("warning: \($0)") }, progress: { progress.update($0) })
         } catch {
             progress.end()
             fail("\(error)")

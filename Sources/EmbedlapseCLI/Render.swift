@@ -28,6 +28,8 @@ struct Render: AsyncParsableCommand {
     @Option(help: "Procrustes target: previous (each frame onto the one before), last (onto the final checkpoint) or none.")
     var align: AlignmentTarget = .previous
 
+    @OptionGroup var cache: CacheOptions
+
     func validate() throws {
         try film.checkOneRun()
         guard film.writesAnything else {
@@ -46,6 +48,8 @@ struct Render: AsyncParsableCommand {
 
         var options = film.renderOptions
         options.alignment = align
+        options.cache = cache.cache(forRun: run)
+        options.warn = { note("warning: \($0)") }
         options.topCount = min(options.topCount, runDirectory.sampleCount)
 
         let stop = StopFlag()

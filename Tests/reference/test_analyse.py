@@ -188,3 +188,73 @@ def test_an_empty_range_does_nothing(tmp_path, binary):
     run = synthetic_run(tmp_path / "run", n=50, d=8, steps=(0, 10))
     proc = run_cli("analyse", run, "--checkpoints", "5:")
     assert "no checkpoint in 5: " in proc.stderr and not (run / ".embedlapse").exists()
+
+
+# ---------------------------------------------------------------- films from the cache
+
+
+def dumps_of(folder):
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.suffix in (".npy", ".json", ".csv")}
+
+
+@pytest.fixture(scope="module")
+def filmed(tmp_path_factory, binary):
+    """A run 256 wide (films warm-start its PCA) rendered without a cache, filling one, and from it."""
+    root = tmp_path_factory.mktemp("filmed")
+    run = synthetic_run(root / "run", n=800, d=256, steps=(0, 50, 100, 150, 200))
+    run_cli("render", run, "--no-cache", "--tween", "1", "--dump-data", root / "plain")
+    run_cli("render", run, "--cache", root / "cache", "--tween", "1", "--dump-data", root / "filling", "-o", root / "filling.mp4")
+    run_cli("render", run, "--cache", root / "cache", "--tween", "1", "--dump-data", root / "reading", "-o", root / "reading.mp4")
+    run_cli("analyse", run, "--cache", root / "analysed")
+    return root, run
+
+
+def test_a_film_that_fills_the_cache_writes_what_analyse_writes(filmed):
+    root, _ = filmed
+    assert files_of(root / "cache") == files_of(root / "analysed")
+
+
+def test_a_film_from_the_cache_is_the_film_that_filled_it(filmed):
+    root, _ = filmed
+    assert dumps_of(root / "reading") == dumps_of(root / "filling")
+    assert (root / "reading.mp4").read_bytes() == (root / "filling.mp4").read_bytes()
+
+
+def test_a_film_from_the_cache_has_the_films_numbers(filmed):
+    """Without a cache the film warm-starts its PCA: the same numbers within the PCA's tolerance."""
+    root, run = filmed
+    for step in steps_of(run):
+        plain, cached = np.load(root / "plain" / f"aligned-{step}.npy"), np.load(root / "reading" / f"aligned-{step}.npy")
+        assert np.abs(plain - cached).max() < 1e-4, step
+        np.testing.assert_allclose(np.load(root / "plain" / f"outlier-scores-{step}.npy"),
+                                   np.load(root / "reading" / f"outlier-scores-{step}.npy"), rtol=1e-6)
+
+
+def test_the_film_reads_its_scores_from_the_cache_and_no_cache_ignores_it(tmp_path, binary):
+    run = synthetic_run(tmp_path / "run", n=300, d=16)
+    run_cli("analyse", run)  # the run's own cache: films use it without being told
+    entry = run / ".embedlapse" / "analysis" / "checkpoint-100"
+    scores = np.load(entry / "outlier_scores.npy")
+    planted = scores * 0.5
+    with open(entry / "outlier_scores.npy", "wb") as f:
+        np.save(f, planted.astype(np.float32))
+    run_cli("render", run, "--tween", "1", "--dump-data", tmp_path / "own")
+    np.testing.assert_array_equal(np.load(tmp_path / "own" / "outlier-scores-100.npy"), planted)
+    run_cli("render", run, "--no-cache", "--tween", "1", "--dump-data", tmp_path / "none")
+    np.testing.assert_array_equal(np.load(tmp_path / "none" / "outlier-scores-100.npy"), scores)
+    run_cli("export", run, "-o", tmp_path / "table.csv")
+    rows = np.genfromtxt(tmp_path / "table.csv", delimiter=",", names=True, dtype=None, encoding="utf-8")
+    exported = rows["outlier_score"][rows["step"] == 100]
+    np.testing.assert_allclose(exported, planted, rtol=1e-6)
+
+
+def test_a_film_never_creates_a_cache_unasked_and_goes_on_when_it_cannot_write_one(tmp_path, binary):
+    run = synthetic_run(tmp_path / "run", n=100, d=8, steps=(0, 10))
+    run_cli("render", run, "--tween", "1", "--dump-data", tmp_path / "out")
+    assert not (run / ".embedlapse").exists()
+    proc = run_cli("render", run, "--tween", "1", "-o", tmp_path / "film.mp4", "--cache", "/proc/embedlapse-cache")
+    warnings = [line for line in proc.stderr.splitlines() if "cannot write the analysis cache" in line]
+    assert len(warnings) == 1 and warnings[0].startswith("warning: "), proc.stderr
+    assert (tmp_path / "film.mp4").stat().st_size > 0
+    proc = run_cli("render", run, "-o", tmp_path / "x.mp4", "--cache", tmp_path / "c", "--no-cache", check=False)
+    assert proc.returncode != 0 and "--cache and --no-cache" in proc.stderr
