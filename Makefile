@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 APT_PACKAGES := libavcodec-dev libavformat-dev libavutil-dev libswscale-dev libcairo2-dev \
                 libopenblas-dev liblapacke-dev zlib1g-dev pkg-config fontconfig fonts-dejavu-core \
-                dataset-fashion-mnist ffmpeg python3-venv chromium chromium-driver strace
+                dataset-fashion-mnist ffmpeg python3-venv chromium chromium-driver strace slurm-wlm munge
 VENV := .venv
 BIN := .build/release/embedlapse
 
@@ -65,6 +65,12 @@ tsan:
 
 clean:
 	rm -rf .build .build-test $(VENV) .venv-bench .bench-cache demo.mp4 demo.gif
+
+# A single-node Slurm cluster on this machine (munged, slurmctld, slurmd) for scripts/slurm-analyse.sh
+# and its tests; scripts/slurm-local.sh stop stops it. Needs root. See docs/slurm.md.
+.PHONY: slurm-up
+slurm-up: deps
+	scripts/slurm-local.sh start
 
 # libFuzzer targets of the input parsers (Tests/Fuzz), built apart from the package: `make fuzz`
 # fuzzes each for FUZZ_SECONDS, `make fuzz-ci` replays the crash reproducers and the committed

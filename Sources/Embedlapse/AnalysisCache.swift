@@ -36,6 +36,13 @@ public struct AnalysisCache: Sendable {
         URL(fileURLWithPath: run).appendingPathComponent(".embedlapse/analysis").path
     }
 
+    /// The run's own cache if `analyse` (or a film told `--cache` so) has made it; films read and
+    /// fill it then, and never create it unasked.
+    public static func existing(forRun run: String) -> AnalysisCache? {
+        let own = defaultDirectory(forRun: run)
+        return FileManager.default.fileExists(atPath: own) ? AnalysisCache(directory: own) : nil
+    }
+
     /// One checkpoint's cached analysis.
     public struct Entry: Sendable {
         public let step: Int

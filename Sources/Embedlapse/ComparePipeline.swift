@@ -40,7 +40,8 @@ public enum ComparePipeline {
                                      panels: 2)
             let analysis = StageQueue("analysis")
             let state = StageState(ComparisonState(runs: runs, labels: evaluationSet.annotations.labels,
-                                                   ranking: options.comparisonRanking, topCount: options.topCount))
+                                                   ranking: options.comparisonRanking, topCount: options.topCount,
+                                                   warn: options.warn))
             let steps = Array(Set(runs.flatMap { $0.checkpoints.map(\.step) })).sorted()
             try await film.produce {
                 for (index, step) in steps.enumerated() {
@@ -127,11 +128,13 @@ struct ComparisonState {
     private let ranking: ComparisonRanking
     private let topCount: Int
 
-    init(runs: [RunDirectory], labels: [Int]?, ranking: ComparisonRanking, topCount: Int) {
+    init(runs: [RunDirectory], labels: [Int]?, ranking: ComparisonRanking, topCount: Int,
+         warn: @escaping @Sendable (String) -> Void) {
         self.runs = runs
-        analysers = runs.map { _ in
+        analysers = runs.map { run in
             CheckpointAnalyser(aligner: Aligner(target: .previous), labels: labels, topCount: topCount, timings: StageTimings(),
-                               maxBLASThreads: ProcessInfo.processInfo.activeProcessorCount)
+                               maxBLASThreads: ProcessInfo.processInfo.activeProcessorCount, cache: AnalysisCache.existing(forRun: run.path),
+                               warn: warn)
         }
         next = runs.map { _ in 0 }
         latest = runs.map { _ in nil }
@@ -147,7 +150,7 @@ struct ComparisonState {
             let embeddings = try file.loadEmbeddings()
             let event = CheckpointEvent(index: next[r], step: step, epoch: file.epoch ?? runs[r].losses.epoch(atStep: step),
                                         embeddings: embeddings, losses: runs[r].losses.upTo(step: step),
-                                        origin: file.embeddingsPath)
+                                        origin: file.embeddingsPath, file: file)
             latest[r] = try analysers[r].analyse(event)
             next[r] += 1
             isNew[r] = true
@@ -157,7 +160,7 @@ struct ComparisonState {
             let file = runs[r].checkpoints[0]
             let event = CheckpointEvent(index: 0, step: file.step, epoch: file.epoch ?? runs[r].losses.epoch(atStep: file.step),
                                         embeddings: try file.loadEmbeddings(), losses: runs[r].losses.upTo(step: file.step),
-                                        origin: file.embeddingsPath)
+                                        origin: file.embeddingsPath, file: file)
             latest[r] = try analysers[r].analyse(event)
             next[r] = 1
             isNew[r] = true

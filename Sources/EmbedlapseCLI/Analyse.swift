@@ -166,7 +166,6 @@ struct CacheOptions: ParsableArguments {
     func cache(forRun run: String) -> AnalysisCache? {
         if noCache { return nil }
         if let cache { return AnalysisCache(directory: cache) }
-        let own = AnalysisCache.defaultDirectory(forRun: run)
-        return FileManager.default.fileExists(atPath: own) ? AnalysisCache(directory: own) : nil
+        return AnalysisCache.existing(forRun: run)
     }
 }

@@ -75,7 +75,9 @@ struct Compare: AsyncParsableCommand {
         let progress = ProgressLine(total: total)
         let summary: RenderSummary
         do {
-            summary = try await ComparePipeline.compare(runs, names: names, options: film.renderOptions, stop: stop,
+            var options = film.renderOptions
+            options.warn = { note("warning: \($0)") }
+            summary = try await ComparePipeline.compare(runs, names: names, options: options, stop: stop,
                                                         progress: { progress.update($0) })
         } catch {
             progress.end()

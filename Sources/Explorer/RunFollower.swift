@@ -8,7 +8,8 @@ import ServiceLifecycle
 /// Follows the run as it grows (the run scanner's live mode, through `RunWatcher`, as `watch`
 /// does) and analyses each complete checkpoint once with the film's own stages (PCA, Procrustes
 /// onto the previous frame, outlier scores, label quality, movers), keeping the results in the
-/// store. After the run is marked `DONE` it keeps what it has until the server stops.
+/// store, reading and filling the run's analysis cache when `analyse` has made one. After the
+/// run is marked `DONE` it keeps what it has until the server stops.
 ///
 /// A service of the explorer's group: on graceful shutdown (Ctrl-C, SIGTERM) it stops following,
 /// and ends the pages' event streams so that the HTTP server can close their connections.
@@ -54,7 +55,8 @@ struct RunFollower: Service {
         let events = AsyncThrowingChannel<CheckpointEvent, any Error>()
         let analyser = AnalysisQueue(CheckpointAnalyser(aligner: Aligner(target: .previous), labels: labels,
                                                         topCount: APIDocuments.leaderboardLength, timings: StageTimings(),
-                                                        maxBLASThreads: maxBLASThreads))
+                                                        maxBLASThreads: maxBLASThreads,
+                                                        cache: AnalysisCache.existing(forRun: watcher.path), warn: warn))
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { await run.emit(into: events, stop: stop) }
             for try await event in events {
