@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 APT_PACKAGES := libavcodec-dev libavformat-dev libavutil-dev libswscale-dev libcairo2-dev \
                 libopenblas-dev liblapacke-dev zlib1g-dev pkg-config fontconfig fonts-dejavu-core \
-                dataset-fashion-mnist ffmpeg python3-venv chromium chromium-driver strace slurm-wlm munge
+                dataset-fashion-mnist ffmpeg python3-venv chromium chromium-driver strace slurmctld slurmd slurm-client munge
 VENV := .venv
 BIN := .build/release/embedlapse
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # A single-node Slurm cluster on this machine, for trying scripts/slurm-analyse.sh and for its tests:
-# munged, slurmctld and slurmd from Debian's slurm-wlm and munge (make deps installs them), one
+# munged, slurmctld and slurmd from Debian's Slurm (slurmctld, slurmd, slurm-client) and munge (make deps installs them), one
 # partition of this machine's cores (nproc) and memory, jobs run as whoever submits them (root too).
 #
 #   scripts/slurm-local.sh start     # idempotent: does nothing if sinfo already answers
@@ -32,7 +32,7 @@ start() {
         return
     fi
     for tool in munged slurmctld slurmd sinfo; do
-        command -v "$tool" >/dev/null || { echo "slurm-local: $tool is missing: apt-get install -y slurm-wlm munge" >&2; exit 1; }
+        command -v "$tool" >/dev/null || { echo "slurm-local: $tool is missing: apt-get install -y slurmctld slurmd slurm-client munge" >&2; exit 1; }
     done
     if [[ -e $conf ]] && [[ $(head -n 1 "$conf") != "$marker" ]]; then
         echo "slurm-local: $conf exists and is not ours; not touching it (move it away, or set SLURM_CONF)" >&2

@@ -3,7 +3,7 @@ three tasks analyse 10, 10 and 11 of cnn-fmnist's 31 checkpoints into the cache 
 (bit for bit, --threads 1 on both sides), and a render job that waits for them (afterok) and writes
 the film one process renders from that cache. A failed shard leaves the render job cancelled, never
 run, and the script says which shard failed and why; so it does for a failed render job. Skipped
-where slurm-wlm and munge are missing."""
+where Slurm and munge are missing."""
 import os
 import re
 import shutil
@@ -22,7 +22,7 @@ ANALYSE = ROOT / "scripts" / "slurm-analyse.sh"
 MISSING = [tool for tool in ("sbatch", "scontrol", "slurmctld", "slurmd", "munged") if not shutil.which(tool)]
 
 pytestmark = pytest.mark.skipif(bool(MISSING), reason=f"Slurm is not installed ({', '.join(MISSING)} missing): "
-                                                      "apt-get install -y slurm-wlm munge")
+                                                      "apt-get install -y slurmctld slurmd slurm-client munge")
 
 
 def answers():
