@@ -2,7 +2,8 @@
 """Embedlapse against the reference pipeline (shared/reference) on the same runs, in one invocation.
 
 Prints medians and ratios (reference / Embedlapse) for the whole offline render and per stage, the
-libx264 encode limit, peak memory, live latency and the 100k-point scale test, and writes the table
+libx264 encode limit, peak memory, live latency, re-rendering from the analysis cache and the 100k-point
+scale test, and writes the table
 to benchmarks/results/<date>-<host>.md. Run it with `make bench`.
 
 Environment: BENCH_REPS (default 3) repetitions, alternating reference and Embedlapse;
@@ -217,6 +218,26 @@ def live_latency(run, count=12, gap=1.5):
     shutil.rmtree(work, ignore_errors=True)
 
 
+def cache_rerender(run, reps):
+    """The analysis cache: analyse once, then films from it cost only drawing and encoding."""
+    work = Path(tempfile.mkdtemp(prefix="bench-cache-"))
+    analyse, _, _ = timed([BIN, "analyse", run, "--cache", work / "cache"])
+    plain, cached, other = [], [], []
+    for _ in range(reps):
+        plain.append(timed([BIN, "render", run, "--no-cache", "-o", work / "plain.mp4", *ONE_FRAME_PER_CHECKPOINT])[0])
+        cached.append(timed([BIN, "render", run, "--cache", work / "cache", "-o", work / "cached.mp4", *ONE_FRAME_PER_CHECKPOINT])[0])
+        other.append(timed([BIN, "render", run, "--cache", work / "cache", "-o", work / "other.mp4", "--size", "1920x1080",
+                            "--leaderboard", "label-issues"])[0])
+    say(f"\n### analysis cache: {run.name} ({reps} runs each, medians)")
+    say("| | wall s | |")
+    say("|---|---:|---:|")
+    say(f"| analyse into an empty cache | {analyse:.2f} | once |")
+    say(f"| render --tween 1 without the cache | {statistics.median(plain):.2f} | |")
+    say(f"| render --tween 1 from the cache | {statistics.median(cached):.2f} | {statistics.median(plain) / statistics.median(cached):.1f}x faster |")
+    say(f"| render 1920x1080, label-issues, default tween, from the cache | {statistics.median(other):.2f} | |")
+    shutil.rmtree(work, ignore_errors=True)
+
+
 def memory_long(run):
     wall, rss, _ = timed([BIN, "render", run, "-o", Path(tempfile.mkdtemp()) / "long.mp4", *ONE_FRAME_PER_CHECKPOINT])
     say(f"\n### memory: {run.name}")
@@ -256,6 +277,7 @@ def main():
     encode_limit(run10k)
     tween_rate(ROOT / "samples" / "cnn-fmnist")
     live_latency(run10k)
+    cache_rerender(run10k, max(1, min(REPS, 2)))
     if not QUICK:
         memory_long(synthetic("run10k-100", 10000, 768, 100))
         scale(synthetic("run100k", 100000, 768, 2))

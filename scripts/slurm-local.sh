@@ -21,8 +21,10 @@ export SLURM_CONF=$conf
 usage() { echo "usage: $0 start|stop|status" >&2; exit 2; }
 [[ $# -eq 1 ]] || usage
 
-# scontrol ping answers at once; sinfo retries for seconds while no controller listens.
-answers() { scontrol ping >/dev/null 2>&1 && timeout 10 sinfo -h >/dev/null 2>&1; }
+# scontrol ping answers at once when the config names a controller; without a config (a fresh
+# install) it looks for one through DNS for a minute, and sinfo retries for seconds while no
+# controller listens: ask only when there is a config, and never for long.
+answers() { [[ -f $conf ]] && timeout 5 scontrol ping >/dev/null 2>&1 && timeout 10 sinfo -h >/dev/null 2>&1; }
 munge_answers() { munge -n 2>/dev/null | unmunge >/dev/null 2>&1; }
 summary() { sinfo -h -N -o '%N %t %c CPUs %m MB' 2>/dev/null | head -n 1; }
 
@@ -98,7 +100,7 @@ EOF
     setsid /usr/sbin/slurmd -D -f "$conf" </dev/null >>"$dir/log/slurmd.out" 2>&1 &
     local deadline=$(( SECONDS + timeout )) state=
     while (( SECONDS < deadline )); do
-        state=$(sinfo -h -n "$host" -o '%t' 2>/dev/null || true)
+        state=$(timeout 5 sinfo -h -n "$host" -o '%t' 2>/dev/null || true)
         [[ $state == idle ]] && break
         sleep 0.2
     done
