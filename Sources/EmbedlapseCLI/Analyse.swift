@@ -72,11 +72,12 @@ struct Analyse: AsyncParsableCommand {
         var replaced: [String] = []
         for file in selected {
             if stop.isRaised { break }
-            switch cache.lookup(file) {
+            let lookup = cache.lookup(file)
+            switch lookup {
             case .hit:
                 kept += 1
             case .missing, .unusable:
-                if case .unusable(let why) = cache.lookup(file) { replaced.append("step \(file.step): \(why)") }
+                if case .unusable(let why) = lookup { replaced.append("step \(file.step): \(why)") }
                 do {
                     try cache.store(try AnalysisCache.analyse(file, threads: threads), for: file)
                 } catch {
@@ -138,7 +139,7 @@ struct Shard: ExpressibleByArgument {
     init?(argument: String) {
         let parts = argument.split(separator: "/", omittingEmptySubsequences: false)
         guard parts.count == 2, parts.allSatisfy({ (1...6).contains($0.count) && $0.allSatisfy(\.isASCII) }),
-              let index = Int(parts[0]), let count = Int(parts[1]), (1...count).contains(index) else { return nil }
+              let index = Int(parts[0]), let count = Int(parts[1]), count >= 1, (1...count).contains(index) else { return nil }
         self.index = index
         self.count = count
     }

@@ -166,6 +166,8 @@ def test_an_unusable_entry_is_recomputed_and_the_others_kept(tmp_path, binary, s
     (["--threads", "0"], "--threads must be 1 to 1024"),
     (["--shard", "0/2"], "--shard"),
     (["--shard", "3/2"], "--shard"),
+    (["--shard", "1/0"], "--shard"),
+    (["--shard", "0/0"], "--shard"),
     (["--shard", "1/2", "--checkpoints", "0:1"], "give one"),
 ])
 def test_bad_arguments_are_refused_in_one_line(tmp_path, binary, args, message):
