@@ -2,12 +2,15 @@
 """Embedlapse against the reference pipeline (shared/reference) on the same runs, in one invocation.
 
 Prints medians and ratios (reference / Embedlapse) for the whole offline render and per stage, the
-libx264 encode limit, peak memory, live latency, re-rendering from the analysis cache and the 100k-point
-scale test, and writes the table
-to benchmarks/results/<date>-<host>.md. Run it with `make bench`.
+libx264 encode limit, peak memory, live latency, re-rendering from the analysis cache and the large
+section (100,000 x 768 searched exactly, 1,000,000 x 768 approximately, with the approximate search's
+certificate and cleanlab scaled from subsamples; runs made by benchmarks/make_big_run.py into
+.bench-cache, about 7 GB), and writes the table to benchmarks/results/<date>-<host>.md. Run it with
+`make bench`.
 
 Environment: BENCH_REPS (default 3) repetitions, alternating reference and Embedlapse;
-BENCH_QUICK=1 skips the 10k reference runs (minutes each), the 100-checkpoint and the 100k runs.
+BENCH_QUICK=1 skips the 10k reference runs (minutes each), the 100-checkpoint run and the large section;
+BENCH_ONLY_LARGE=1 runs only the large section (skipped, with one line, while the binary has no --search).
 """
 import datetime
 import json
@@ -30,6 +33,7 @@ CACHE = ROOT / ".bench-cache"
 PY = sys.executable
 REPS = int(os.environ.get("BENCH_REPS", "3"))
 QUICK = os.environ.get("BENCH_QUICK") == "1"
+ONLY_LARGE = os.environ.get("BENCH_ONLY_LARGE") == "1"
 lines = []
 # The reference draws one frame per checkpoint: so does Embedlapse wherever the two are compared.
 ONE_FRAME_PER_CHECKPOINT = ("--tween", "1")
@@ -245,17 +249,120 @@ def memory_long(run):
     say("|---|---:|---:|")
 
 
-def scale(run):
-    out = Path(tempfile.mkdtemp(prefix="bench-scale-"))
-    wall, rss, _ = timed([BIN, "render", run, "-o", out / "scale.mp4", "--timings", out / "t.json", *ONE_FRAME_PER_CHECKPOINT])
-    t = json.loads((out / "t.json").read_text())
-    say(f"\n### scale: {run.name}")
-    say("| stage | ms per checkpoint (median) |")
-    say("|---|---:|")
-    for k in ("pca", "outliers", "draw", "encode"):
-        say(f"| {k} | {statistics.median(t[k]):.0f} |")
-    say(f"| whole render | {wall:.1f} s, peak RSS {rss:.0f} MB |")
-    shutil.rmtree(out, ignore_errors=True)
+def big_run(name, n, dim, checkpoints, seed=0):
+    """A run from benchmarks/make_big_run.py (chunked, float32, bounded memory), reused when its
+    truth.json says it was made with the same parameters (truth.json is written last)."""
+    out = CACHE / name
+    want = {"generator": "make_big_run.py", "n": n, "dim": dim, "checkpoints": checkpoints, "seed": seed}
+    truth = out / "truth.json"
+    if truth.exists():
+        t = json.loads(truth.read_text())
+        if all(t.get(k) == v for k, v in want.items()) and all(
+                (out / f"checkpoint-{s}" / "embeddings.npy").exists() for s in t.get("steps", [None])):
+            return out
+    say(f"generating {name} (n={n}, dim={dim}, checkpoints={checkpoints}) with make_big_run.py ...")
+    wall, rss, _ = timed([PY, ROOT / "benchmarks" / "make_big_run.py", out, "--n", n, "--dim", dim,
+                          "--checkpoints", checkpoints, "--seed", seed, "--force"])
+    say(f"  generated in {wall:.0f} s, peak RSS {rss:.0f} MB")
+    return out
+
+
+def knows_search():
+    proc = subprocess.run([BIN, "render", "--help"], capture_output=True, text=True)
+    return "--search" in proc.stdout + proc.stderr
+
+
+LARGE_STAGES = ("pca", "outliers", "draw", "encode")
+CERTIFICATE = ("certified_top", "cells", "exact_candidates", "refined", "sample",
+               "sample_distance_error_median", "sample_distance_error_max",
+               "sample_score_error_median", "sample_score_error_max")
+
+
+def render_large(run, search):
+    """One render at one frame per checkpoint without the cache: per-stage ms per checkpoint, wall,
+    peak RSS, and per checkpoint the dump's search, certificate and planted outliers found in the top."""
+    work = Path(tempfile.mkdtemp(prefix="bench-large-"))
+    wall, rss, _ = timed([BIN, "render", run, "--search", search, *ONE_FRAME_PER_CHECKPOINT, "--no-cache",
+                          "-o", work / "film.mp4", "--timings", work / "t.json", "--dump-data", work / "dump"])
+    t = json.loads((work / "t.json").read_text())
+    planted = set(json.loads((run / "truth.json").read_text()).get("planted_outliers", []))
+    per = []
+    for p in sorted((work / "dump").glob("outliers-*.json"), key=lambda p: int(re.findall(r"\d+", p.name)[0])):
+        d = json.loads(p.read_text())
+        per.append({"step": d.get("step"), "search": d.get("search", "?"), "certificate": d.get("certificate"),
+                    "planted_top": len(planted & set(d.get("indices", []))), "top": len(d.get("indices", []))})
+    shutil.rmtree(work, ignore_errors=True)
+    return {"wall": wall, "rss": rss, "stages": {k: t.get(k, []) for k in LARGE_STAGES}, "per": per,
+            "planted": len(planted)}
+
+
+def cleanlab_scaled(run, n, sizes=(5000, 10000)):
+    """cleanlab's OutOfDistribution().fit_score on the first m rows of the first checkpoint, m in sizes,
+    fitted as t = a*m^2 (least squares through the origin) and read at N."""
+    import numpy as np
+    from cleanlab.outlier import OutOfDistribution
+    first = min(run.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
+    x = np.load(first / "embeddings.npy", mmap_mode="r")
+    OutOfDistribution().fit_score(features=np.array(x[:500]), verbose=False)  # imports, first-call setup
+    times = []
+    for m in sizes:
+        rows = np.array(x[:m])
+        start = time.perf_counter()
+        OutOfDistribution().fit_score(features=rows, verbose=False)
+        times.append(time.perf_counter() - start)
+    a = sum(t * m * m for t, m in zip(times, sizes)) / sum(float(m) ** 4 for m in sizes)
+    return times, a * float(n) ** 2
+
+
+def large():
+    """100,000 x 768 searched exactly and 1,000,000 x 768 approximately: stage costs, the approximate
+    search's certificate, the density frame's draw time, and cleanlab scaled from subsamples."""
+    if not knows_search():
+        say(f"\n### large: skipped ({BIN.name} render has no --search option yet)")
+        return
+    sizes = [("100,000 x 768", big_run("run100k-big", 100000, 768, 3), 100000, "exact"),
+             ("1,000,000 x 768", big_run("run1m", 1000000, 768, 2), 1000000, "approximate")]
+    results = []
+    for label, run, n, search in sizes:
+        say(f"  large: {label}, --search {search} ...")
+        results.append((label, run, n, search, render_large(run, search)))
+    med = lambda xs: statistics.median(xs) if xs else float("nan")
+    say("\n### large: one render each, --tween 1 --no-cache, ms per checkpoint (medians)")
+    say("| points | search | checkpoints | pca | outliers | draw | encode | wall s | peak RSS MB | planted outliers in top |")
+    say("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for label, run, n, search, r in results:
+        st = r["stages"]
+        found = ", ".join(f"{p['planted_top']}/{min(r['planted'], p['top'])}" for p in r["per"])
+        dumped = sorted({p["search"] for p in r["per"]})
+        shown = search if dumped == [search] else f"{search} (dump says {', '.join(dumped)})"
+        say(f"| {label} | {shown} | {len(r['per'])} | {med(st['pca']):.0f} | {med(st['outliers']):.0f} | "
+            f"{med(st['draw']):.1f} | {med(st['encode']):.0f} | {r['wall']:.1f} | {r['rss']:.0f} | {found} |")
+    for label, run, n, search, r in results:
+        if search != "approximate":
+            continue
+        say(f"\napproximate search certificate, {label} (from the dump's outliers-<step>.json)\n")
+        say("| step | search | " + " | ".join(CERTIFICATE) + " |")
+        say("|---:|---|" + "---:|" * len(CERTIFICATE))
+        for p in r["per"]:
+            c = p["certificate"]
+            if not isinstance(c, dict):
+                say(f"| {p['step']} | {p['search']} | no certificate in the dump |" + " |" * (len(CERTIFICATE) - 1))
+                continue
+            cells = [f"{c[k]:.3g}" if isinstance(c.get(k), float) else str(c.get(k, "?")) for k in CERTIFICATE]
+            say(f"| {p['step']} | {p['search']} | " + " | ".join(cells) + " |")
+        draw = r["stages"]["draw"]
+        later = f", after the first frame {med(draw[1:]):.1f}" if len(draw) > 1 else ""
+        say(f"\ndensity frame draw at {label}: {med(draw):.1f} ms median per frame (first frame "
+            f"{draw[0] if draw else float('nan'):.1f}{later}), target <= 20 ms: {'met' if med(draw) <= 20 else 'NOT met'}")
+    say("\ncleanlab OutOfDistribution().fit_score, scaled from 5,000 and 10,000-row subsamples of the first "
+        "checkpoint as m^2 (not run at full size)\n")
+    say("| points | cleanlab 5,000 rows s | cleanlab 10,000 rows s | cleanlab est. s per checkpoint | "
+        "Embedlapse outliers ms per checkpoint | ratio |")
+    say("|---|---:|---:|---:|---:|---:|")
+    for label, run, n, search, r in results:
+        (t5, t10), est = cleanlab_scaled(run, n)
+        ours = med(r["stages"]["outliers"])
+        say(f"| {label} ({search}) | {t5:.2f} | {t10:.2f} | {est:.0f} | {ours:.0f} | {est * 1e3 / ours:.0f}x |")
 
 
 def main():
@@ -266,6 +373,10 @@ def main():
     say(f"# Embedlapse benchmark, {datetime.date.today()} on {platform.node()} ({os.cpu_count()} cores, {cpu})")
     say(f"{REPS} repetitions, reference and Embedlapse alternating; medians. Reference: shared/reference/"
         f"reference_pipeline.py (cleanlab, scikit-learn, scipy, matplotlib, imageio), --align previous.")
+    if ONLY_LARGE:
+        large()
+        write_results("-large")
+        return
     say("Encoders differ as shipped: reference libx264 medium CRF 18 (imageio-ffmpeg), Embedlapse veryfast CRF 20, rc-lookahead 5.")
     run10k = synthetic("run10k", 10000, 768, 30)
     run2k = synthetic("run2k", 2000, 768, 30)
@@ -280,8 +391,12 @@ def main():
     cache_rerender(run10k, max(1, min(REPS, 2)))
     if not QUICK:
         memory_long(synthetic("run10k-100", 10000, 768, 100))
-        scale(synthetic("run100k", 100000, 768, 2))
-    name = f"{datetime.datetime.now():%Y-%m-%d-%H%M}-{platform.node()}{'-quick' if QUICK else ''}.md"
+        large()
+    write_results("-quick" if QUICK else "")
+
+
+def write_results(suffix):
+    name = f"{datetime.datetime.now():%Y-%m-%d-%H%M}-{platform.node()}{suffix}.md"
     (ROOT / "benchmarks" / "results" / name).write_text("\n".join(lines) + "\n")
     print(f"\nwritten to benchmarks/results/{name}")
 

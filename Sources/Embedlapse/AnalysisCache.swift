@@ -59,7 +59,9 @@ public struct AnalysisCache: Sendable {
     }
 
     /// The cached analysis of `file`, if there is a whole, current one.
-    public func lookup(_ file: CheckpointFile) -> Lookup {
+    /// An entry of another search (exact against approximate), or one certified for a shorter
+    /// leaderboard than `certify`, does not count.
+    public func lookup(_ file: CheckpointFile, search: OutlierScores.Search, certify: Int) -> Lookup {
         let folder = entryPath(step: file.step)
         guard FileManager.default.fileExists(atPath: folder) else { return .missing }
         guard let data = FileManager.default.contents(atPath: folder + "/meta.json"),
@@ -67,6 +69,13 @@ public struct AnalysisCache: Sendable {
         guard meta.version == Self.version else { return .unusable("format version \(meta.version), this is \(Self.version)") }
         guard meta.step == file.step, meta.source == Meta.Source(file) else {
             return .unusable("computed from another version of \(file.embeddingsPath)")
+        }
+        let approximate = OutlierScores.isApproximate(search, samples: file.sampleCount, dimension: file.dimension)
+        guard (meta.certificate != nil) == approximate else {
+            return .unusable("computed with the \(approximate ? "exact" : "approximate") search")
+        }
+        if let certificate = meta.certificate, certificate.certifiedTop < min(certify, file.sampleCount) {
+            return .unusable("certified for the top \(certificate.certifiedTop) only")
         }
         do {
             let n = file.sampleCount, k = meta.neighbours
@@ -78,7 +87,8 @@ public struct AnalysisCache: Sendable {
                 return .unusable("neighbours.npy or meta.json holds values out of range")
             }
             let outliers = OutlierScores(scores: scores, averageDistances: distances, scalingFactor: meta.scalingFactor,
-                                         neighbours: k, metric: metric, neighbourIndices: neighbours, exactPairs: meta.exactPairs)
+                                         neighbours: k, metric: metric, neighbourIndices: neighbours, exactPairs: meta.exactPairs,
+                                         certificate: meta.certificate)
             let planar = PlanarPoints(x: stride(from: 0, to: 2 * n, by: 2).map { pca[$0] }, y: stride(from: 1, to: 2 * n, by: 2).map { pca[$0] })
             return .hit(Entry(step: file.step, pca: planar, outliers: outliers))
         } catch {
@@ -87,11 +97,12 @@ public struct AnalysisCache: Sendable {
     }
 
     /// Analyses one checkpoint file on its own.
-    public static func analyse(_ file: CheckpointFile, threads: Int) throws(PipelineError) -> Entry {
+    public static func analyse(_ file: CheckpointFile, threads: Int, search: OutlierScores.Search,
+                               certify: Int) throws(PipelineError) -> Entry {
         let embeddings: Matrix
         do { embeddings = try file.loadEmbeddings() } catch { throw PipelineError(error.description) }
         do {
-            return try analyse(embeddings, step: file.step, threads: threads)
+            return try analyse(embeddings, step: file.step, threads: threads, search: search, certify: certify)
         } catch {
             throw PipelineError("\(file.embeddingsPath): \(error)")
         }
@@ -99,7 +110,8 @@ public struct AnalysisCache: Sendable {
 
     /// Analyses one checkpoint on its own: the exact PCA route and an unseeded exact neighbour
     /// search (seeds could order equally distant neighbours otherwise).
-    static func analyse(_ embeddings: Matrix, step: Int, threads most: Int) throws -> Entry {
+    static func analyse(_ embeddings: Matrix, step: Int, threads most: Int, search: OutlierScores.Search,
+                        certify: Int) throws -> Entry {
         // As a film would: then a film that fills the cache writes what `analyse` writes.
         let threads = CheckpointAnalyser.threads(for: embeddings, upTo: most)
         BLAS.setThreadCount(threads)
@@ -107,7 +119,7 @@ public struct AnalysisCache: Sendable {
         var pca = IncrementalPCA()
         pca.threads = threads
         let projection = try pca.fit(embeddings)
-        let outliers = try OutlierScores(embeddings: embeddings, threads: threads)
+        let outliers = try OutlierScores(embeddings: embeddings, search: search, threads: threads, certify: certify)
         return Entry(step: step, pca: projection.scores, outliers: outliers)
     }
 
@@ -117,12 +129,13 @@ public struct AnalysisCache: Sendable {
         let final = entryPath(step: entry.step)
         let partial = "\(directory)/.checkpoint-\(entry.step).\(getpid()).partial"
         do {
-            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+            try Self.makeDirectories(directory)
             try? FileManager.default.removeItem(atPath: partial)
-            try FileManager.default.createDirectory(atPath: partial, withIntermediateDirectories: false)
+            try Self.makeDirectories(partial)
             let meta = Meta(version: Self.version, step: entry.step, source: Meta.Source(file), samples: n,
                             dimension: file.dimension, neighbours: k, metric: entry.outliers.metric.rawValue,
-                            scalingFactor: entry.outliers.scalingFactor, exactPairs: entry.outliers.exactPairs)
+                            scalingFactor: entry.outliers.scalingFactor, exactPairs: entry.outliers.exactPairs,
+                            certificate: entry.outliers.certificate)
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.sortedKeys, .prettyPrinted]
             try AtomicFile.write(NPYWriter.encode(float32: entry.pca.interleaved, shape: [n, 2]), to: partial + "/pca.npy")
@@ -148,6 +161,22 @@ public struct AnalysisCache: Sendable {
         let aside = partial + ".replaced"
         guard rename(final, aside) == 0, rename(partial, final) == 0 else { throw PipelineError(String(cString: strerror(errno))) }
         try? FileManager.default.removeItem(atPath: aside)
+    }
+
+    /// `mkdir -p`, failing in plain words (`strerror`, where Foundation would say "error 512").
+    private static func makeDirectories(_ path: String) throws(PipelineError) {
+        var prefix = path.hasPrefix("/") ? "" : "."
+        for component in path.split(separator: "/") {
+            prefix += "/" + component
+            var status = stat()
+            if stat(prefix, &status) == 0 {
+                guard status.st_mode & S_IFMT == S_IFDIR else { throw PipelineError("\(prefix) is not a folder") }
+                continue
+            }
+            guard mkdir(prefix, 0o755) == 0 || errno == EEXIST else {
+                throw PipelineError("\(prefix): \(String(cString: strerror(errno)))")
+            }
+        }
     }
 
     private static func values<T>(_ folder: String, _ name: String, shape: [Int],
@@ -177,6 +206,8 @@ public struct AnalysisCache: Sendable {
         var metric: String
         var scalingFactor: Double
         var exactPairs: Int
+        /// Only for an approximate search: what it proved and its measured error.
+        var certificate: OutlierScores.Certificate?
 
         /// The embeddings file as it was analysed.
         struct Source: Codable, Equatable {
@@ -200,7 +231,7 @@ public struct AnalysisCache: Sendable {
 
         enum CodingKeys: String, CodingKey {
             case format, version, step, source, samples, dimension, neighbours, metric
-            case scalingFactor = "scaling_factor", exactPairs = "exact_pairs"
+            case scalingFactor = "scaling_factor", exactPairs = "exact_pairs", certificate
         }
     }
 }

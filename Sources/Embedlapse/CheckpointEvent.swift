@@ -26,16 +26,29 @@ public struct CheckpointEvent: Sendable {
     public let embeddings: Matrix
     /// The file they were read from, when they were (the analysis cache is keyed by it).
     public let file: CheckpointFile?
+    /// Lives as long as the event: a source may wait for it to go before reading another.
+    let lifetime: EventLifetime?
 
     public init(index: Int, step: Int, epoch: Double?, embeddings: Matrix, losses: LossHistory, origin: String,
                 testAccuracy: Double? = nil, file: CheckpointFile? = nil) {
-        record = CheckpointRecord(index: index, step: step, epoch: epoch, losses: losses, origin: origin, testAccuracy: testAccuracy)
+        self.init(record: CheckpointRecord(index: index, step: step, epoch: epoch, losses: losses, origin: origin,
+                                           testAccuracy: testAccuracy),
+                  embeddings: embeddings, file: file, lifetime: nil)
+    }
+
+    init(record: CheckpointRecord, embeddings: Matrix, file: CheckpointFile?, lifetime: EventLifetime?) {
+        self.record = record
         self.embeddings = embeddings
         self.file = file
+        self.lifetime = lifetime
     }
 
     public subscript<T>(dynamicMember field: KeyPath<CheckpointRecord, T>) -> T { record[keyPath: field] }
 }
+
+/// An object owned by one `CheckpointEvent` and its copies: once it is gone, so are the
+/// event's embeddings (unless a stage copied the matrix out).
+final class EventLifetime: Sendable {}
 
 /// A checkpoint after the numeric stages: what the compositor draws and `--dump-data` writes.
 /// The embeddings are not kept: drawing needs only their projection.
@@ -158,9 +171,12 @@ public struct CheckpointAnalyser: Sendable {
     let maxBLASThreads: Int
     /// Where each checkpoint's PCA and outlier scores are read from, or computed into; nil: none.
     let cache: AnalysisCache?
+    /// The neighbour search; an approximate one certifies the first `topCount` outliers.
+    let search: OutlierSearch
     /// Called once if the cache cannot be written (the film goes on without it).
     let warn: @Sendable (String) -> Void
     private var cacheWriteFailed = false
+    private var warnedUnproved = false
 
     /// - Parameters:
     ///   - labels: one class per sample, or nil; the label-quality scores and dynamics need them.
@@ -170,8 +186,9 @@ public struct CheckpointAnalyser: Sendable {
     ///     cache, or computes them as `embedlapse analyse` would (the exact PCA route, an unseeded
     ///     search) and stores them there.
     public init(aligner: Aligner, labels: [Int]?, topCount: Int, timings: StageTimings, maxBLASThreads: Int,
-                cache: AnalysisCache? = nil, warn: @escaping @Sendable (String) -> Void = { _ in }) {
+                cache: AnalysisCache? = nil, search: OutlierSearch = .auto, warn: @escaping @Sendable (String) -> Void = { _ in }) {
         self.cache = cache
+        self.search = search
         self.warn = warn
         self.aligner = aligner
         self.labels = labels
@@ -196,9 +213,15 @@ public struct CheckpointAnalyser: Sendable {
                 scores = try timings.measure("pca") { try pca.fit(event.embeddings) }.scores
                 method = pca.lastMethod
                 outliers = try timings.measure("outliers") {
-                    try OutlierScores(embeddings: event.embeddings, threads: threads, seeds: previousNeighbours)
+                    try OutlierScores(embeddings: event.embeddings, search: search.search(forSamples: event.embeddings.rows),
+                                      threads: threads, seeds: previousNeighbours, certify: topCount)
                 }
                 previousNeighbours = outliers.neighbourIndices.isEmpty ? nil : outliers.neighbourIndices
+            }
+            if let certificate = outliers.certificate, certificate.certifiedTop < min(topCount, event.embeddings.rows),
+               !warnedUnproved {
+                warn("step \(event.step): the approximate search proved only the top \(certificate.certifiedTop) of \(topCount) outliers (bounds tie at the line); --search exact lists them all exactly")
+                warnedUnproved = true
             }
             let alignment = try timings.measure("alignment") { try aligner.align(scores) }
             let (quality, movers, running) = try timings.measure("labels") {
@@ -224,8 +247,11 @@ extension CheckpointAnalyser {
     /// The checkpoint's cache entry, computed and stored when there is no usable one.
     fileprivate mutating func cached(_ event: CheckpointEvent, file: CheckpointFile, cache: AnalysisCache,
                                      threads: Int) throws -> AnalysisCache.Entry {
-        if case .hit(let entry) = timings.measure("cache", { cache.lookup(file) }) { return entry }
-        let entry = try timings.measure("outliers") { try AnalysisCache.analyse(event.embeddings, step: event.step, threads: threads) }
+        let search = search.search(forSamples: event.embeddings.rows)
+        if case .hit(let entry) = timings.measure("cache", { cache.lookup(file, search: search, certify: topCount) }) { return entry }
+        let entry = try timings.measure("outliers") {
+            try AnalysisCache.analyse(event.embeddings, step: event.step, threads: threads, search: search, certify: topCount)
+        }
         do {
             try cache.store(entry, for: file)
         } catch {

@@ -41,7 +41,7 @@ public enum ComparePipeline {
             let analysis = StageQueue("analysis")
             let state = StageState(ComparisonState(runs: runs, labels: evaluationSet.annotations.labels,
                                                    ranking: options.comparisonRanking, topCount: options.topCount,
-                                                   warn: options.warn))
+                                                   search: options.search, warn: options.warn))
             let steps = Array(Set(runs.flatMap { $0.checkpoints.map(\.step) })).sorted()
             try await film.produce {
                 for (index, step) in steps.enumerated() {
@@ -128,13 +128,13 @@ struct ComparisonState {
     private let ranking: ComparisonRanking
     private let topCount: Int
 
-    init(runs: [RunDirectory], labels: [Int]?, ranking: ComparisonRanking, topCount: Int,
+    init(runs: [RunDirectory], labels: [Int]?, ranking: ComparisonRanking, topCount: Int, search: OutlierSearch,
          warn: @escaping @Sendable (String) -> Void) {
         self.runs = runs
         analysers = runs.map { run in
             CheckpointAnalyser(aligner: Aligner(target: .previous), labels: labels, topCount: topCount, timings: StageTimings(),
                                maxBLASThreads: ProcessInfo.processInfo.activeProcessorCount, cache: AnalysisCache.existing(forRun: run.path),
-                               warn: warn)
+                               search: search, warn: warn)
         }
         next = runs.map { _ in 0 }
         latest = runs.map { _ in nil }

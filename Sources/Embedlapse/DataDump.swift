@@ -29,14 +29,18 @@ final class DataDump {
         try AtomicFile.write(NPYWriter.encode(float32: c.pca.interleaved, shape: [n, 2]), to: path("pca-\(c.step).npy"))
         try AtomicFile.write(NPYWriter.encode(float32: c.alignment.display.interleaved, shape: [n, 2]), to: path("aligned-\(c.step).npy"))
         try AtomicFile.write(NPYWriter.encode(float32: c.outliers.scores, shape: [n]), to: path("outlier-scores-\(c.step).npy"))
-        let top: [String: Any] = [
+        var top: [String: Any] = [
             "step": c.step,
             "indices": c.top.map(\.index),
             "scores": c.top.map { Double($0.score) },
             "k": c.outliers.neighbours,
             "metric": c.outliers.metric.rawValue,
             "scaling_factor": c.outliers.scalingFactor,
+            "search": c.outliers.certificate == nil ? "exact" : "approximate",
         ]
+        if let certificate = c.outliers.certificate {
+            top["certificate"] = try JSONSerialization.jsonObject(with: JSONEncoder().encode(certificate))
+        }
         try AtomicFile.write(try Self.json(top), to: path("outliers-\(c.step).json"))
         if let quality = c.labelQuality {
             try AtomicFile.write(NPYWriter.encode(float32: quality.agreement, shape: [n]), to: path("label_agreement-\(c.step).npy"))

@@ -43,6 +43,8 @@ public struct RenderOptions: Sendable {
     public var tap: AnalysisTap?
     /// The analysis cache each checkpoint file's PCA and outlier scores come from, or go to.
     public var cache: AnalysisCache?
+    /// The neighbour search behind the outlier scores.
+    public var search: OutlierSearch = .auto
     /// One-line warnings that do not stop the film (a cache that cannot be written).
     public var warn: @Sendable (String) -> Void = { _ in }
 
@@ -93,7 +95,8 @@ public enum RenderPipeline {
             let timings = StageTimings()
             let analyser = CheckpointAnalyser(aligner: Aligner(target: options.alignment, finalScores: finalScores),
                                               labels: setting.labels, topCount: options.topCount, timings: timings,
-                                              maxBLASThreads: options.maxBLASThreads, cache: options.cache, warn: options.warn)
+                                              maxBLASThreads: options.maxBLASThreads, cache: options.cache,
+                                              search: options.search, warn: options.warn)
             let analysis = StageQueue("analysis")
             let analyserState = StageState(analyser)
             let film = try FilmStage(compositor: compositor, outputs: outputs, dump: dump, timings: timings, options: options)

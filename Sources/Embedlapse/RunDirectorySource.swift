@@ -6,23 +6,36 @@ import RunFormat
 /// Reads a saved run's checkpoints in step order and emits them one at a time.
 ///
 /// Sends through an `AsyncThrowingChannel`, which suspends until the pipeline takes each
-/// event: only the checkpoint being read and the one being analysed are in memory.
+/// event: only the checkpoint being read and the one being analysed are in memory. A large
+/// checkpoint is read only once the one before it is done with, so there is one at a time.
 public struct RunDirectorySource: CheckpointSource {
     public let run: RunDirectory
 
     public init(run: RunDirectory) { self.run = run }
 
+    /// From this size of embeddings file a second checkpoint in memory costs more than reading it
+    /// ahead saves (reading is a few percent of analysing at any size).
+    static let readAheadLimit = 64 << 20
+
     /// Emits every checkpoint unless `stop` is raised, then finishes the channel (or fails it).
     public func emit(into channel: AsyncThrowingChannel<CheckpointEvent, any Error>, stop: StopFlag) async {
         do {
+            weak var previous: EventLifetime?
             for (index, checkpoint) in run.checkpoints.enumerated() {
+                if checkpoint.embeddings.identity.size >= Self.readAheadLimit {
+                    while previous != nil && !stop.isRaised && !Task.isCancelled {
+                        try? await Task.sleep(for: .milliseconds(5))
+                    }
+                }
                 if stop.isRaised || Task.isCancelled { break }
                 let embeddings = try checkpoint.loadEmbeddings()
+                let lifetime = EventLifetime()
+                previous = lifetime
                 let losses = run.losses.upTo(step: checkpoint.step)
                 let epoch = checkpoint.epoch ?? run.losses.epoch(atStep: checkpoint.step)
-                await channel.send(CheckpointEvent(index: index, step: checkpoint.step, epoch: epoch,
-                                                   embeddings: embeddings, losses: losses, origin: checkpoint.embeddingsPath,
-                                                   file: checkpoint))
+                let record = CheckpointRecord(index: index, step: checkpoint.step, epoch: epoch, losses: losses,
+                                              origin: checkpoint.embeddingsPath, testAccuracy: nil)
+                await channel.send(CheckpointEvent(record: record, embeddings: embeddings, file: checkpoint, lifetime: lifetime))
             }
             channel.finish()
         } catch {

@@ -45,8 +45,15 @@ struct Analyse: AsyncParsableCommand {
     @Option(help: "Cores to use (default: all of this machine's); the last bits of the numbers depend on it.")
     var threads: Int?
 
+    @Option(help: OutlierSearch.help)
+    var search: OutlierSearch = .auto
+
+    @Option(help: "How many of the most atypical samples an approximate search proves exact, 1 to 32 (a film with a longer --top computes its own).")
+    var top: Int = 8
+
     func validate() throws {
         if let threads, !(1...1024).contains(threads) { throw ValidationError("--threads must be 1 to 1024, got \(threads)") }
+        guard (1...32).contains(top) else { throw ValidationError("--top \(top): must be from 1 to 32") }
         if shard != nil && (checkpoints.from != nil || checkpoints.to != nil) {
             throw ValidationError("--shard and --checkpoints both choose the checkpoints: give one")
         }
@@ -72,14 +79,15 @@ struct Analyse: AsyncParsableCommand {
         var replaced: [String] = []
         for file in selected {
             if stop.isRaised { break }
-            let lookup = cache.lookup(file)
+            let method = search.search(forSamples: file.sampleCount)
+            let lookup = cache.lookup(file, search: method, certify: top)
             switch lookup {
             case .hit:
                 kept += 1
             case .missing, .unusable:
                 if case .unusable(let why) = lookup { replaced.append("step \(file.step): \(why)") }
                 do {
-                    try cache.store(try AnalysisCache.analyse(file, threads: threads), for: file)
+                    try cache.store(try AnalysisCache.analyse(file, threads: threads, search: method, certify: top), for: file)
                 } catch {
                     progress.end()
                     fail(error.description)
@@ -148,6 +156,12 @@ struct Shard: ExpressibleByArgument {
     func range(of checkpoints: Int) -> CheckpointRange {
         CheckpointRange(from: (index - 1) * checkpoints / count, to: index * checkpoints / count)
     }
+}
+
+extension OutlierSearch: ExpressibleByArgument {
+    static let help = ArgumentHelp(
+        "The neighbour search behind the outlier scores: exact, approximate (cells searched, the leaderboard proved exact, the other scores a little low: docs/approximate.md) or auto (approximate from \(OutlierSearch.approximateFrom.formatted(.number.grouping(.automatic).locale(Locale(identifier: "en_US")))) samples).",
+        valueName: "exact|approximate|auto")
 }
 
 /// The analysis cache of a command that analyses a saved run (render, export).

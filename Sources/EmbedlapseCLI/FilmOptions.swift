@@ -77,6 +77,9 @@ struct FilmOptions: ParsableArguments {
     @Option(help: "Write per-stage milliseconds (JSON) to this file: analysis per checkpoint, drawing and encoding per frame.")
     var timings: String?
 
+    @Option(help: OutlierSearch.help)
+    var search: OutlierSearch = .auto
+
     func validate() throws {
         guard size.width >= FrameSize.smallest.width, size.height >= FrameSize.smallest.height, size.width <= FrameSize.largest.width,
               size.height <= FrameSize.largest.height, size.width % 2 == 0, size.height % 2 == 0 else {
@@ -105,6 +108,7 @@ struct FilmOptions: ParsableArguments {
         options.title = title
         options.latestPath = latest
         options.timingsPath = timings
+        options.search = search
         return options
     }
 

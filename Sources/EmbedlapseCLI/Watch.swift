@@ -56,6 +56,7 @@ struct Watch: AsyncParsableCommand {
         watcher.warn = { note("warning: \($0)") }
         watcher.inform = { note($0) }
         var options = film.renderOptions
+        options.warn = { note("warning: \($0)") }
         film.validateOutputs(options)
 
         let stop = StopFlag()

@@ -24,6 +24,9 @@ public enum BLAS {
         openblas_set_num_threads(Int32(count))
     }
 
+    /// The threads OpenBLAS may use now (`openblas_get_num_threads`).
+    public static var threadCount: Int { Int(openblas_get_num_threads()) }
+
     /// `A * B` for row-major matrices (`cblas_sgemm`).
     public static func multiply(_ a: Matrix, _ b: Matrix) -> Matrix {
         precondition(a.columns == b.rows)

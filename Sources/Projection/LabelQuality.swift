@@ -112,8 +112,6 @@ public struct LabelQuality: Sendable {
     /// row-major `N x k`, nearest first: the outlier scorer's own cosine search, for when it
     /// measured Euclidean distance instead.
     static func cosineNeighbourIndices(_ x: Matrix, k: Int) -> [Int32] {
-        var nearest = NearestDistances(count: x.rows, k: k)
-        OutlierScores.cosineNeighbours(x, duplicates: DuplicateRows(x), into: &nearest)
-        return nearest.indices
+        BlockedCosineSearch.nearest(x, k: k, duplicates: DuplicateRows(x), threads: 1).indices
     }
 }

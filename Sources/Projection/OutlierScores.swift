@@ -30,12 +30,92 @@ public struct OutlierScores: Sendable {
 
     public enum Metric: String, Sendable { case cosine, euclidean }
 
-    /// How the cosine neighbours are found; both are exact.
+    /// How the cosine neighbours are found.
     public enum Search: String, Sendable {
-        /// Screened where the CPU has AVX-512 VNNI, brute force elsewhere.
+        /// Exact: screened where the CPU has AVX-512 VNNI, brute force elsewhere.
         case automatic
-        /// Every pair through float32 GEMM blocks.
+        /// Exact: every pair through float32 GEMM blocks.
         case bruteForce
+        /// Approximate neighbours from a cell search, with the `certify` most atypical points
+        /// exact and proved to be the exact leaderboard (`CertifiedOutlierSearch`). Below a few
+        /// thousand points, or with `D <= 3`, the search is exact instead.
+        case approximate
+    }
+
+    /// Whether `search` runs approximately on `samples x dimension` embeddings: it is exact below
+    /// a few thousand points, where a cell search saves little, and for `D <= 3` (Euclidean).
+    public static func isApproximate(_ search: Search, samples: Int, dimension: Int) -> Bool {
+        search == .approximate && samples >= CertifiedOutlierSearch.smallestSet && dimension > 3
+    }
+
+    /// What an approximate search proved and how far it is from exact; nil for an exact search.
+    public let certificate: Certificate?
+
+    public struct Certificate: Sendable, Equatable, Codable {
+        /// The leaderboard's length that is proved exact: these points' scores rank exactly as
+        /// exact scores would, and no other point ranks among them.
+        public let certifiedTop: Int
+        public let cells: Int
+        /// Points computed exactly against all N to prove the top, and points whose cell search
+        /// was widened first.
+        public let exactCandidates: Int
+        public let refined: Int
+        /// Points spread over the set, computed exactly to measure the others' error.
+        public let sample: Int
+        /// Mean kNN distance found minus exact, over the sample (never negative).
+        public let sampleDistanceErrorMedian: Double
+        public let sampleDistanceErrorMax: Double
+        /// |score - exact score| over the sample, both with the scaling factor used.
+        public let sampleScoreErrorMedian: Double
+        public let sampleScoreErrorMax: Double
+        /// The scaling factor is the median of the means found times this: the sample's median
+        /// exact mean over its median found mean. (The median of the means found alone would be
+        /// too large by about the typical error.)
+        public let scalingCorrection: Double
+
+        enum CodingKeys: String, CodingKey {
+            case certifiedTop = "certified_top", cells, exactCandidates = "exact_candidates", refined, sample
+            case sampleDistanceErrorMedian = "sample_distance_error_median", sampleDistanceErrorMax = "sample_distance_error_max"
+            case sampleScoreErrorMedian = "sample_score_error_median", sampleScoreErrorMax = "sample_score_error_max"
+            case scalingCorrection = "scaling_correction"
+        }
+
+        public init(certifiedTop: Int, cells: Int, exactCandidates: Int, refined: Int, sample: Int,
+                    sampleDistanceErrorMedian: Double, sampleDistanceErrorMax: Double,
+                    sampleScoreErrorMedian: Double, sampleScoreErrorMax: Double, scalingCorrection: Double) {
+            self.certifiedTop = certifiedTop
+            self.cells = cells
+            self.exactCandidates = exactCandidates
+            self.refined = refined
+            self.sample = sample
+            self.sampleDistanceErrorMedian = sampleDistanceErrorMedian
+            self.sampleDistanceErrorMax = sampleDistanceErrorMax
+            self.sampleScoreErrorMedian = sampleScoreErrorMedian
+            self.sampleScoreErrorMax = sampleScoreErrorMax
+            self.scalingCorrection = scalingCorrection
+        }
+
+        /// The sample's median exact mean over its median found mean (1 without a sample).
+        static func scalingCorrection(_ search: CertifiedOutlierSearch.Result) -> Double {
+            let found = OutlierScores.median(search.sampleFoundMeans), exact = OutlierScores.median(search.sampleExactMeans)
+            return found > 0 && exact > 0 ? min(exact / found, 1) : 1
+        }
+
+        init(_ search: CertifiedOutlierSearch.Result, scalingFactor: Double) {
+            let found = search.sampleFoundMeans.map(Double.init), exact = search.sampleExactMeans.map(Double.init)
+            let distanceErrors = zip(found, exact).map { max($0 - $1, 0) }.sorted()
+            let divisor = max(scalingFactor, 1e-6)
+            let scoreErrors = zip(found, exact).map { abs(exp(-$0 / divisor) - exp(-$1 / divisor)) }.sorted()
+            func median(_ sorted: [Double]) -> Double {
+                sorted.isEmpty ? 0 : sorted.count % 2 == 1 ? sorted[sorted.count / 2]
+                    : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
+            }
+            self.init(certifiedTop: search.certifiedTop, cells: search.cells, exactCandidates: search.candidates,
+                      refined: search.refined, sample: found.count,
+                      sampleDistanceErrorMedian: median(distanceErrors), sampleDistanceErrorMax: distanceErrors.last ?? 0,
+                      sampleScoreErrorMedian: median(scoreErrors), sampleScoreErrorMax: scoreErrors.last ?? 0,
+                      scalingCorrection: Self.scalingCorrection(search))
+        }
     }
 
     public struct Ranked: Sendable, Equatable {
@@ -44,10 +124,12 @@ public struct OutlierScores: Sendable {
     }
 
     /// - Parameters:
-    ///   - threads: cores the screened search may use (brute force follows OpenBLAS's setting).
+    ///   - threads: cores the search may use.
     ///   - seeds: a guess at the neighbours (`neighbourIndices` of the previous checkpoint); it only
     ///     saves work, the result is exact whatever it holds.
-    public init(embeddings x: Matrix, search: Search = .automatic, threads: Int = 1, seeds: [Int32]? = nil) throws {
+    ///   - certify: with `.approximate`, how many of the most atypical points must be exact.
+    public init(embeddings x: Matrix, search: Search = .automatic, threads: Int = 1, seeds: [Int32]? = nil,
+                certify: Int = 8) throws {
         let n = x.rows
         guard n >= 2, x.columns >= 1 else { throw ProjectionError.tooFewSamples(n, x.columns) }
         let k = min(10, n - 1)
@@ -55,22 +137,29 @@ public struct OutlierScores: Sendable {
         let duplicates = DuplicateRows(x, threads: threads)
         var nearest = NearestDistances(count: n, k: k)
         var exactPairs = n * (n - 1) / 2
+        var approximate: CertifiedOutlierSearch.Result?
         switch metric {
         case .cosine:
-            if search == .automatic, ScreenedCosineSearch.canSearch(x),
+            if Self.isApproximate(search, samples: n, dimension: x.columns) {
+                let found = CertifiedOutlierSearch.nearest(x, k: k, certify: max(1, certify), duplicates: duplicates,
+                                                           threads: threads)
+                nearest = found.nearest
+                exactPairs = found.exactPairs
+                approximate = found
+            } else if search != .bruteForce, ScreenedCosineSearch.canSearch(x),
                let screened = ScreenedCosineSearch.nearest(x, k: k, duplicates: duplicates, threads: threads,
                                                            seeds: seeds) {
                 nearest = screened.nearest
                 exactPairs = screened.exactPairs
             } else {
-                Self.cosineNeighbours(x, duplicates: duplicates, into: &nearest)
+                nearest = BlockedCosineSearch.nearest(x, k: k, duplicates: duplicates, threads: threads)
             }
         case .euclidean: Self.euclideanNeighbours(x, duplicates: duplicates, into: &nearest)
         }
         self.neighbourIndices = nearest.indices
         self.exactPairs = exactPairs
         let average = nearest.averages()
-        let median = Self.median(average)
+        let median = Self.median(average) * (approximate.map(Certificate.scalingCorrection) ?? 1)
         let scale = max(median, 100 * Double.ulpOfOne)
         let divisor = max(scale, 1e-6)
         let tiny = 100 * (1 - 1.0.nextDown)  // 100 * numpy's epsneg for float64
@@ -79,11 +168,13 @@ public struct OutlierScores: Sendable {
         self.scalingFactor = scale
         self.neighbours = k
         self.metric = metric
+        certificate = approximate.map { Certificate($0, scalingFactor: scale) }
     }
 
     /// Scores computed before (the analysis cache): every field as the search left it.
     public init(scores: [Float], averageDistances: [Float], scalingFactor: Double, neighbours: Int, metric: Metric,
-                neighbourIndices: [Int32], exactPairs: Int) {
+                neighbourIndices: [Int32], exactPairs: Int, certificate: Certificate? = nil) {
+        self.certificate = certificate
         self.scores = scores
         self.averageDistances = averageDistances
         self.scalingFactor = scalingFactor
@@ -103,55 +194,6 @@ public struct OutlierScores: Sendable {
         let sorted = values.sorted()
         let mid = sorted.count / 2
         return sorted.count % 2 == 1 ? Double(sorted[mid]) : (Double(sorted[mid - 1]) + Double(sorted[mid])) / 2
-    }
-
-    /// Exact search through blocks of GEMM on unit-normalised rows. Cosine similarity is
-    /// symmetric, so only blocks on and above the diagonal are computed (about half the work of
-    /// the full `N x N` product), and each similarity is offered to both of its points.
-    static func cosineNeighbours(_ x: Matrix, duplicates: DuplicateRows, into nearest: inout NearestDistances) {
-        let n = x.rows, d = x.columns
-        var unit = x
-        unit.storage.withUnsafeMutableBufferPointer { p in
-            for i in 0..<n {
-                let row = p.baseAddress! + i * d
-                var sum: Float = 0
-                for j in 0..<d { sum += row[j] * row[j] }
-                let norm = sum.squareRoot()
-                if norm > 0 { for j in 0..<d { row[j] /= norm } }
-            }
-        }
-        // Blocks of up to 1024 x 1024 similarities (4 MB): large enough for an efficient GEMM,
-        // small enough that memory stays linear in N.
-        let block = min(1024, n)
-        var similarity = [Float](repeating: 0, count: block * block)
-        let groups = duplicates.group
-        let anyDuplicates = duplicates.any
-        unit.storage.withUnsafeBufferPointer { pu in
-            similarity.withUnsafeMutableBufferPointer { ps in
-                let sims = ps.baseAddress!
-                for rowStart in stride(from: 0, to: n, by: block) {
-                    let rows = min(block, n - rowStart)
-                    for columnStart in stride(from: rowStart, to: n, by: block) {
-                        let columns = min(block, n - columnStart)
-                        BLAS.gemm(transposeB: true, m: rows, n: columns, k: d, a: pu.baseAddress! + rowStart * d, lda: d,
-                                  b: pu.baseAddress! + columnStart * d, ldb: d, c: sims, ldc: columns)
-                        for r in 0..<rows {
-                            let i = rowStart + r
-                            let line = sims + r * columns
-                            // On the diagonal block, pairs (i, j) with j > i only; each pair once.
-                            let first = columnStart == rowStart ? r + 1 : 0
-                            for c in first..<columns {
-                                let j = columnStart + c
-                                var distance = min(max(1 - line[c], 0), 2)
-                                if anyDuplicates, groups[i] >= 0, groups[j] == groups[i] { distance = 0 }
-                                if distance < nearest.worst(i) { nearest.offer(distance, neighbour: j, for: i) }
-                                if distance < nearest.worst(j) { nearest.offer(distance, neighbour: i, for: j) }
-                            }
-                        }
-                    }
-                }
-            }
-        }
     }
 
     static func euclideanNeighbours(_ x: Matrix, duplicates: DuplicateRows, into nearest: inout NearestDistances) {
@@ -175,16 +217,21 @@ public struct OutlierScores: Sendable {
 /// The k smallest distances seen for each point, kept sorted ascending, and the points they
 /// belong to (the label-quality scores vote on them). Offers are rare after the first few per
 /// point (most fail the `worst` test first), so keeping the index costs the hot loop nothing.
+/// Among equal distances the lower index wins, whatever the order of the offers: lists that
+/// saw disjoint sets of pairs merge into the lists of all of them.
 struct NearestDistances {
     let k: Int
     private var distances: [Float]
     /// Row-major `count x k`, beside `distances`; -1 until a slot is filled.
     private(set) var indices: [Int32]
+    /// Each point's k-th smallest distance so far, contiguous so a search can test eight at once.
+    private var worstDistances: [Float]
 
     init(count: Int, k: Int) {
         self.k = k
         distances = [Float](repeating: .infinity, count: count * k)
         indices = [Int32](repeating: -1, count: count * k)
+        worstDistances = [Float](repeating: .infinity, count: count)
     }
 
     init(k: Int, sortedDistances: [Float], indices: [Int32]) {
@@ -192,34 +239,96 @@ struct NearestDistances {
         self.k = k
         distances = sortedDistances
         self.indices = indices
+        worstDistances = stride(from: k - 1, to: sortedDistances.count, by: k).map { sortedDistances[$0] }
+    }
+
+    /// The k nearest of every point over all the lists' offers.
+    init(merging lists: [NearestDistances]) {
+        precondition(!lists.isEmpty)
+        var merged = lists[0]
+        for other in lists.dropFirst() {
+            merged.withLists { target in
+                for point in 0..<other.distances.count / other.k {
+                    for slot in point * other.k..<(point + 1) * other.k where other.indices[slot] >= 0 {
+                        target.offer(other.distances[slot], neighbour: Int(other.indices[slot]), for: point)
+                    }
+                }
+            }
+        }
+        self = merged
     }
 
     /// The k-th smallest distance offered to `point` so far (infinity until k were offered).
     @inline(__always)
-    func worst(_ point: Int) -> Float { distances[point * k + k - 1] }
+    func worst(_ point: Int) -> Float { worstDistances[point] }
 
-    /// Keeps `neighbour` at `distance` if it is among the k nearest so far. At equal distance the
-    /// point offered first stays ahead (and stays in, at the k-th place).
-    @inline(__always)
+    /// Keeps `neighbour` at `distance` if it is among the k nearest so far.
     mutating func offer(_ distance: Float, neighbour: Int, for point: Int) {
+        withLists { $0.offer(distance, neighbour: neighbour, for: point) }
+    }
+
+    /// The lists as raw pointers, for a search's hot loop.
+    mutating func withLists<R>(_ body: (UnsafeNeighbourLists) throws -> R) rethrows -> R {
+        let k = self.k
+        return try distances.withUnsafeMutableBufferPointer { d in
+            try indices.withUnsafeMutableBufferPointer { j in
+                try worstDistances.withUnsafeMutableBufferPointer { w in
+                    try body(UnsafeNeighbourLists(k: k, distances: d.baseAddress!, indices: j.baseAddress!,
+                                                  worst: w.baseAddress!))
+                }
+            }
+        }
+    }
+
+    func averages() -> [Float] { (0..<distances.count / k).map(average) }
+
+    /// The mean of one point's k distances (infinity while it has fewer than k).
+    func average(_ point: Int) -> Float {
+        var sum: Float = 0
+        for j in 0..<k { sum += distances[point * k + j] }
+        return sum / Float(k)
+    }
+
+    /// One point's (distance, neighbour) pairs, nearest first, filled slots only.
+    func neighbours(of point: Int) -> [(Float, Int)] {
+        (point * k..<(point + 1) * k).filter { indices[$0] >= 0 }.map { (distances[$0], Int(indices[$0])) }
+    }
+
+    /// Empties the lists of `points`, to be filled again.
+    mutating func clear(_ points: [Int]) {
+        for point in points {
+            for slot in point * k..<(point + 1) * k {
+                distances[slot] = .infinity
+                indices[slot] = -1
+            }
+            worstDistances[point] = .infinity
+        }
+    }
+}
+
+/// `NearestDistances` while a search fills it: valid inside `withLists` only.
+struct UnsafeNeighbourLists {
+    let k: Int
+    let distances: UnsafeMutablePointer<Float>
+    let indices: UnsafeMutablePointer<Int32>
+    let worst: UnsafeMutablePointer<Float>
+
+    @inline(__always)
+    func offer(_ distance: Float, neighbour: Int, for point: Int) {
         let base = point * k
-        guard distance < distances[base + k - 1] else { return }
-        var slot = base + k - 1
-        while slot > base && distances[slot - 1] > distance {
+        let last = base + k - 1
+        let index = Int32(truncatingIfNeeded: neighbour)
+        guard distance < distances[last] || (distance == distances[last] && (indices[last] < 0 || index < indices[last]))
+        else { return }
+        var slot = last
+        while slot > base && (distances[slot - 1] > distance || (distances[slot - 1] == distance && indices[slot - 1] > index)) {
             distances[slot] = distances[slot - 1]
             indices[slot] = indices[slot - 1]
             slot -= 1
         }
         distances[slot] = distance
-        indices[slot] = Int32(truncatingIfNeeded: neighbour)
-    }
-
-    func averages() -> [Float] {
-        (0..<distances.count / k).map { point in
-            var sum: Float = 0
-            for j in 0..<k { sum += distances[point * k + j] }
-            return sum / Float(k)
-        }
+        indices[slot] = index
+        worst[point] = distances[last]
     }
 }
 
@@ -227,7 +336,7 @@ struct NearestDistances {
 struct DuplicateRows {
     let group: [Int]
     /// Whether any two rows are equal at all (usually not: then the per-pair check is skipped).
-    var any: Bool { group.contains { $0 >= 0 } }
+    let any: Bool
 
     init(_ x: Matrix, threads: Int = 1) {
         // Rows are hashed (in parallel), sorted by hash, and compared only within a run of equal
@@ -258,6 +367,17 @@ struct DuplicateRows {
             start = end
         }
         self.group = group
+        any = group.contains { $0 >= 0 }
+    }
+
+    private init(group: [Int]) {
+        self.group = group
+        any = group.contains { $0 >= 0 }
+    }
+
+    /// The groups of a subset of the rows, for a search among them alone (local indices).
+    func restricted(to rows: [Int32]) -> DuplicateRows {
+        DuplicateRows(group: any ? rows.map { group[Int($0)] } : [Int](repeating: -1, count: rows.count))
     }
 
     private struct SharedHashes: @unchecked Sendable { let base: UnsafeMutablePointer<UInt64> }

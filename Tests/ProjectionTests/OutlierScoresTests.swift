@@ -117,4 +117,80 @@ import Glibc
             #expect(seeded.mostAtypical(8).map(\.index) == bruteForce.mostAtypical(8).map(\.index))
         }
     }
+
+    /// One point's exact mean distance to its k nearest, in double precision.
+    func exactAverage(_ x: Matrix, _ i: Int, k: Int) -> Double {
+        let a = x.row(i).map(Double.init)
+        let na = a.reduce(0) { $0 + $1 * $1 }.squareRoot()
+        var distances: [Double] = []
+        for j in 0..<x.rows where j != i {
+            let b = x.row(j).map(Double.init)
+            if a == b { distances.append(0); continue }
+            let nb = b.reduce(0) { $0 + $1 * $1 }.squareRoot()
+            let dot = zip(a, b).reduce(0) { $0 + $1.0 * $1.1 }
+            distances.append(na > 0 && nb > 0 ? min(max(1 - dot / (na * nb), 0), 2) : 1)
+        }
+        return distances.sorted().prefix(k).reduce(0, +) / Double(k)
+    }
+
+    /// Several blocks of 1024 on several workers: the blocked brute force is the definition, and
+    /// the same bits whatever the thread count (ties go to the lower index in every list).
+    @Test func bruteForceOverManyBlocksIsExactAndIndependentOfThreads() throws {
+        let n = 2_600, d = 20
+        let x = structuredMatrix(n: n, d: d, seed: 23)
+        let one = try OutlierScores(embeddings: x, search: .bruteForce, threads: 1)
+        for threads in [2, 3] {
+            let many = try OutlierScores(embeddings: x, search: .bruteForce, threads: threads)
+            #expect(many.neighbourIndices == one.neighbourIndices)
+            #expect(many.averageDistances == one.averageDistances)
+        }
+        for i in stride(from: 0, to: n, by: 97) + [3, 7, 8, n - 1] {
+            #expect(abs(Double(one.averageDistances[i]) - exactAverage(x, i, k: one.neighbours)) < 2e-6)
+        }
+    }
+
+    /// The approximate search: every mean an upper bound on the exact one, the leaderboard the exact
+    /// one and proved so, the sample's reported error no larger than the error there really is.
+    @Test func approximateSearchProvesTheExactLeaderboard() throws {
+        let n = 6_000, d = 24
+        var x = structuredMatrix(n: n, d: d, seed: 31)
+        var g = SplitMix(seed: 5)
+        for i in [100, 2_000, 4_321] { for j in 0..<d { x[i, j] = Float(g.normal()) * 4 } }  // far from the clusters
+        let exact = try OutlierScores(embeddings: x, search: .bruteForce, threads: 2)
+        let approximate = try OutlierScores(embeddings: x, search: .approximate, threads: 2, certify: 8)
+        let certificate = try #require(approximate.certificate)
+        #expect(exact.certificate == nil)
+        #expect(certificate.certifiedTop == 8)
+        #expect(certificate.cells > 1 && certificate.sample == 256)
+        #expect(approximate.mostAtypical(8).map(\.index) == exact.mostAtypical(8).map(\.index))
+        var largestError: Float = 0
+        for i in 0..<n {
+            #expect(approximate.averageDistances[i] >= exact.averageDistances[i] - 1e-5, "point \(i)")
+            largestError = max(largestError, approximate.averageDistances[i] - exact.averageDistances[i])
+            let listed = approximate.neighbourIndices[i * 10..<(i + 1) * 10].map(Int.init)
+            #expect(Set(listed).count == 10 && !listed.contains(i) && listed.allSatisfy { (0..<n).contains($0) })
+        }
+        for entry in exact.mostAtypical(8) {
+            #expect(abs(approximate.averageDistances[entry.index] - exact.averageDistances[entry.index]) < 1e-5)
+        }
+        #expect(largestError > 0, "a cell search misses some neighbours on this set")
+        #expect(certificate.sampleDistanceErrorMedian >= 0)
+        #expect(certificate.sampleDistanceErrorMax <= Double(largestError) + 1e-5)
+        #expect(certificate.sampleScoreErrorMax >= certificate.sampleScoreErrorMedian)
+    }
+
+    /// Thousands of identical rows tie every bound at the line: the search still ends, within its
+    /// budget of exact points, and proves what it can.
+    @Test func approximateSearchEndsOnIdenticalRows() throws {
+        let n = 5_000, d = 8
+        var x = Matrix(zeros: n, d)
+        for i in 0..<n { for j in 0..<d { x[i, j] = Float(j + 1) } }
+        for (i, far) in [(17, 1), (900, 3), (4_000, 5)] { for j in 0..<d { x[i, j] = j == far ? 10 : -1 } }
+        let approximate = try OutlierScores(embeddings: x, search: .approximate, threads: 2, certify: 8)
+        let certificate = try #require(approximate.certificate)
+        #expect(certificate.exactCandidates <= 2_048 + 256)
+        #expect(Set(approximate.mostAtypical(3).map(\.index)) == [17, 900, 4_000])
+        #expect(certificate.certifiedTop >= 3)
+    }
 }
+
