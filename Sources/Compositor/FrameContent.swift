@@ -75,10 +75,14 @@ public struct Leaderboard: Sendable, Equatable {
 
     public var measure: LeaderboardMeasure
     public var entries: [Entry]
+    /// The values rest on an approximate neighbour search (`--search approximate`); an outlier
+    /// board's order is still proved exact.
+    public var approximate: Bool
 
-    public init(measure: LeaderboardMeasure, entries: [Entry]) {
+    public init(measure: LeaderboardMeasure, entries: [Entry], approximate: Bool = false) {
         self.measure = measure
         self.entries = entries
+        self.approximate = approximate
     }
 }
 

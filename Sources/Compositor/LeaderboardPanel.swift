@@ -11,8 +11,14 @@ extension FrameCompositor {
         let valueName: String
     }
 
-    private static func wording(_ measure: LeaderboardMeasure) -> Wording {
+    private static func wording(_ measure: LeaderboardMeasure, approximate: Bool = false) -> Wording {
         switch measure {
+        case .outlierScore where approximate:
+            Wording(title: "Most atypical samples", caption: { "approximate kNN outlier score\($0), order exact" },
+                    valueName: "score")
+        case .labelMargin where approximate:
+            Wording(title: "Likely label issues", caption: { "kNN-AUM\($0) on approximate neighbours: lowest first" },
+                    valueName: "kNN-AUM")
         case .outlierScore:
             Wording(title: "Most atypical samples", caption: { "kNN outlier score\($0): lower is more atypical" }, valueName: "score")
         case .labelMargin:
@@ -35,7 +41,7 @@ extension FrameCompositor {
     /// unless `compact`, where one column holds as many rows as stay legible.
     func drawLeaderboard(_ frame: FrameContent, in area: Rect, compact: Bool = false, u: Double) throws(CanvasError) {
         let board = BoardTexts(frame)
-        let wording = Self.wording(board.nearer.measure)
+        let wording = Self.wording(board.nearer.measure, approximate: board.nearer.approximate)
         context.text(wording.title, x: area.x, y: area.y + 14 * u, size: 15 * u, weight: .bold, color: Palette.ink)
         context.text(wording.caption(board.scale.map { " (×\($0))" } ?? ""), x: area.x, y: area.y + 32 * u, size: 12 * u,
                      color: Palette.secondaryInk, maxWidth: area.width)

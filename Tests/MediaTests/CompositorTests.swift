@@ -148,6 +148,23 @@ import Testing
         }
     }
 
+    /// A board from the approximate search says so in its caption, and only there.
+    @Test func anApproximateBoardSaysSoInItsCaption() throws {
+        func board(approximate: Bool) throws -> [UInt32] {
+            let compositor = try FrameCompositor(width: 1280, height: 720, setting: setting(n: 4))
+            var content = frame(x: [0, 0.1, 0.2, 0.3], y: [0, 0.1, 0.2, 0.3], outliers: 2)
+            content.leaderboard.approximate = approximate
+            try compositor.draw(content)
+            return pixels(compositor.surface)
+        }
+        let exact = try board(approximate: false), approximate = try board(approximate: true)
+        let stride = exact.count / 720
+        let differing = (0..<exact.count).filter { exact[$0] != approximate[$0] }
+        #expect(differing.count > 100, "the caption changes")
+        // The caption is one line under the board's title, in the right-hand column.
+        #expect(differing.allSatisfy { $0 % stride >= 840 && (360..<390).contains($0 / stride) })
+    }
+
     @Test func saysHowManyLossesAreLeftOut() throws {
         let finite = [LossHistory.Point(step: 0, loss: 2), .init(step: 50, loss: 1), .init(step: 100, loss: 0.5)]
         let withNaN = finite + [.init(step: 120, loss: .nan), .init(step: 130, loss: .infinity)]
