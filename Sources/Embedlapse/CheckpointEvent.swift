@@ -225,7 +225,7 @@ public struct CheckpointAnalyser: Sendable {
             }
             let alignment = try timings.measure("alignment") { try aligner.align(scores) }
             let (quality, movers, running) = try timings.measure("labels") {
-                try labelScores(event, outliers: outliers, display: alignment.display)
+                try labelScores(event, outliers: outliers, display: alignment.display, threads: threads)
             }
             return AnalysedCheckpoint(record: event.record, pca: scores, pcaMethod: method,
                                       pcaIterations: method == .exact ? 0 : pca.lastIterations, alignment: alignment, outliers: outliers,
@@ -263,10 +263,10 @@ extension CheckpointAnalyser {
 
     /// Label quality, movers and the running dynamics of one checkpoint, on the outlier scorer's
     /// neighbour graph. Labels that are not one per sample count as no labels.
-    fileprivate mutating func labelScores(_ event: CheckpointEvent, outliers: OutlierScores, display: PlanarPoints)
+    fileprivate mutating func labelScores(_ event: CheckpointEvent, outliers: OutlierScores, display: PlanarPoints, threads: Int)
         throws(PipelineError) -> (LabelQuality?, MoverScores, TrainingDynamics?) {
         let n = event.embeddings.rows
-        let quality = labels.flatMap { LabelQuality(embeddings: event.embeddings, outliers: outliers, labels: $0) }
+        let quality = labels.flatMap { LabelQuality(embeddings: event.embeddings, outliers: outliers, labels: $0, threads: threads) }
         if let quality, dynamics != nil {
             guard dynamics?.add(step: event.step, quality: quality, outlierScores: outliers.scores) == true else {
                 throw PipelineError("the checkpoint has \(n) samples, unlike the ones before it")

@@ -1,4 +1,5 @@
 private import CLinearAlgebra
+import Synchronization
 
 /// Thin wrappers over the OpenBLAS and LAPACK calls the projection stages need.
 public enum BLAS {
@@ -19,13 +20,36 @@ public enum BLAS {
     }
 
     /// Sets how many threads OpenBLAS may use (`openblas_set_num_threads`): one when stages run
-    /// side by side on a small machine, so they do not fight over the same cores.
+    /// side by side on a small machine, so they do not fight over the same cores. Inside a
+    /// `singleThreaded` section, from the section's end.
     public static func setThreadCount(_ count: Int) {
-        openblas_set_num_threads(Int32(count))
+        threading.withLock { state in
+            state.wanted = count
+            if state.sections == 0 { openblas_set_num_threads(Int32(count)) }
+        }
     }
 
-    /// The threads OpenBLAS may use now (`openblas_get_num_threads`).
-    public static var threadCount: Int { Int(openblas_get_num_threads()) }
+    /// Runs `body` with OpenBLAS on one thread, for a body whose own workers each call it, side by
+    /// side. Sections may overlap, from any thread: OpenBLAS stays on one thread until the last
+    /// one ends. (Each saving and restoring the count would let one section's end turn another's
+    /// GEMMs multi-threaded midway, and those differ from single-threaded ones in the last bits.)
+    public static func singleThreaded<R>(_ body: () throws -> R) rethrows -> R {
+        threading.withLock { state in
+            if state.sections == 0 && state.wanted == nil { state.wanted = Int(openblas_get_num_threads()) }
+            state.sections += 1
+            openblas_set_num_threads(1)
+        }
+        defer {
+            threading.withLock { state in
+                state.sections -= 1
+                if state.sections == 0, let wanted = state.wanted { openblas_set_num_threads(Int32(wanted)) }
+            }
+        }
+        return try body()
+    }
+
+    /// The count last set (nil: OpenBLAS's own), and the single-threaded sections open now.
+    private static let threading = Mutex<(wanted: Int?, sections: Int)>((nil, 0))
 
     /// `A * B` for row-major matrices (`cblas_sgemm`).
     public static func multiply(_ a: Matrix, _ b: Matrix) -> Matrix {

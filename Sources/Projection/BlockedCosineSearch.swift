@@ -16,11 +16,10 @@ enum BlockedCosineSearch {
     static let block = 1024
 
     static func nearest(_ x: Matrix, k: Int, duplicates: DuplicateRows, threads: Int) -> NearestDistances {
-        // One GEMM thread per worker; the caller's setting comes back afterwards.
-        let callersThreads = BLAS.threadCount
-        BLAS.setThreadCount(1)
-        defer { BLAS.setThreadCount(callersThreads) }
-        return nearest(x, inverseLengths: Self.inverseLengths(x), k: k, duplicates: duplicates, workers: threads)
+        // One GEMM thread per worker.
+        BLAS.singleThreaded {
+            nearest(x, inverseLengths: Self.inverseLengths(x), k: k, duplicates: duplicates, workers: threads)
+        }
     }
 
     /// The search on `workers` threads, with OpenBLAS already on one thread (a caller that is

@@ -41,9 +41,11 @@ enum CertifiedOutlierSearch {
     }
 
     static func nearest(_ x: Matrix, k: Int, certify top: Int, duplicates: DuplicateRows, threads: Int) -> Result {
-        let callersThreads = BLAS.threadCount
-        BLAS.setThreadCount(1)
-        defer { BLAS.setThreadCount(callersThreads) }
+        // One GEMM thread per worker.
+        BLAS.singleThreaded { search(x, k: k, certify: top, duplicates: duplicates, threads: threads) }
+    }
+
+    private static func search(_ x: Matrix, k: Int, certify top: Int, duplicates: DuplicateRows, threads: Int) -> Result {
         let workers = max(1, threads)
         let n = x.rows
         let inverse = BlockedCosineSearch.inverseLengths(x)

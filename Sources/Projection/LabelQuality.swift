@@ -6,9 +6,9 @@ import LinearAlgebra
 /// - Neighbours: the `k = min(10, N - 1)` nearest in cosine distance, the sample itself excluded;
 ///   exactly the graph `OutlierScores` built (`neighbourIndices`), so nothing searches twice.
 ///   When `D <= 3` the outlier scorer measures Euclidean distance (as cleanlab does), so a
-///   separate brute-force cosine search is run there: the label scores are defined in cosine
-///   distance on every dimension, and scikit-learn's `NearestNeighbors(metric="cosine")` is
-///   their reference.
+///   separate cosine search is run there (`LowDimensionalSearch`): the label scores are defined
+///   in cosine distance on every dimension, and scikit-learn's `NearestNeighbors(metric="cosine")`
+///   is their reference.
 /// - `agreement[i]`: the fraction of the k neighbours whose label equals sample i's, in `[0, 1]`.
 /// - `margin[i]`: that fraction minus the largest fraction any other single label gets, in
 ///   `[-1, 1]`: the kNN analogue of the margin in "Area Under the Margin" (Pleiss et al. 2020).
@@ -33,15 +33,16 @@ public struct LabelQuality: Sendable {
 
     public var count: Int { agreement.count }
 
-    /// Votes on the outlier scorer's graph (or, when `D <= 3`, on a cosine search of `embeddings`).
+    /// Votes on the outlier scorer's graph (or, when `D <= 3`, on a cosine search of `embeddings`
+    /// on `threads` cores).
     /// - Returns: nil when `labels` does not have one label per row.
-    public init?(embeddings: Matrix, outliers: OutlierScores, labels: [Int]) {
+    public init?(embeddings: Matrix, outliers: OutlierScores, labels: [Int], threads: Int = 1) {
         guard labels.count == embeddings.rows, outliers.neighbourIndices.count == embeddings.rows * outliers.neighbours
         else { return nil }
         let graph: [Int32]
         switch outliers.metric {
         case .cosine: graph = outliers.neighbourIndices
-        case .euclidean: graph = Self.cosineNeighbourIndices(embeddings, k: outliers.neighbours)
+        case .euclidean: graph = Self.cosineNeighbourIndices(embeddings, k: outliers.neighbours, threads: threads)
         }
         self.init(neighbourIndices: graph, k: outliers.neighbours, labels: labels)
     }
@@ -108,10 +109,11 @@ public struct LabelQuality: Sendable {
         margin = marginVotes.map { Float($0) / Float(k) }
     }
 
-    /// The k nearest rows of each row in cosine distance (brute force, exact rows at distance 0),
-    /// row-major `N x k`, nearest first: the outlier scorer's own cosine search, for when it
-    /// measured Euclidean distance instead.
-    static func cosineNeighbourIndices(_ x: Matrix, k: Int) -> [Int32] {
-        BlockedCosineSearch.nearest(x, k: k, duplicates: DuplicateRows(x), threads: 1).indices
+    /// The k nearest rows of each row in cosine distance (exact rows at distance 0), row-major
+    /// `N x k`, nearest first, for when the outlier scorer measured Euclidean distance instead
+    /// (`D <= 3`); brute force for a value that is not finite (which runs reject before this).
+    static func cosineNeighbourIndices(_ x: Matrix, k: Int, threads: Int = 1) -> [Int32] {
+        LowDimensionalSearch.cosineNeighbourIndices(x, k: k, threads: threads)
+            ?? BlockedCosineSearch.nearest(x, k: k, duplicates: DuplicateRows(x), threads: threads).indices
     }
 }

@@ -25,7 +25,8 @@ public struct OutlierScores: Sendable {
     /// on (`LabelQuality`), so nothing searches twice. Among neighbours at exactly equal distance
     /// the order (and, at the k-th place, the choice) depends on the search path.
     public let neighbourIndices: [Int32]
-    /// Pairs whose distance was computed exactly: all `N (N - 1) / 2` for brute force.
+    /// Pairs whose distance was computed exactly: all `N (N - 1) / 2` for brute force; for
+    /// `D <= 3`, the distances the tree search computed (a pair may count from both ends).
     public let exactPairs: Int
 
     public enum Metric: String, Sendable { case cosine, euclidean }
@@ -154,7 +155,13 @@ public struct OutlierScores: Sendable {
             } else {
                 nearest = BlockedCosineSearch.nearest(x, k: k, duplicates: duplicates, threads: threads)
             }
-        case .euclidean: Self.euclideanNeighbours(x, duplicates: duplicates, into: &nearest)
+        case .euclidean:
+            if let found = LowDimensionalSearch.nearest(x, k: k, duplicates: duplicates, threads: threads) {
+                nearest = found.nearest
+                exactPairs = found.distances
+            } else {
+                Self.euclideanNeighbours(x, duplicates: duplicates, into: &nearest)
+            }
         }
         self.neighbourIndices = nearest.indices
         self.exactPairs = exactPairs
@@ -196,6 +203,7 @@ public struct OutlierScores: Sendable {
         return sorted.count % 2 == 1 ? Double(sorted[mid]) : (Double(sorted[mid - 1]) + Double(sorted[mid])) / 2
     }
 
+    /// Brute force, for rows with a value that is not finite (which runs reject before this).
     static func euclideanNeighbours(_ x: Matrix, duplicates: DuplicateRows, into nearest: inout NearestDistances) {
         let n = x.rows, d = x.columns
         x.storage.withUnsafeBufferPointer { p in
@@ -313,13 +321,20 @@ struct UnsafeNeighbourLists {
     let indices: UnsafeMutablePointer<Int32>
     let worst: UnsafeMutablePointer<Float>
 
+    /// Whether `offer` would keep `neighbour` at `distance`.
+    @inline(__always)
+    func accepts(_ distance: Float, neighbour: Int, for point: Int) -> Bool {
+        let last = point * k + k - 1
+        let index = Int32(truncatingIfNeeded: neighbour)
+        return distance < distances[last] || (distance == distances[last] && (indices[last] < 0 || index < indices[last]))
+    }
+
     @inline(__always)
     func offer(_ distance: Float, neighbour: Int, for point: Int) {
+        guard accepts(distance, neighbour: neighbour, for: point) else { return }
         let base = point * k
         let last = base + k - 1
         let index = Int32(truncatingIfNeeded: neighbour)
-        guard distance < distances[last] || (distance == distances[last] && (indices[last] < 0 || index < indices[last]))
-        else { return }
         var slot = last
         while slot > base && (distances[slot - 1] > distance || (distances[slot - 1] == distance && indices[slot - 1] > index)) {
             distances[slot] = distances[slot - 1]

@@ -192,5 +192,53 @@ import Glibc
         #expect(Set(approximate.mostAtypical(3).map(\.index)) == [17, 900, 4_000])
         #expect(certificate.certifiedTop >= 3)
     }
-}
 
+    /// In one to three dimensions the k-d tree gives brute force's lists bit for bit, on the
+    /// awkward cases of a tree: a lattice (ties at every distance, to be broken by the lower
+    /// index), groups of equal rows of every size, a line (one coordinate constant), and clusters.
+    @Test(arguments: [(1, 700), (2, 2_600), (3, 1_800)])
+    func treeSearchEqualsBruteForceTieForTie(d: Int, n: Int) throws {
+        var g = SplitMix(seed: UInt64(d * 1_000 + n))
+        var x = Matrix(zeros: n, d)
+        for i in 0..<n {
+            for j in 0..<d {
+                x[i, j] = switch i % 4 {
+                case 0: Float(Int(g.next() % 9)) - 4  // a lattice: many rows repeat, every distance ties
+                case 1: j == 0 ? Float(g.normal()) : 0.5  // a line
+                case 2: Float(i % 3) * 20 + Float(g.normal()) * 0.1  // tight clusters
+                default: Float(g.normal()) * 5
+                }
+            }
+        }
+        for j in 0..<d { x[n - 1, j] = 1e4 }  // one far point
+        let duplicates = DuplicateRows(x)
+        #expect(duplicates.any)
+        let k = 10
+        var bruteForce = NearestDistances(count: n, k: k)
+        OutlierScores.euclideanNeighbours(x, duplicates: duplicates, into: &bruteForce)
+        for threads in [1, 3] {
+            let tree = try #require(LowDimensionalSearch.nearest(x, k: k, duplicates: duplicates, threads: threads))
+            #expect(tree.nearest.indices == bruteForce.indices)
+            for i in 0..<n {
+                #expect(tree.nearest.neighbours(of: i).map(\.0) == bruteForce.neighbours(of: i).map(\.0))
+            }
+            #expect(tree.distances < n * (n - 1) / 2)
+        }
+    }
+
+    /// 60,000 rows of which 50,000 are equal: a tree that visited every equal row for every one
+    /// would compute 2.5 x 10^9 distances; this one computes a few per row.
+    @Test func treeSearchOfManyEqualRowsEnds() throws {
+        let n = 60_000
+        var x = Matrix(zeros: n, 2)
+        var g = SplitMix(seed: 9)
+        for i in 50_000..<n { x[i, 0] = Float(g.normal()); x[i, 1] = Float(g.normal()) }
+        let scores = try OutlierScores(embeddings: x, threads: 2)
+        #expect(scores.metric == .euclidean)
+        #expect(scores.exactPairs < 100 * n)
+        // The equal rows' neighbours are the lowest-indexed others of them, at distance 0.
+        #expect(Array(scores.neighbourIndices[0..<10]) == (1...10).map(Int32.init))
+        #expect(Array(scores.neighbourIndices[10 * 7..<10 * 8]) == [0, 1, 2, 3, 4, 5, 6, 8, 9, 10])
+        #expect(scores.averageDistances[0] == 0)
+    }
+}

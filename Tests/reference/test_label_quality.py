@@ -176,6 +176,27 @@ def test_two_dimensions_vote_on_cosine_neighbours(binary, tmp_path):
     assert (labels[euclidean] != labels[:, None]).any(), "Euclidean neighbours would have mixed the classes"
 
 
+@pytest.mark.parametrize("dim", [2, 3])
+def test_low_dimensional_votes_equal_scikit_learn(binary, tmp_path, dim):
+    """The cosine votes of D <= 3 come from a k-d tree over the rows scaled to unit length: on
+    rows in every direction (classes by sector, lengths at random), with a block of equal rows
+    and a few zero rows, they are scikit-learn's wherever the k-th neighbour is not tied."""
+    rng = np.random.default_rng(30 + dim)
+    n = 2000
+    x = rng.normal(size=(n, dim))
+    labels = np.argmax(x @ rng.normal(size=(dim, 5)), axis=1)
+    x *= rng.uniform(0.1, 5, (n, 1)) / np.linalg.norm(x, axis=1, keepdims=True)
+    x[100:400] = x[100]
+    x[[7, 1000, 1999]] = 0
+    run = small_run(tmp_path / "run", x, labels)
+    out = tmp_path / "dump"
+    run_cli("render", run, "--dump-data", out, "--tween", "1", "-o", tmp_path / "film.mp4")
+    agreement, margin, clear = reference_votes(x.astype(np.float32), labels)
+    assert clear.sum() > n / 2
+    assert np.array_equal(np.load(out / "label_agreement-1.npy")[clear], agreement[clear].astype(np.float32))
+    assert np.array_equal(np.load(out / "label_margin-1.npy")[clear], margin[clear].astype(np.float32))
+
+
 def clusters_run(path, *, n=1500, d=48, classes=6, checkpoints=12, flip=0.04, model_saw_flips=False, seed=0):
     """Class clusters that separate as training goes on (class means at unit distance from a common
     offset, per-sample noise of norm about 1), a few percent of the labels flipped.

@@ -1,6 +1,8 @@
 """Every checkpoint's numbers against independent references on the same data:
 scikit-learn's PCA, scipy's procrustes and cleanlab's OutOfDistribution."""
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -8,8 +10,9 @@ import pytest
 from cleanlab.outlier import OutOfDistribution
 from scipy.spatial import procrustes
 from sklearn.decomposition import PCA
+from sklearn.neighbors import NearestNeighbors
 
-from conftest import checkpoints, run_cli, runs_to_compare
+from conftest import SHARED, checkpoints, run_cli, runs_to_compare
 
 _dumps = {}
 
@@ -116,3 +119,30 @@ def test_planted_outliers_are_found(binary, synthetic_run, tmp_path_factory):
     last = checkpoints(synthetic_run)[-1][0]
     top = json.loads((out / f"outliers-{last}.json").read_text())["indices"]
     assert planted <= set(top), f"planted {sorted(planted)} not all in top-8 {top}"
+
+
+@pytest.mark.parametrize("dim", [2, 3])
+def test_low_dimensional_outliers_equal_cleanlab_at_scale(tmp_path, dim):
+    """D <= 3 is searched with a k-d tree: at 20,000 rows, with a block of 3,000 equal rows and a
+    coarse lattice (ties everywhere), the means are scikit-learn's and the scores cleanlab's."""
+    run = tmp_path / "run"
+    # The generator makes D >= 4: its first D coordinates keep its clusters.
+    subprocess.run([sys.executable, str(SHARED / "reference" / "make_synthetic_run.py"), str(run), "--n", "20000",
+                    "--dim", "4", "--checkpoints", "2", "--seed", "17"], check=True, capture_output=True)
+    for _, path in checkpoints(run):
+        x = np.ascontiguousarray(np.load(path)[:, :dim])
+        x[1000:4000] = x[1000]
+        x[5000:9000] = np.round(x[5000:9000] * 2) / 2
+        np.save(path, x)
+    cache = tmp_path / "cache"
+    run_cli("analyse", run, "--cache", cache)
+    for step, path in checkpoints(run):
+        x = np.load(path).astype(np.float64)
+        distances, _ = NearestNeighbors(n_neighbors=11).fit(x).kneighbors(x)
+        # A row's own zero distance comes first among its equal rows: drop one zero per row.
+        expected_means = distances[:, 1:].mean(axis=1)
+        found = np.load(cache / f"checkpoint-{step}" / "average_distances.npy").astype(np.float64)
+        assert np.abs(found - expected_means).max() <= 1e-5 * max(1.0, np.abs(expected_means).max()), f"step {step}"
+        expected = OutOfDistribution().fit_score(features=x)
+        scores = np.load(cache / f"checkpoint-{step}" / "outlier_scores.npy").astype(np.float64)
+        assert np.abs(scores - expected).max() < 1e-4, f"step {step}"
