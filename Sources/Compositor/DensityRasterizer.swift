@@ -1,4 +1,5 @@
 import Canvas
+import Dispatch
 
 /// Draws a dense scatter as a density image, as datashader does: points are counted per pixel, each
 /// pixel takes the count-weighted mix of its points' class colours, and its opacity grows with its
@@ -93,7 +94,7 @@ public final class DensityRasterizer {
     // row of cells is wider than that.
     private var banded = false
     private var bandShift = 0, bands = 0
-    private var bandStarts: [Int] = [], bandCursors: [Int] = []
+    private var bandStarts: [Int] = []
     /// One chunk's points: band << 23 | cell within the band << 8 | colour index; then sorted by band, less the band.
     private var keys: UnsafeMutablePointer<UInt32>
     private var sorted: UnsafeMutablePointer<UInt32>
@@ -101,6 +102,8 @@ public final class DensityRasterizer {
     static let bandCells = 1 << 15
     /// Points sorted at a time (4 MiB of keys); internal so that the tests can make it small.
     var chunkPoints = 1 << 20
+    /// Chunks of at least this many points are keyed and sorted on two threads (internal, for the tests).
+    var parallelPoints = 1 << 16
 
     // The histogram of counts over the non-empty cells, and what the tone map needs of it.
     private var histogram: [UInt32] = []
@@ -345,34 +348,72 @@ public final class DensityRasterizer {
 
     /// Computes each point's key and counts the points per band, sorts the keys by band, then adds
     /// each band's points, emptying the band first on the first chunk. On the last chunk, each
-    /// band's cells are tallied for the tone map while still in cache.
+    /// band's cells are tallied for the tone map while still in cache. A large chunk's keys are
+    /// computed and sorted by two threads, each over half of its points: every band then holds
+    /// the first half's points before the second's, and the sums come out the same.
     @inline(__always) private func addBanded<T>(_ points: Points<T>, _ range: Range<Int>, increments: UnsafeBufferPointer<UInt64>,
                                                 summary: inout Summary, last: Bool) {
-        let (bandShift, columns, keys, sorted) = (bandShift, columns, keys, sorted)
+        let (bandShift, columns, keys, sorted, bands) = (bandShift, columns, keys, sorted, bands)
         let mask = (1 << bandShift) - 1
-        var m = 0
-        bandStarts = [Int](repeating: 0, count: bands + 1)
-        bandStarts.withUnsafeMutableBufferPointer { counts in
-            for i in range {
-                guard let (column, row) = points.cell(i) else {
-                    points.miss(i, &summary)
-                    continue
+        let parts = range.count >= parallelPoints ? 2 : 1
+        let partSize = (range.count + parts - 1) / parts
+        // Per part: its points per band (at band + 1), its keys written, its misses.
+        var counts = [Int](repeating: 0, count: parts * (bands + 1))
+        var written = [Int](repeating: 0, count: parts)
+        var misses = [Summary](repeating: Summary(), count: parts)
+        counts.withUnsafeMutableBufferPointer { counts in
+            written.withUnsafeMutableBufferPointer { written in
+                misses.withUnsafeMutableBufferPointer { misses in
+                    let shared = UncheckedSendable((points, keys, counts.baseAddress!, written.baseAddress!, misses.baseAddress!))
+                    DispatchQueue.concurrentPerform(iterations: parts) { part in
+                        let (points, keys, allCounts, written, misses) = shared.value
+                        let counts = allCounts + part * (bands + 1)
+                        let first = range.lowerBound + part * partSize, end = min(range.upperBound, first + partSize)
+                        let base = part * partSize  // this part's keys start here
+                        var m = base
+                        for i in first..<end {
+                            guard let (column, row) = points.cell(i) else {
+                                points.miss(i, &misses[part])
+                                continue
+                            }
+                            let band = row &>> bandShift
+                            // Band < 256, cell within it < 2^15, colour < 256: 32 bits.
+                            keys[m] = UInt32(truncatingIfNeeded: band &<< 23 | ((row & mask) &* columns &+ column) &<< 8 | points.colour(i))
+                            counts[band &+ 1] &+= 1
+                            m &+= 1
+                        }
+                        written[part] = m - base
+                    }
                 }
-                let band = row &>> bandShift
-                // Band < 256, cell within it < 2^15, colour < 256: 32 bits.
-                keys[m] = UInt32(truncatingIfNeeded: band &<< 23 | ((row & mask) &* columns &+ column) &<< 8 | points.colour(i))
-                counts[band &+ 1] &+= 1
-                m &+= 1
             }
-            for b in 0..<bands { counts[b + 1] += counts[b] }
         }
-        bandCursors = bandStarts
-        bandCursors.withUnsafeMutableBufferPointer { cursor in
-            for j in 0..<m {
-                let key = keys[j]
-                let band = Int(key &>> 23)
-                sorted[cursor[band]] = key & 0x7F_FFFF
-                cursor[band] &+= 1
+        for miss in misses {
+            summary.outside += miss.outside
+            summary.nonFinite += miss.nonFinite
+        }
+        // Where each band starts, and where each part's share of it starts.
+        bandStarts = [Int](repeating: 0, count: bands + 1)
+        var cursors = [Int](repeating: 0, count: parts * bands)
+        for band in 0..<bands {
+            var start = bandStarts[band]
+            for part in 0..<parts {
+                cursors[part * bands + band] = start
+                start += counts[part * (bands + 1) + band + 1]
+            }
+            bandStarts[band + 1] = start
+        }
+        let keyCounts = written
+        cursors.withUnsafeMutableBufferPointer { cursors in
+            let shared = UncheckedSendable((keys, sorted, cursors.baseAddress!))
+            DispatchQueue.concurrentPerform(iterations: parts) { part in
+                let (keys, sorted, cursors) = shared.value
+                let cursor = cursors + part * bands
+                for j in part * partSize..<part * partSize + keyCounts[part] {
+                    let key = keys[j]
+                    let band = Int(key &>> 23)
+                    sorted[cursor[band]] = key & 0x7F_FFFF
+                    cursor[band] &+= 1
+                }
             }
         }
         if last { resetTally() }
@@ -507,4 +548,11 @@ public final class DensityRasterizer {
             }
         }
     }
+}
+
+/// A value handed to the threads of `DispatchQueue.concurrentPerform`, each of which touches only
+/// its own part of what it points to.
+private struct UncheckedSendable<Value>: @unchecked Sendable {
+    let value: Value
+    init(_ value: Value) { self.value = value }
 }

@@ -191,10 +191,24 @@ public struct OutlierScores: Sendable {
         self.exactPairs = exactPairs
     }
 
-    /// The `count` lowest scores, ties going to the lower index (a stable sort).
+    /// The `count` lowest scores, lowest first, ties going to the lower index.
     public func mostAtypical(_ count: Int) -> [Ranked] {
-        let order = scores.indices.sorted { scores[$0] < scores[$1] || (scores[$0] == scores[$1] && $0 < $1) }
-        return order.prefix(count).map { Ranked(index: $0, score: scores[$0]) }
+        guard count > 0 else { return [] }
+        guard count < 256 else {
+            let order = scores.indices.sorted { scores[$0] < scores[$1] || (scores[$0] == scores[$1] && $0 < $1) }
+            return order.prefix(count).map { Ranked(index: $0, score: scores[$0]) }
+        }
+        // A leaderboard: one pass keeping the lowest so far in order, not a sort of a million scores.
+        // Indices ascend, so a later equal score never displaces an earlier one.
+        var lowest: [Ranked] = []
+        lowest.reserveCapacity(count + 1)
+        for (index, score) in scores.enumerated() where lowest.count < count || score < lowest[lowest.count - 1].score {
+            var slot = lowest.count
+            while slot > 0 && score < lowest[slot - 1].score { slot -= 1 }
+            lowest.insert(Ranked(index: index, score: score), at: slot)
+            if lowest.count > count { lowest.removeLast() }
+        }
+        return lowest
     }
 
     static func median(_ values: [Float]) -> Double {

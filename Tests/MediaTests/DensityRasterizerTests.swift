@@ -308,6 +308,14 @@ import Testing
         // Twice through the same rasterizer, with a chunk boundary inside a band.
         small.chunkPoints = 1_000
         #expect(chunked.draw(small, x: x, y: y, classes: classes, clip: clip) == one)
+        // Keyed and sorted on two threads, odd halves included (each onto fresh pixels: a draw blends).
+        for (chunk, parallel) in [(3_000, 1), (1_001, 2), (7, 3)] {
+            var fresh = Pixels(width: 300, height: 200)
+            small.chunkPoints = chunk
+            small.parallelPoints = parallel
+            #expect(fresh.draw(small, x: x, y: y, classes: classes, clip: clip) == one)
+            #expect(fresh.storage == whole.storage)
+        }
 
         // A clip of 40,000 x 1 pixels has rows wider than a band: points are added one by one.
         var wide = Pixels(width: 40_000, height: 1)

@@ -241,4 +241,15 @@ import Glibc
         #expect(Array(scores.neighbourIndices[10 * 7..<10 * 8]) == [0, 1, 2, 3, 4, 5, 6, 8, 9, 10])
         #expect(scores.averageDistances[0] == 0)
     }
+
+    /// The leaderboard pass equals a stable sort of all scores, ties (many here) to the lower index.
+    @Test(arguments: [0, 1, 8, 32, 300])
+    func mostAtypicalIsTheStableSortsHead(count: Int) {
+        var g = SplitMix(seed: UInt64(count + 1))
+        let scores = (0..<5_000).map { _ in Float(g.next() % 50) / 50 }
+        let outliers = OutlierScores(scores: scores, averageDistances: scores, scalingFactor: 1, neighbours: 1, metric: .cosine,
+                                     neighbourIndices: [], exactPairs: 0)
+        let sorted = scores.indices.sorted { (scores[$0], $0) < (scores[$1], $1) }
+        #expect(outliers.mostAtypical(count).map(\.index) == Array(sorted.prefix(count)))
+    }
 }
