@@ -229,10 +229,11 @@ enum MotionPath {
         let x = [Float](unsafeUninitializedCapacity: n) { xs, xCount in
             y = [Float](unsafeUninitializedCapacity: n) { ys, yCount in
                 let outputs = UncheckedSendable((xs.baseAddress, ys.baseAddress))
-                DispatchQueue.concurrentPerform(iterations: n >= 1 << 16 ? 2 : 1) { part in
+                let split = n >= 1 << 16
+                DispatchQueue.concurrentPerform(iterations: split ? 2 : 1) { part in
                     guard let xs = outputs.value.0, let ys = outputs.value.1 else { return }
                     if part == 0 { along(from.x, v0?.x ?? zeros, to.x, v1?.x ?? zeros, into: xs) }
-                    if part == 1 || n < 1 << 16 { along(from.y, v0?.y ?? zeros, to.y, v1?.y ?? zeros, into: ys) }
+                    if part == 1 || !split { along(from.y, v0?.y ?? zeros, to.y, v1?.y ?? zeros, into: ys) }
                 }
                 yCount = n
             }

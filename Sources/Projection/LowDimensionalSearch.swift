@@ -280,8 +280,7 @@ enum LowDimensionalSearch {
                                 for m in Int(memberStart[p])..<Int(memberStart[p + 1]) {
                                     let neighbour = Int(members[m])
                                     if neighbour == point { continue }
-                                    guard lists.accepts(distance, neighbour: neighbour, for: point) else { break }
-                                    lists.offer(distance, neighbour: neighbour, for: point)
+                                    guard lists.offer(distance, neighbour: neighbour, for: point) else { break }
                                 }
                             }
                         }

@@ -286,7 +286,7 @@ struct NearestDistances {
 
     /// Keeps `neighbour` at `distance` if it is among the k nearest so far.
     mutating func offer(_ distance: Float, neighbour: Int, for point: Int) {
-        withLists { $0.offer(distance, neighbour: neighbour, for: point) }
+        withLists { _ = $0.offer(distance, neighbour: neighbour, for: point) }
     }
 
     /// The lists as raw pointers, for a search's hot loop.
@@ -335,20 +335,14 @@ struct UnsafeNeighbourLists {
     let indices: UnsafeMutablePointer<Int32>
     let worst: UnsafeMutablePointer<Float>
 
-    /// Whether `offer` would keep `neighbour` at `distance`.
-    @inline(__always)
-    func accepts(_ distance: Float, neighbour: Int, for point: Int) -> Bool {
-        let last = point * k + k - 1
-        let index = Int32(truncatingIfNeeded: neighbour)
-        return distance < distances[last] || (distance == distances[last] && (indices[last] < 0 || index < indices[last]))
-    }
-
-    @inline(__always)
-    func offer(_ distance: Float, neighbour: Int, for point: Int) {
-        guard accepts(distance, neighbour: neighbour, for: point) else { return }
+    /// Keeps `neighbour` at `distance` if it is among the k nearest so far; returns whether it did.
+    @inline(__always) @discardableResult
+    func offer(_ distance: Float, neighbour: Int, for point: Int) -> Bool {
         let base = point * k
         let last = base + k - 1
         let index = Int32(truncatingIfNeeded: neighbour)
+        guard distance < distances[last] || (distance == distances[last] && (indices[last] < 0 || index < indices[last]))
+        else { return false }
         var slot = last
         while slot > base && (distances[slot - 1] > distance || (distances[slot - 1] == distance && indices[slot - 1] > index)) {
             distances[slot] = distances[slot - 1]
@@ -358,6 +352,7 @@ struct UnsafeNeighbourLists {
         distances[slot] = distance
         indices[slot] = index
         worst[point] = distances[last]
+        return true
     }
 }
 
