@@ -5,6 +5,7 @@ import PackageDescription
 //   C wrappers (CLinearAlgebra, CCairo, CFFmpeg) and two C kernels
 //   (CNeighbourSearch: AVX-512 VNNI screening for the outlier search; CSubspaceProduct: the PCA step)
 //   LinearAlgebra -> Projection (PCA, Procrustes, outlier scores), Training (the built-in trainer)
+//   FileOutput (every file Embedlapse writes: whole or not at all, temporaries, authorship)
 //   RunFormat (.npy and the run directory)
 //   Canvas (Cairo) -> Compositor (the frame)
 //   MediaEncoder (MP4, GIF, PNG)
@@ -20,6 +21,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-async-algorithms", from: "1.0.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        // SwiftNIO's HTTP/1 types, for the explorer's gate that sees each request as it came (HTTPRequestGate).
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.80.0"),
         // Hummingbird's own dependencies, named for the explorer's quiet logger and its shutdown on Ctrl-C.
         .package(url: "https://github.com/apple/swift-log.git", from: "1.14.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.0.0"),
@@ -38,10 +41,12 @@ let package = Package(
             providers: [.apt(["libavcodec-dev", "libavformat-dev", "libavutil-dev", "libswscale-dev"])]),
 
         .target(name: "LinearAlgebra", dependencies: ["CLinearAlgebra"]),
+        .systemLibrary(name: "CFileSystem"),
+        .target(name: "FileOutput", dependencies: ["CFileSystem"]),
         .target(name: "CNeighbourSearch"),
         .target(name: "CSubspaceProduct"),
         .target(name: "Projection", dependencies: ["LinearAlgebra", "CNeighbourSearch", "CSubspaceProduct"]),
-        .target(name: "RunFormat", dependencies: ["LinearAlgebra"]),
+        .target(name: "RunFormat", dependencies: ["LinearAlgebra", "FileOutput"]),
         .target(name: "Training", dependencies: ["LinearAlgebra", "CZlib"]),
         .target(name: "Canvas", dependencies: ["CCairo"]),
         .target(name: "Compositor", dependencies: ["Canvas", "RunFormat", "LinearAlgebra"]),
@@ -49,7 +54,7 @@ let package = Package(
         .target(
             name: "Embedlapse",
             dependencies: [
-                "LinearAlgebra", "Projection", "RunFormat", "Training", "Compositor", "MediaEncoder", "Canvas",
+                "LinearAlgebra", "Projection", "RunFormat", "Training", "Compositor", "MediaEncoder", "Canvas", "FileOutput",
                 .product(name: "AsyncAlgorithms", package: "swift-async-algorithms"),
             ]),
         .target(
@@ -58,6 +63,8 @@ let package = Package(
                 "Embedlapse", "Compositor", "Projection", "RunFormat", "LinearAlgebra",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "AsyncAlgorithms", package: "swift-async-algorithms"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -70,7 +77,8 @@ let package = Package(
             ]),
 
         .testTarget(name: "ProjectionTests", dependencies: ["Projection", "CSubspaceProduct"]),
-        .testTarget(name: "RunFormatTests", dependencies: ["RunFormat"]),
+        .testTarget(name: "RunFormatTests", dependencies: ["RunFormat", "FileOutput"]),
+        .testTarget(name: "FileOutputTests", dependencies: ["FileOutput"]),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "LinearAlgebra"]),
         .testTarget(name: "MediaTests", dependencies: ["MediaEncoder", "Compositor", "Canvas", "LinearAlgebra", "RunFormat"]),
         .testTarget(name: "ExplorerTests", dependencies: ["Explorer"]),

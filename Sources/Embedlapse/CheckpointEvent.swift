@@ -176,6 +176,7 @@ public struct CheckpointAnalyser: Sendable {
     /// Called once if the cache cannot be written (the film goes on without it).
     let warn: @Sendable (String) -> Void
     private var cacheWriteFailed = false
+    private var unusableEntries = 0
     private var warnedUnproved = false
 
     /// - Parameters:
@@ -248,7 +249,15 @@ extension CheckpointAnalyser {
     fileprivate mutating func cached(_ event: CheckpointEvent, file: CheckpointFile, cache: AnalysisCache,
                                      threads: Int) throws -> AnalysisCache.Entry {
         let search = search.search(forSamples: event.embeddings.rows)
-        if case .hit(let entry) = timings.measure("cache", { cache.lookup(file, search: search, certify: topCount) }) { return entry }
+        switch timings.measure("cache", { cache.lookup(file, search: search, certify: topCount) }) {
+        case .hit(let entry): return entry
+        case .missing: break
+        case .unusable(let why):
+            // A line each for the first few; a cache of a copied run would otherwise say so per checkpoint.
+            unusableEntries += 1
+            if unusableEntries <= 3 { warn("recomputing step \(event.step) of the analysis cache: \(why)") }
+            if unusableEntries == 4 { warn("recomputing more entries of the analysis cache \(cache.directory) that cannot be used") }
+        }
         let entry = try timings.measure("outliers") {
             try AnalysisCache.analyse(event.embeddings, step: event.step, threads: threads, search: search, certify: topCount)
         }

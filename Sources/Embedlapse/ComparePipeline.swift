@@ -20,8 +20,9 @@ public enum ComparePipeline {
         var options = options
         options.topCount = min(options.topCount, evaluationSet.sampleCount)
         let outputs = try RenderPipeline.openOutputs(options)
+        var dump: ComparisonDump?
         do {
-            let dump = try options.dumpDirectory.map { try ComparisonDump(directory: $0, topCount: options.topCount) }
+            dump = try options.dumpDirectory.map { try ComparisonDump(directory: $0, topCount: options.topCount) }
             var setting = FilmSetting(sampleCount: evaluationSet.sampleCount, dimension: runs[0].dimension,
                                       annotations: evaluationSet.annotations, wholeRunLosses: nil, checkpointCount: nil,
                                       options: options)
@@ -61,6 +62,7 @@ public enum ComparePipeline {
             return RenderSummary(frames: frames, interrupted: stop.isRaised)
         } catch {
             outputs.abandon()
+            dump?.abandon()
             throw error
         }
     }

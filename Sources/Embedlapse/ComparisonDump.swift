@@ -1,4 +1,5 @@
 import Compositor
+import FileOutput
 import Foundation
 import RunFormat
 
@@ -13,23 +14,26 @@ import RunFormat
 ///   the samples each panel's leaderboard listed.
 final class ComparisonDump {
     let directory: String
+    /// Staged, so that a comparison that fails leaves the folder as it was (`StagedFolder`).
+    private let folder: StagedFolder
     let topCount: Int
     private var frames: [[String: Any]] = []
     private var sharedSteps: [Int] = []
 
     init(directory: String, topCount: Int) throws {
-        try OutputChecks.makeDirectory(directory)
+        do { folder = try StagedFolder(directory: directory, staged: true) } catch { throw PipelineError(error.description) }
         self.directory = directory
         self.topCount = topCount
     }
 
-    private func path(_ name: String) -> String { (directory as NSString).appendingPathComponent(name) }
+    private func write(_ bytes: [UInt8], _ name: String) throws {
+        do { try folder.write(bytes, named: name) } catch { throw PipelineError(error.description) }
+    }
 
     func record(_ keyframe: ComparisonKeyframe) throws {
         let n = keyframe.keyframes[0].points.count
         for (panel, name) in zip(keyframe.keyframes, ["a", "b"]) {
-            try OutputFile.writeAtomically(NPYWriter.encode(float32: panel.points.interleaved, shape: [n, 2]),
-                                           to: path("aligned-\(name)-\(keyframe.step).npy"))
+            try write(NPYWriter.encode(float32: panel.points.interleaved, shape: [n, 2]), "aligned-\(name)-\(keyframe.step).npy")
         }
         frames.append([
             "step": keyframe.step,
@@ -39,8 +43,7 @@ final class ComparisonDump {
         ])
         guard keyframe.states.allSatisfy({ $0 == .current }) else { return }
         sharedSteps.append(keyframe.step)
-        try OutputFile.writeAtomically(Array(table(keyframe.latest[0], keyframe.latest[1]).utf8),
-                                       to: path("comparison-\(keyframe.step).csv"))
+        try write(Array(table(keyframe.latest[0], keyframe.latest[1]).utf8), "comparison-\(keyframe.step).csv")
     }
 
     /// One row per sample: `index,outlier_rank_a,outlier_rank_b,label_agreement_a,label_agreement_b,top_outlier_in`.
@@ -77,6 +80,9 @@ final class ComparisonDump {
     func finish(names: [String], runs: [String]) throws {
         let document: [String: Any] = ["names": names, "runs": runs, "top": topCount, "shared_steps": sharedSteps,
                                        "frames": frames]
-        try OutputFile.writeAtomically(Array(try DataDump.json(document).utf8), to: path("comparison.json"))
+        try write(Array(try DataDump.json(document).utf8), "comparison.json")
+        do { try folder.publish() } catch { throw PipelineError(error.description) }
     }
+
+    func abandon() { folder.abandon() }
 }

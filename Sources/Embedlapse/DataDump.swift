@@ -1,5 +1,6 @@
 import Canvas
 import Compositor
+import FileOutput
 import Foundation
 import Projection
 import RunFormat
@@ -10,25 +11,31 @@ import RunFormat
 /// (float32, N), and at the end `dynamics.csv` (`TrainingDynamics.csv()`).
 final class DataDump {
     let directory: String
+    /// Staged offline, so that a render that fails leaves the folder as it was (`StagedFolder`).
+    private let folder: StagedFolder
     private var alignment: [[String: Any]] = []
     private let target: AlignmentTarget
     /// The label-quality dynamics up to the last checkpoint recorded (the whole run's after the
     /// last); nil without labels. What `dynamics.csv` holds.
     private(set) var dynamics: TrainingDynamics?
 
-    init(directory: String, target: AlignmentTarget) throws {
-        try OutputChecks.makeDirectory(directory)
+    init(directory: String, target: AlignmentTarget, staged: Bool) throws {
+        do { folder = try StagedFolder(directory: directory, staged: staged) } catch { throw PipelineError(error.description) }
         self.directory = directory
         self.target = target
     }
 
-    private func path(_ name: String) -> String { (directory as NSString).appendingPathComponent(name) }
+    private func write(_ bytes: [UInt8], _ name: String) throws {
+        do { try folder.write(bytes, named: name) } catch { throw PipelineError(error.description) }
+    }
+
+    private func write(_ text: String, _ name: String) throws { try write(Array(text.utf8), name) }
 
     func record(_ c: AnalysedCheckpoint) throws {
         let n = c.pca.count
-        try AtomicFile.write(NPYWriter.encode(float32: c.pca.interleaved, shape: [n, 2]), to: path("pca-\(c.step).npy"))
-        try AtomicFile.write(NPYWriter.encode(float32: c.alignment.display.interleaved, shape: [n, 2]), to: path("aligned-\(c.step).npy"))
-        try AtomicFile.write(NPYWriter.encode(float32: c.outliers.scores, shape: [n]), to: path("outlier-scores-\(c.step).npy"))
+        try write(NPYWriter.encode(float32: c.pca.interleaved, shape: [n, 2]), "pca-\(c.step).npy")
+        try write(NPYWriter.encode(float32: c.alignment.display.interleaved, shape: [n, 2]), "aligned-\(c.step).npy")
+        try write(NPYWriter.encode(float32: c.outliers.scores, shape: [n]), "outlier-scores-\(c.step).npy")
         var top: [String: Any] = [
             "step": c.step,
             "indices": c.top.map(\.index),
@@ -41,10 +48,10 @@ final class DataDump {
         if let certificate = c.outliers.certificate {
             top["certificate"] = try JSONSerialization.jsonObject(with: JSONEncoder().encode(certificate))
         }
-        try AtomicFile.write(try Self.json(top), to: path("outliers-\(c.step).json"))
+        try write(try Self.json(top), "outliers-\(c.step).json")
         if let quality = c.labelQuality {
-            try AtomicFile.write(NPYWriter.encode(float32: quality.agreement, shape: [n]), to: path("label_agreement-\(c.step).npy"))
-            try AtomicFile.write(NPYWriter.encode(float32: quality.margin, shape: [n]), to: path("label_margin-\(c.step).npy"))
+            try write(NPYWriter.encode(float32: quality.agreement, shape: [n]), "label_agreement-\(c.step).npy")
+            try write(NPYWriter.encode(float32: quality.margin, shape: [n]), "label_margin-\(c.step).npy")
         }
         if let running = c.dynamics { dynamics = running }
         let a = c.alignment
@@ -66,7 +73,7 @@ final class DataDump {
     /// pixels (x, y the top-left corner, y down), so the layout can be checked without reading pixels.
     func recordLabels(_ labels: [DrawnLabel], step: Int) throws {
         let list: [[String: Any]] = labels.map { ["text": $0.text, "x": $0.rect.x, "y": $0.rect.y, "width": $0.rect.width, "height": $0.rect.height] }
-        try AtomicFile.write(try Self.json(list), to: path("labels-\(step).json"))
+        try write(try Self.json(list), "labels-\(step).json")
     }
 
     /// Whether `name` is one of the files this dump, or a comparison's (`ComparisonDump`), writes
@@ -80,14 +87,18 @@ final class DataDump {
 
     /// Writes `alignment.json` for every checkpoint recorded so far, and `dynamics.csv` with labels.
     func finish() throws {
-        if let dynamics { try AtomicFile.write(dynamics.csv(), to: path("dynamics.csv")) }
+        if let dynamics { try write(dynamics.csv(), "dynamics.csv") }
         let document: [String: Any] = [
             "align": target.rawValue,
             "display": "aligned = (pca - centre) @ rotation.T / display_scale; scipy.spatial.procrustes' second matrix = (aligned * display_scale + (centre - mean(pca)) @ rotation.T) * scale / frobenius_norm",
             "checkpoints": alignment,
         ]
-        try AtomicFile.write(try Self.json(document), to: path("alignment.json"))
+        try write(try Self.json(document), "alignment.json")
+        do { try folder.publish() } catch { throw PipelineError(error.description) }
     }
+
+    /// Leaves the folder as it was (offline); what a live dump wrote stays.
+    func abandon() { folder.abandon() }
 
     static func json(_ object: Any) throws -> String {
         let data = try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])

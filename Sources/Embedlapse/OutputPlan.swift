@@ -1,3 +1,4 @@
+import FileOutput
 import Foundation
 import MediaEncoder
 import RunFormat
@@ -48,12 +49,7 @@ public struct OutputPlan: Sendable {
         init(_ kind: Kind, _ path: String) {
             self.kind = kind
             self.path = path
-            if kind.isDirectory {
-                resolved = Self.resolve(path)
-            } else {
-                let folder = Self.resolve(Self.folder(of: path))
-                resolved = (folder == "/" ? "" : folder) + "/" + Self.name(of: path)
-            }
+            resolved = kind.isDirectory ? Paths.resolve(path) : Paths.resolve(file: path)
         }
 
         /// What it is, for messages (in the library's words, not the command line's).
@@ -69,37 +65,8 @@ public struct OutputPlan: Sendable {
         }
 
         /// The folder a file output goes in, as given: "." for a bare name.
-        var folder: String { Self.folder(of: path) }
-        var name: String { Self.name(of: path) }
-
-        static func folder(of path: String) -> String {
-            guard let slash = path.lastIndex(of: "/") else { return "." }
-            return slash == path.startIndex ? "/" : String(path[..<slash])
-        }
-
-        static func name(of path: String) -> String {
-            guard let slash = path.lastIndex(of: "/") else { return path }
-            return String(path[path.index(after: slash)...])
-        }
-
-        /// The real path of the longest part that exists, then the rest taken literally.
-        static func resolve(_ path: String) -> String {
-            let absolute = path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
-            var existing = absolute.split(separator: "/").map(String.init)
-            var rest: [String] = []
-            while true {
-                if let real = realpath("/" + existing.joined(separator: "/"), nil) {
-                    defer { free(real) }
-                    var parts = String(cString: real).split(separator: "/").map(String.init)
-                    for part in rest where part != "." {
-                        if part == ".." { _ = parts.popLast() } else { parts.append(part) }
-                    }
-                    return "/" + parts.joined(separator: "/")
-                }
-                guard let last = existing.popLast() else { return absolute }
-                rest.insert(last, at: 0)
-            }
-        }
+        var folder: String { Paths.folder(of: path) }
+        var name: String { Paths.name(of: path) }
     }
 
     public let outputs: [Output]
@@ -223,9 +190,9 @@ public struct OutputPlan: Sendable {
             return
         }
         guard errno == ENOENT || errno == ENOTDIR else { throw OutputPathError(output, "cannot use: \(systemWords(errno))") }
-        var ancestor = Output.folder(of: output.path.hasSuffix("/") ? String(output.path.dropLast()) : output.path)
+        var ancestor = Paths.folder(of: output.path.hasSuffix("/") ? String(output.path.dropLast()) : output.path)
         while stat(ancestor, &info) != 0, ancestor != ".", ancestor != "/" {
-            ancestor = Output.folder(of: ancestor)
+            ancestor = Paths.folder(of: ancestor)
         }
         guard isDirectory(info) else { throw OutputPathError(output, "cannot make this folder: \(ancestor) is not a folder") }
         try checkWritable(ancestor, for: output.path)
@@ -239,15 +206,27 @@ public struct OutputPlan: Sendable {
 
     private static func isDirectory(_ info: stat) -> Bool { info.st_mode & S_IFMT == S_IFDIR }
 
+    /// Refuses any output that would replace or write into a run's inputs (see `RunInputs`),
+    /// naming both: call it with every run the command reads, before any work.
+    public func check(against runs: [RunInputs]) throws(OutputPathError) {
+        for output in outputs {
+            for run in runs {
+                let problem = output.kind.isDirectory ? run.conflict(folder: output.path) : run.conflict(file: output.path)
+                if let problem { throw OutputPathError(output, problem) }
+            }
+        }
+    }
+
     /// Removes the temporaries that an earlier run, killed mid-write, left beside these outputs
-    /// (`.NAME.PID.partial`, see `AtomicFile.temporaryPath`): only for these outputs' own names,
+    /// (`.NAME.PID.partial`, see `Temporaries`): only for these outputs' own names,
     /// and only when that PID is no longer running.
     func removeLeftoverTemporaries() {
         for output in outputs {
             if output.kind.isDirectory {
-                TemporaryFiles.removeLeftovers(in: output.path, of: output.kind.writes(fileNamed:))
+                Temporaries.removeLeftovers(in: output.path, of: output.kind.writes(fileNamed:))
+                StagedFolder.removeLeftovers(in: output.path, of: output.kind.writes(fileNamed:))
             } else {
-                TemporaryFiles.removeLeftovers(in: output.folder) { $0 == output.name }
+                Temporaries.removeLeftovers(in: output.folder) { $0 == output.name || $0 == output.name + LatestFrameOutput.keptSuffix }
             }
         }
     }
@@ -266,49 +245,16 @@ extension OutputPlan.Kind {
     }
 }
 
-/// The temporaries of files written under a temporary name and renamed into place.
-enum TemporaryFiles {
-    /// The output file name and writer's PID in a temporary's name, `.NAME.PID.partial` (the form
-    /// `AtomicFile.temporaryPath` gives), or nil for any other name.
-    static func parse(_ name: String) -> (file: String, pid: pid_t)? {
-        let suffix = ".partial"
-        guard name.hasPrefix("."), name.hasSuffix(suffix), name.count > suffix.count + 1 else { return nil }
-        let middle = name.dropFirst().dropLast(suffix.count)
-        guard let dot = middle.lastIndex(of: ".") else { return nil }
-        let digits = middle[middle.index(after: dot)...]
-        guard (1...10).contains(digits.count), digits.allSatisfy({ $0.isASCII && $0.isNumber }),
-              let pid = pid_t(digits), pid > 0 else { return nil }
-        return (String(middle[..<dot]), pid)
-    }
-
-    /// Removes, in `folder`, each temporary of a file that `isOurs` whose writer is no longer running.
-    static func removeLeftovers(in folder: String, of isOurs: (String) -> Bool) {
-        guard let names = try? FileManager.default.contentsOfDirectory(atPath: folder) else { return }
-        for name in names {
-            guard let (file, pid) = parse(name), isOurs(file), !isRunning(pid) else { continue }
-            let path = (folder as NSString).appendingPathComponent(name)
-            var info = stat()
-            if lstat(path, &info) == 0, info.st_mode & S_IFMT == S_IFREG { unlink(path) }
-        }
-    }
-
-    static func isRunning(_ pid: pid_t) -> Bool { kill(pid, 0) == 0 || errno == EPERM }
-}
-
 extension RenderOptions {
     /// Checks every output path and the frame size and rate the outputs need (see `OutputPlan`),
-    /// without touching anything: call it before reading the run, to fail in a second.
-    public func validateOutputs() throws(OutputPathError) {
-        _ = try OutputPlan(self)
+    /// and that no output would replace or write into the inputs of `runs` (`RunInputs`), without
+    /// touching anything: call it before reading the runs, to fail in a second.
+    public func validateOutputs(readingRuns runs: [String] = []) throws(OutputPathError) {
+        try OutputPlan(self).check(against: runs.map(RunInputs.init(run:)))
     }
 
     /// The frame rates a video accepts (`MediaLimits.framesPerSecond`), for a command line's own checks.
     public static var framesPerSecondRange: ClosedRange<Double> { MediaLimits.framesPerSecond }
     /// The frame widths and heights the outputs accept (`MediaLimits.dimensions`; videos need even ones).
     public static var frameSizeRange: ClosedRange<Int> { MediaLimits.dimensions }
-}
-
-/// A system error in plain words: "disk full" for ENOSPC, the system's own otherwise.
-func systemWords(_ code: Int32) -> String {
-    code == ENOSPC ? "disk full" : String(cString: strerror(code))
 }

@@ -1,4 +1,5 @@
 import Canvas
+import FileOutput
 import Foundation
 import MediaEncoder
 import RunFormat
@@ -34,8 +35,8 @@ final class FrameOutputs {
                 case .video:
                     sinks.append(try VideoOutput(path: output.path, width: options.width, height: options.height,
                                                  fps: options.fps, live: options.live))
-                case .framesDirectory: sinks.append(try PNGSequenceOutput(directory: output.path))
-                case .latestFrame: latest = LatestFrameOutput(path: output.path)
+                case .framesDirectory: sinks.append(try PNGSequenceOutput(directory: output.path, staged: !options.live))
+                case .latestFrame: latest = LatestFrameOutput(path: output.path, restoresOnFailure: !options.live)
                 case .dataDirectory, .timings, .table: break
                 }
             }
@@ -71,11 +72,17 @@ final class FrameOutputs {
     }
 
     func finish() throws {
-        try UnfinishedOutputs.whileWriting { for sink in sinks { try sink.finish() } }
+        try UnfinishedOutputs.whileWriting {
+            for sink in sinks { try sink.finish() }
+            try latest?.finish()
+        }
     }
 
     func abandon() {
-        try? UnfinishedOutputs.whileWriting { for sink in sinks { sink.abandon() } }
+        try? UnfinishedOutputs.whileWriting {
+            for sink in sinks { sink.abandon() }
+            latest?.abandon()
+        }
     }
 }
 
@@ -84,10 +91,6 @@ final class FrameOutputs {
 /// written whole; live outputs are whole after every frame and stay as they are.
 public enum UnfinishedOutputs {
     private static let writeLock = Mutex(())
-    private static let temporaries = Mutex(Set<String>())
-
-    static func track(_ temporary: String) { temporaries.withLock { _ = $0.insert(temporary) } }
-    static func untrack(_ temporary: String) { temporaries.withLock { _ = $0.remove(temporary) } }
 
     /// Runs `body`, which writes frames or completes outputs, holding the write lock.
     static func whileWriting(_ body: () throws -> Void) throws {
@@ -95,38 +98,38 @@ public enum UnfinishedOutputs {
     }
 
     /// For an abort (a second Ctrl-C): waits up to `patience` for the frame being written to be
-    /// whole in every output, removes every temporary file and exits with `status`, still holding
-    /// the lock so that no other write starts. Leaves a playable video or none.
+    /// whole in every output, removes every named temporary (`Temporaries`; unnamed ones vanish
+    /// with the process) and exits with `status`, still holding the lock so that no other write
+    /// starts. Leaves a playable video or none.
     public static func removeTemporariesAndExit(status: Int32, patience: Duration = .seconds(3)) -> Never {
         let clock = ContinuousClock()
         let deadline = clock.now + patience
         while clock.now < deadline {
             _ = writeLock.withLockIfAvailable { _ -> Void in
-                removeTemporaries()
+                Temporaries.removeAll()
                 _exit(status)
             }
             usleep(10_000)
         }
-        removeTemporaries()  // a write is stuck: its temporaries go anyway; a live file keeps its last whole frame
+        Temporaries.removeAll()  // a write is stuck: its temporaries go anyway; a live file keeps its last whole frame
         _exit(status)
-    }
-
-    private static func removeTemporaries() {
-        temporaries.withLock { for path in $0 { unlink(path) } }
     }
 }
 
 /// An MP4 or GIF.
 ///
-/// Offline, it is encoded under a temporary name and renamed into place by `finish()`, so a
-/// failed render never leaves a broken video where the user asked for one (nor touches an earlier
+/// Offline, it is encoded into a `WholeFile` and put in place by `finish()`, so a failed or
+/// killed render never leaves a broken video where the user asked for one (nor touches an earlier
 /// video of that name). Live, it is written in place, whole after every frame (see `VideoFormat`),
 /// and on a failure it keeps the frames already written rather than being removed.
 final class VideoOutput: FrameSink {
     let path: String
     let live: Bool
-    private let temporaryPath: String
+    /// Offline: the file the video is encoded into, until `finish()` puts it in place.
+    private let file: WholeFile?
     private var encoder: VideoEncoder?
+    /// Where the encoder writes: the unfinished file offline, `path` itself live.
+    private var writingPath: String { file?.writingPath ?? path }
 
     /// The format for a video path: by its extension, either case; nil for an unknown one.
     static func format(forPath path: String, live: Bool) -> VideoFormat? {
@@ -142,14 +145,14 @@ final class VideoOutput: FrameSink {
         }
         self.path = path
         self.live = live
-        temporaryPath = live ? path : AtomicFile.temporaryPath(for: path)
-        if !live { UnfinishedOutputs.track(temporaryPath) }
+        do { file = live ? nil : try WholeFile(path: path) } catch { throw PipelineError(error.description) }
         do {
-            encoder = try VideoEncoder(path: temporaryPath, format: format, width: width, height: height, fps: fps)
+            encoder = try VideoEncoder(path: file?.writingPath ?? path, format: format, width: width, height: height, fps: fps)
         } catch {
             removeTemporary()
             throw PipelineError("\(path): \(problem(error))")
         }
+        if live { Authorship.mark(path: path) }
     }
 
     func write(_ surface: ImageSurface, index: Int) throws {
@@ -169,13 +172,7 @@ final class VideoOutput: FrameSink {
             throw failed(error)
         }
         self.encoder = nil
-        guard !live else { return }
-        guard rename(temporaryPath, path) == 0 else {
-            let reason = systemWords(errno)
-            removeTemporary()
-            throw PipelineError("\(path): cannot write: \(reason)")
-        }
-        UnfinishedOutputs.untrack(temporaryPath)
+        do { try file?.commit() } catch { throw PipelineError(error.description) }
     }
 
     /// Another output or stage failed: a live video is completed if it can be, else cut back to its
@@ -208,44 +205,66 @@ final class VideoOutput: FrameSink {
     /// The encoder's error in plain words, naming the output rather than its temporary.
     private func problem(_ error: MediaError) -> String {
         if error.systemError == ENOSPC { return systemWords(ENOSPC) }
-        return error.description.replacingOccurrences(of: temporaryPath + ": ", with: "")
-            .replacingOccurrences(of: temporaryPath, with: path).replacingOccurrences(of: path + ": ", with: "")
+        return error.description.replacingOccurrences(of: writingPath + ": ", with: "")
+            .replacingOccurrences(of: writingPath, with: path).replacingOccurrences(of: path + ": ", with: "")
     }
 
     private func removeTemporary() {
-        unlink(temporaryPath)
-        UnfinishedOutputs.untrack(temporaryPath)
+        file?.abandon()
     }
 
     private func frames(_ count: Int) -> String { count == 1 ? "1 frame" : "\(count) frames" }
 }
 
-/// `--latest PNG`: the newest frame, replaced atomically after each frame (written, then renamed).
+/// `--latest PNG`: the newest frame, replaced atomically after each frame. Offline, the PNG it
+/// replaced is kept aside (a hard link, `.NAME.kept.PID.partial`) until the render finishes, and
+/// put back if it fails: a failed render leaves `--latest` as it found it.
 final class LatestFrameOutput: FrameSink {
     let path: String
+    /// The earlier PNG, kept aside; nil when there was none or it is not kept.
+    private let kept: String?
+    private let restoresOnFailure: Bool
+    private var written = false
 
-    init(path: String) {
+    init(path: String, restoresOnFailure: Bool) {
         self.path = path
+        self.restoresOnFailure = restoresOnFailure
+        let aside = Temporaries.name(for: path + Self.keptSuffix)
+        kept = restoresOnFailure && link(path, aside) == 0 ? aside : nil
     }
+
+    static let keptSuffix = ".kept"
 
     func write(_ surface: ImageSurface, index: Int) throws {
         try PNGSequenceOutput.writePNG(surface, to: path)
+        written = true
     }
 
-    func finish() {}
-    func abandon() {}
+    func finish() {
+        if let kept { unlink(kept) }
+    }
+
+    func abandon() {
+        guard restoresOnFailure else { return }
+        if let kept {
+            rename(kept, path)
+        } else if written {
+            unlink(path)
+        }
+    }
 }
 
-/// One PNG per frame, `frame-0000.png` upwards; each file appears whole (written, then renamed).
-/// At the end, the frames an earlier, longer render left past this one's last are removed, so the
-/// folder holds this render's frames only; a render that fails keeps them (they are still the
-/// earlier render's frames, and nothing replaced them).
+/// One PNG per frame, `frame-0000.png` upwards; each file appears whole. Offline, the frames are
+/// staged (`StagedFolder`) and appear together when the render finishes; then the frames an
+/// earlier, longer render of Embedlapse's left past this one's last are removed, so the folder
+/// holds this render's frames only. A render that fails leaves the folder as it was.
 final class PNGSequenceOutput: FrameSink {
     let directory: String
+    private let folder: StagedFolder
     private var framesWritten = 0
 
-    init(directory: String) throws {
-        try OutputChecks.makeDirectory(directory)
+    init(directory: String, staged: Bool) throws {
+        do { folder = try StagedFolder(directory: directory, staged: staged) } catch { throw PipelineError(error.description) }
         self.directory = directory
     }
 
@@ -264,90 +283,54 @@ final class PNGSequenceOutput: FrameSink {
     }
 
     func write(_ surface: ImageSurface, index: Int) throws {
-        try Self.writePNG(surface, to: (directory as NSString).appendingPathComponent(Self.fileName(index: index)))
+        let name = Self.fileName(index: index)
+        let png = try Self.encodePNG(surface, for: directory + "/" + name)
+        do { try folder.write(png, named: name) } catch { throw PipelineError(error.description) }
         framesWritten = max(framesWritten, index + 1)
     }
 
     static func writePNG(_ surface: ImageSurface, to path: String) throws {
-        let png: [UInt8]
+        try OutputFile.write(try encodePNG(surface, for: path), to: path)
+    }
+
+    private static func encodePNG(_ surface: ImageSurface, for path: String) throws(PipelineError) -> [UInt8] {
         do {
-            png = try surface.withBGRABytes { bytes, stride throws(MediaError) in
+            return try surface.withBGRABytes { bytes, stride throws(MediaError) in
                 try PNGEncoder.encode(bgra: bytes, width: surface.width, height: surface.height, bytesPerRow: stride)
             }
         } catch {
             throw PipelineError("\(path): \(error)")
         }
-        try OutputFile.writeAtomically(png, to: path)
     }
 
     func finish() throws {
-        guard let names = try? FileManager.default.contentsOfDirectory(atPath: directory) else { return }
-        for name in names {
+        do { try folder.publish() } catch { throw PipelineError(error.description) }
+        for name in Temporaries.names(in: directory) {
             guard let index = Self.frameIndex(fileName: name), index >= framesWritten else { continue }
             let path = (directory as NSString).appendingPathComponent(name)
             var info = stat()
-            guard lstat(path, &info) == 0, info.st_mode & S_IFMT != S_IFDIR else { continue }
+            // Only Embedlapse's own frames: a frame-0400.png it did not write is not its to remove.
+            guard lstat(path, &info) == 0, info.st_mode & S_IFMT == S_IFREG, Authorship.wrote(path) else { continue }
             if unlink(path) != 0 && errno != ENOENT {
                 throw PipelineError("\(path): cannot remove this frame of an earlier, longer render: \(systemWords(errno))")
             }
         }
     }
 
-    func abandon() {}  // frames already written are complete files
+    func abandon() { folder.abandon() }
 }
 
-/// Whole files for PNG frames, `--latest` and `--timings`: written under a temporary name beside
-/// the file, then renamed, with failures in plain words (POSIX calls and `strerror`, not Foundation's messages).
+/// Whole files for PNG frames, `--latest`, `--timings` and the data dumps, failing as the pipeline does.
 enum OutputFile {
-    static func writeAtomically(_ bytes: [UInt8], to path: String) throws(PipelineError) {
-        let temporary = AtomicFile.temporaryPath(for: path)
-        UnfinishedOutputs.track(temporary)
-        defer { UnfinishedOutputs.untrack(temporary) }
-        let descriptor = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o666)
-        guard descriptor >= 0 else { throw PipelineError("\(path): cannot write: \(systemWords(errno))") }
-        var failure = writeAll(bytes, to: descriptor)
-        if close(descriptor) != 0 && failure == 0 { failure = errno }
-        if failure == 0 && rename(temporary, path) != 0 { failure = errno }
-        guard failure == 0 else {
-            unlink(temporary)
-            throw PipelineError("\(path): \(failure == ENOSPC ? systemWords(failure) : "cannot write: \(systemWords(failure))")")
-        }
+    static func write(_ bytes: [UInt8], to path: String) throws(PipelineError) {
+        do { try WholeFile.write(bytes, to: path) } catch { throw PipelineError(error.description) }
     }
-}
 
-extension OutputFile {
-    /// Writes all of `bytes` to `descriptor`, retrying interrupted writes; 0, or the failure's errno.
-    static func writeAll(_ bytes: [UInt8], to descriptor: Int32) -> Int32 {
-        bytes.withUnsafeBytes { raw in
-            var done = 0
-            while done < raw.count {
-                let count = write(descriptor, raw.baseAddress! + done, raw.count - done)
-                if count < 0 {
-                    if errno == EINTR { continue }
-                    return errno
-                }
-                done += count
-            }
-            return 0
-        }
+    static func write(_ text: String, to path: String) throws(PipelineError) {
+        try write(Array(text.utf8), to: path)
     }
-}
 
-enum OutputChecks {
-    /// `mkdir -p`, with failures in plain words.
-    static func makeDirectory(_ path: String) throws {
-        var prefix = path.hasPrefix("/") ? "/" : ""
-        for component in path.split(separator: "/") {
-            prefix += component
-            if mkdir(prefix, 0o777) != 0 && errno != EEXIST {
-                throw PipelineError("\(path): cannot make the folder \(prefix): \(systemWords(errno))")
-            }
-            prefix += "/"
-        }
-        var info = stat()
-        guard stat(path, &info) == 0, info.st_mode & S_IFMT == S_IFDIR else {
-            throw PipelineError("\(path): cannot make this folder: a file of that name is in the way")
-        }
-        guard access(path, W_OK | X_OK) == 0 else { throw PipelineError("\(path): cannot write: the folder is not writable") }
+    static func makeFolder(_ path: String) throws(PipelineError) {
+        do { try Folders.make(path) } catch { throw PipelineError(error.description) }
     }
 }

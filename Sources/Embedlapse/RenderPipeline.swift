@@ -83,7 +83,9 @@ public enum RenderPipeline {
         let outputs = try openOutputs(options)
         var dump: DataDump?
         do {
-            if let directory = options.dumpDirectory { dump = try DataDump(directory: directory, target: options.alignment) }
+            if let directory = options.dumpDirectory {
+                dump = try DataDump(directory: directory, target: options.alignment, staged: !options.live)
+            }
             let compositor: FrameCompositor
             do { compositor = try FrameCompositor(width: options.width, height: options.height, setting: setting) } catch {
                 throw PipelineError("cannot draw frames: \(error)")
@@ -139,6 +141,7 @@ public enum RenderPipeline {
             return RenderSummary(frames: frames, interrupted: stop.isRaised)
         } catch {
             outputs.abandon()
+            dump?.abandon()
             throw error
         }
     }

@@ -28,6 +28,6 @@ public final class StageTimings: Sendable {
         guard let data = try? JSONSerialization.data(withJSONObject: milliseconds, options: [.prettyPrinted, .sortedKeys]) else {
             throw PipelineError("\(path): cannot write the timings: a time is not a number")
         }
-        try OutputFile.writeAtomically(Array(data), to: path)
+        try OutputFile.write(Array(data), to: path)
     }
 }

@@ -1,3 +1,4 @@
+import FileOutput
 import AsyncAlgorithms
 import Compositor
 import Foundation
@@ -52,44 +53,23 @@ public enum TableExport {
     }
 }
 
-/// A file written in pieces under its temporary name (tracked, so that an abort removes it) and
-/// renamed into place by `finish()`.
+/// The table, written in pieces into a `WholeFile` and put in place by `finish()`.
 final class TableFile {
     let path: String
-    private let temporary: String
-    private var descriptor: Int32
+    private let file: WholeFile
 
     init(path: String) throws(PipelineError) {
         self.path = path
-        temporary = AtomicFile.temporaryPath(for: path)
-        UnfinishedOutputs.track(temporary)
-        descriptor = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o666)
-        guard descriptor >= 0 else {
-            UnfinishedOutputs.untrack(temporary)
-            throw PipelineError("\(path): cannot write: \(systemWords(errno))")
-        }
+        do { file = try WholeFile(path: path) } catch { throw PipelineError(error.description) }
     }
 
     func append(_ bytes: [UInt8]) throws(PipelineError) {
-        let failure = OutputFile.writeAll(bytes, to: descriptor)
-        guard failure == 0 else { throw PipelineError("\(path): cannot write: \(systemWords(failure))") }
+        do { try file.append(bytes) } catch { throw PipelineError(error.description) }
     }
 
     func finish() throws(PipelineError) {
-        let closed = close(descriptor) == 0
-        descriptor = -1
-        let failure = !closed ? errno : rename(temporary, path) != 0 ? errno : 0
-        defer { UnfinishedOutputs.untrack(temporary) }
-        guard failure == 0 else {
-            unlink(temporary)
-            throw PipelineError("\(path): cannot write: \(systemWords(failure))")
-        }
+        do { try file.commit() } catch { throw PipelineError(error.description) }
     }
 
-    func abandon() {
-        if descriptor >= 0 { close(descriptor) }
-        descriptor = -1
-        unlink(temporary)
-        UnfinishedOutputs.untrack(temporary)
-    }
+    func abandon() { file.abandon() }
 }

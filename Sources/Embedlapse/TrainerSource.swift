@@ -151,17 +151,17 @@ final class RunWriter {
 
     init(path: String, annotations: SampleAnnotations) throws {
         try Self.checkFolder(path)
-        try OutputChecks.makeDirectory(path)
+        try OutputFile.makeFolder(path)
         self.path = path
         // A new identity for every run written: a watcher of this folder notices a rerun.
         let metadata: [String: Any] = ["format": 1, "run_id": UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased(),
                                        "writer": "embedlapse demo"]
-        try AtomicFile.write(try DataDump.json(metadata), to: file(RunScanner.metadataFile))
+        try OutputFile.write(try DataDump.json(metadata), to: file(RunScanner.metadataFile))
         let n = annotations.labels?.count ?? 0
-        try AtomicFile.write(NPYWriter.encode(int64: annotations.labels ?? [], shape: [n]), to: file("labels.npy"))
-        if let names = annotations.classNames { try AtomicFile.write(try DataDump.json(names), to: file("class_names.json")) }
+        try OutputFile.write(NPYWriter.encode(int64: annotations.labels ?? [], shape: [n]), to: file("labels.npy"))
+        if let names = annotations.classNames { try OutputFile.write(try DataDump.json(names), to: file("class_names.json")) }
         if let t = annotations.thumbnails {
-            try AtomicFile.write(NPYWriter.encode(uint8: t.pixels, shape: [t.count, t.height, t.width]), to: file("images.npy"))
+            try OutputFile.write(NPYWriter.encode(uint8: t.pixels, shape: [t.count, t.height, t.width]), to: file("images.npy"))
         }
         try? FileManager.default.removeItem(atPath: file(RunScanner.doneMarker))
     }
@@ -179,7 +179,7 @@ final class RunWriter {
         evaluation.append(.init(step: checkpoint.step, loss: checkpoint.testLoss))
         accuracy.append((checkpoint.step, checkpoint.testAccuracy))
         let directory = file("checkpoint-\(checkpoint.step)")
-        try OutputChecks.makeDirectory(directory)
+        try OutputFile.makeFolder(directory)
         // The trainer state first: a watcher reads it once the embeddings are complete.
         var log: [[String: Any]] = losses.training.map { ["step": $0.step, "loss": $0.loss, "epoch": losses.epochs[$0.step] ?? 0] }
         for (point, acc) in zip(evaluation, accuracy) {
@@ -187,17 +187,17 @@ final class RunWriter {
         }
         log.sort { ($0["step"] as! Int) < ($1["step"] as! Int) }
         let state: [String: Any] = ["global_step": checkpoint.step, "epoch": checkpoint.epoch, "log_history": log]
-        try AtomicFile.write(try DataDump.json(state), to: (directory as NSString).appendingPathComponent("trainer_state.json"))
+        try OutputFile.write(try DataDump.json(state), to: (directory as NSString).appendingPathComponent("trainer_state.json"))
         let e = checkpoint.embeddings
-        try AtomicFile.write(NPYWriter.encode(float32: e.storage, shape: [e.rows, e.columns]),
+        try OutputFile.write(NPYWriter.encode(float32: e.storage, shape: [e.rows, e.columns]),
                              to: (directory as NSString).appendingPathComponent("embeddings.npy"))
         // Complete: a watcher takes it at once, without waiting for the file to settle.
-        try AtomicFile.write("", to: (directory as NSString).appendingPathComponent(RunScanner.embeddingsFile + RunScanner.completionSuffix))
+        try OutputFile.write("", to: (directory as NSString).appendingPathComponent(RunScanner.embeddingsFile + RunScanner.completionSuffix))
         let csv = "step,loss,epoch\n" + losses.training.map { "\($0.step),\($0.loss),\(losses.epochs[$0.step] ?? 0)\n" }.joined()
-        try AtomicFile.write(csv, to: file("losses.csv"))
+        try OutputFile.write(csv, to: file("losses.csv"))
     }
 
     func finish() throws {
-        try AtomicFile.write("", to: file(RunScanner.doneMarker))
+        try OutputFile.write("", to: file(RunScanner.doneMarker))
     }
 }

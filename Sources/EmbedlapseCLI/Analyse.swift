@@ -63,7 +63,13 @@ struct Analyse: AsyncParsableCommand {
         let runDirectory: RunDirectory
         do { runDirectory = try RunDirectory(path: run) } catch { fail(error.description) }
         for warning in runDirectory.warnings { note("warning: \(warning)") }
-        let cache = AnalysisCache(directory: self.cache ?? AnalysisCache.defaultDirectory(forRun: run))
+        if let folder = self.cache, let problem = RunInputs(run: run).conflict(folder: folder) {
+            fail("--cache \(folder): \(problem)")
+        }
+        let cache: AnalysisCache
+        do { cache = try AnalysisCache(opening: self.cache ?? AnalysisCache.defaultDirectory(forRun: run)) } catch {
+            fail(self.cache == nil ? error.description : "--cache \(error)")
+        }
         let range = shard.map { $0.range(of: runDirectory.checkpoints.count) } ?? checkpoints
         let selected = range.select(runDirectory.checkpoints)
         guard !selected.isEmpty else {
@@ -177,10 +183,21 @@ struct CacheOptions: ParsableArguments {
         if noCache && cache != nil { throw ValidationError("--cache and --no-cache contradict each other: give one") }
     }
 
-    /// The cache to use for `run`: `--cache`, or the run's own if it exists; none with `--no-cache`.
+    /// The cache to use for `run`: `--cache`, refused in a line if it is not a cache's folder; or
+    /// the run's own if `analyse` made it, left aside with a warning if it cannot be used; none
+    /// with `--no-cache`.
     func cache(forRun run: String) -> AnalysisCache? {
         if noCache { return nil }
-        if let cache { return AnalysisCache(directory: cache) }
-        return AnalysisCache.existing(forRun: run)
+        if let cache {
+            if let problem = RunInputs(run: run).conflict(folder: cache) { fail("--cache \(cache): \(problem)") }
+            do { return try AnalysisCache(opening: cache) } catch { fail("--cache \(error)") }
+        }
+        switch AnalysisCache.own(forRun: run) {
+        case .success(let own)?: return own
+        case .failure(let problem)?:
+            note("warning: \(problem); going on without it")
+            return nil
+        case nil: return nil
+        }
     }
 }

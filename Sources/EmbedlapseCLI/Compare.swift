@@ -57,7 +57,7 @@ struct Compare: AsyncParsableCommand {
     }
 
     func run() async throws {
-        film.validateOutputs(film.renderOptions)
+        film.validateOutputs(film.renderOptions, readingRuns: [runA, runB])
         var runs: [RunDirectory] = []
         for path in [runA, runB] {
             do { runs.append(try RunDirectory(path: path)) } catch { fail(error.description) }

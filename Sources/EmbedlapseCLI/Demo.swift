@@ -72,7 +72,7 @@ struct Demo: AsyncParsableCommand {
 
     func run() async throws {
         if compare { return try await runComparison() }
-        if film.writesAnything { film.validateOutputs(film.renderOptions) }
+        if film.writesAnything { film.validateOutputs(film.renderOptions, readingRuns: []) }
         if let saveRun {
             do { try TrainerSource.checkSaveFolder(saveRun) } catch { fail(error.description) }
         }
@@ -127,7 +127,7 @@ struct Demo: AsyncParsableCommand {
     /// `--compare`: the recipe trained frozen and whole (no film while training: each training has
     /// both cores), then the two runs filmed side by side.
     private func runComparison() async throws {
-        film.validateOutputs(film.renderOptions)
+        film.validateOutputs(film.renderOptions, readingRuns: [])
         let folders: [String]
         var temporary: String?
         if let saveRun {

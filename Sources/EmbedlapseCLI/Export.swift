@@ -30,7 +30,7 @@ struct Export: AsyncParsableCommand {
     @OptionGroup var cache: CacheOptions
 
     func run() async throws {
-        do { _ = try OutputPlan(table: output) } catch { fail("-o \(error.description)") }
+        do { try OutputPlan(table: output).check(against: [RunInputs(run: run)]) } catch { fail("-o \(error.description)") }
         let runDirectory: RunDirectory
         do { runDirectory = try RunDirectory(path: run) } catch { fail(error.description) }
         for warning in runDirectory.warnings { note("warning: \(warning)") }

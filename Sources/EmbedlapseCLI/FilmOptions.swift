@@ -112,9 +112,10 @@ struct FilmOptions: ParsableArguments {
         return options
     }
 
-    /// Checks every output path before any work, so a bad one is refused with nothing read or written.
-    func validateOutputs(_ options: RenderOptions) {
-        do { try options.validateOutputs() } catch {
+    /// Checks every output path before any work, so a bad one is refused with nothing read or
+    /// written: among them, that none would replace or write into the inputs of `runs`.
+    func validateOutputs(_ options: RenderOptions, readingRuns runs: [String]) {
+        do { try options.validateOutputs(readingRuns: runs) } catch {
             guard let output = error.output else { fail(error.description) }
             fail("\(Self.option(for: output)) \(error.description)")
         }

@@ -38,7 +38,7 @@ struct Render: AsyncParsableCommand {
     }
 
     func run() async throws {
-        film.validateOutputs(film.renderOptions)
+        film.validateOutputs(film.renderOptions, readingRuns: [run])
         let runDirectory: RunDirectory
         do { runDirectory = try RunDirectory(path: run) } catch { fail(error.description) }
         for warning in runDirectory.warnings { note("warning: \(warning)") }

@@ -57,7 +57,7 @@ struct Watch: AsyncParsableCommand {
         watcher.inform = { note($0) }
         var options = film.renderOptions
         options.warn = { note("warning: \($0)") }
-        film.validateOutputs(options)
+        film.validateOutputs(options, readingRuns: [run])
 
         let stop = StopFlag()
         let signals = SignalTrap(stop: stop)

@@ -1,3 +1,8 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 import Embedlapse
 import Hummingbird
 import HummingbirdCore
@@ -86,8 +91,10 @@ public struct ExplorerServer: Sendable {
         let onListening = onListening
         return Application(
             responder: ExplorerResponder(stores: stores, loopbackOnly: Self.isLoopback(host: host)),
-            server: .http1(configuration: http),
-            configuration: ApplicationConfiguration(address: .hostname(host, port: port), serverName: nil),
+            server: GatedHTTP1Channel.builder(configuration: http),
+            configuration: ApplicationConfiguration(
+                address: .hostname(host, port: port), serverName: nil,
+                availableConnectionsDelegate: MaximumAvailableConnections(Self.connectionLimit(), logger: Self.quiet)),
             onServerRunning: { channel in
                 let address = channel.localAddress
                 let bound = address?.ipAddress ?? "127.0.0.1"
@@ -99,5 +106,22 @@ public struct ExplorerServer: Sendable {
                 }
             },
             logger: Self.quiet)
+    }
+
+    /// Connections open at once, from the process's descriptor limit (`RLIMIT_NOFILE`): a quarter
+    /// of it, at least 256, stays for the run's files, so that clients can never take the
+    /// descriptors the run follower needs; 16 to 1,024. Further clients wait in the listen backlog
+    /// until a connection closes.
+    static func connectionLimit() -> Int {
+        #if canImport(Glibc)
+        let resource = __rlimit_resource_t(RLIMIT_NOFILE.rawValue)  // Glibc imports the constant as an enum case
+        #else
+        let resource = RLIMIT_NOFILE
+        #endif
+        var limit = rlimit()
+        guard getrlimit(resource, &limit) == 0 else { return 256 }
+        let descriptors = Int(clamping: limit.rlim_cur)  // RLIM_INFINITY is the largest value
+        let reserve = max(256, descriptors / 4)
+        return min(1024, max(16, descriptors - reserve))
     }
 }

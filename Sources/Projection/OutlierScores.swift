@@ -168,14 +168,19 @@ public struct OutlierScores: Sendable {
         let average = nearest.averages()
         let median = Self.median(average) * (approximate.map(Certificate.scalingCorrection) ?? 1)
         let scale = max(median, 100 * Double.ulpOfOne)
-        let divisor = max(scale, 1e-6)
-        let tiny = 100 * (1 - 1.0.nextDown)  // 100 * numpy's epsneg for float64
-        self.scores = average.map { Double($0) < tiny ? 1 : Float(exp(-Double($0) / divisor)) }
+        self.scores = average.map { Self.score(averageDistance: $0, scalingFactor: scale) }
         self.averageDistances = average
         self.scalingFactor = scale
         self.neighbours = k
         self.metric = metric
         certificate = approximate.map { Certificate($0, scalingFactor: scale) }
+    }
+
+    /// cleanlab's score of a mean kNN distance, `exp(-distance / max(scale, 1e-6))`: 1 for a
+    /// distance of (almost) nothing, towards 0 for the most atypical.
+    public static func score(averageDistance distance: Float, scalingFactor scale: Double) -> Float {
+        let tiny = 100 * (1 - 1.0.nextDown)  // 100 * numpy's epsneg for float64
+        return Double(distance) < tiny ? 1 : Float(exp(-Double(distance) / max(scale, 1e-6)))
     }
 
     /// Scores computed before (the analysis cache): every field as the search left it.

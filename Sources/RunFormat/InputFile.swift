@@ -12,12 +12,16 @@ public struct FileIdentity: Sendable, Equatable {
     public let size: Int
     /// Modification time in nanoseconds since the epoch.
     public let modified: Int64
+    /// Status-change time (ctime) in nanoseconds: no one can set it, so a copy, a `touch` or a
+    /// rename gives the file another one, whatever its modification time says.
+    public let statusChanged: Int64
 
     init(_ info: stat) {
         device = UInt64(info.st_dev)
         inode = UInt64(info.st_ino)
         size = Int(info.st_size)
         modified = Int64(info.st_mtim.tv_sec) &* 1_000_000_000 &+ Int64(info.st_mtim.tv_nsec)
+        statusChanged = Int64(info.st_ctim.tv_sec) &* 1_000_000_000 &+ Int64(info.st_ctim.tv_nsec)
     }
 }
 

@@ -18,7 +18,7 @@ read -r -a PKG_CFLAGS <<<"$(pkg-config --cflags openblas lapacke zlib)"
 read -r -a PKG_LIBS <<<"$(pkg-config --libs openblas lapacke zlib)"
 COMMON=(-sanitize=fuzzer,address -parse-as-library -O -g -swift-version 6
         -module-cache-path "$OUT/module-cache" -I "$OUT/modules"
-        -I Sources/CLinearAlgebra -I Sources/CZlib)
+        -I Sources/CLinearAlgebra -I Sources/CZlib -I Sources/CFileSystem)
 for flag in "${PKG_CFLAGS[@]}"; do COMMON+=(-Xcc "$flag"); done
 LINKER=()
 command -v ld.lld >/dev/null 2>&1 && LINKER=(-use-ld=lld)
@@ -59,8 +59,9 @@ module() {
 
 DEPENDS=()
 module LinearAlgebra Sources/LinearAlgebra/*.swift
+module FileOutput Sources/FileOutput/*.swift
 finish
-DEPENDS+=("$OUT/modules/LinearAlgebra.o")
+DEPENDS+=("$OUT/modules/LinearAlgebra.o" "$OUT/modules/FileOutput.o")
 module RunFormat Sources/RunFormat/*.swift
 module Training Sources/Training/IDXDataset.swift  # the demo's dataset reader needs nothing else of Training
 finish

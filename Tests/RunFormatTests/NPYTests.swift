@@ -1,3 +1,4 @@
+import FileOutput
 import Foundation
 import LinearAlgebra
 import Testing
@@ -73,7 +74,7 @@ func npyBytes(version: UInt8, header: String, payload: [UInt8]) -> [UInt8] {
     @Test func writerRoundTrips() throws {
         let values: [Float] = (0..<20).map { Float($0) * 0.25 }
         let path = directory + "/w.npy"
-        try AtomicFile.write(NPYWriter.encode(float32: values, shape: [10, 2]), to: path)
+        try WholeFile.write(NPYWriter.encode(float32: values, shape: [10, 2]), to: path)
         let array = try NPYArray(path: path)
         #expect(array.shape == [10, 2] && array.element == .float(bytes: 4))
         #expect(try array.floatMatrix().storage == values)

@@ -55,6 +55,23 @@ def wait_for(predicate, timeout=30):
     return False
 
 
+def frame_written(frames, index):
+    """Whether a render has written frame `index` into `frames`: in place, or staged in the hidden
+    folder where an offline render keeps its frames until it finishes."""
+    name = f"frame-{index:04d}.png"
+    return (Path(frames) / name).exists() or any(Path(frames).glob(f".embedlapse-staging.*.partial/{name}"))
+
+
+def writing_unnamed_file(pid, folder):
+    """Whether process `pid` holds open an unnamed file (O_TMPFILE) in `folder`: a whole-or-nothing
+    output being written, which has no name until it is complete."""
+    try:
+        targets = [os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")]
+    except OSError:
+        return False
+    return any(t.startswith(str(Path(folder).resolve()) + "/#") and t.endswith("(deleted)") for t in targets)
+
+
 @pytest.fixture(scope="session")
 def binary():
     assert BINARY.exists(), f"build first: {BINARY} is missing (make test builds it)"

@@ -50,10 +50,10 @@ def test_the_cache_holds_scikit_learns_pca_and_cleanlabs_scores_and_the_true_nei
     steps = steps_of(run)
     assert f"analysed {len(steps)} checkpoints, 0 already cached" in proc.stderr
     for step in steps[:: max(1, len(steps) // 4)]:
-        entry = cache / f"checkpoint-{step}"
+        entry = cache / f"analysis-{step}"
         x = np.load(run / f"checkpoint-{step}" / "embeddings.npy").astype(np.float64)
         meta = json.loads((entry / "meta.json").read_text())
-        assert meta["version"] == 1 and meta["step"] == step and meta["samples"] == len(x) and meta["neighbours"] == 10
+        assert meta["version"] == 2 and meta["step"] == step and meta["samples"] == len(x) and meta["neighbours"] == 10
         assert meta["source"]["shape"] == list(x.shape)
         # PCA: the same scores as scikit-learn's up to each component's sign.
         expected = PCA(n_components=2, svd_solver="covariance_eigh").fit_transform(x)
@@ -88,7 +88,7 @@ def test_shards_in_separate_processes_write_what_one_process_writes(runs, binary
         _, err = proc.communicate(timeout=300)
         assert proc.returncode == 0, err
     assert files_of(shards) == files_of(one)
-    assert len(files_of(one)) == 5 * 4
+    assert len(files_of(one)) == 5 * 4 + 1  # with the marker
 
 
 def test_the_local_shard_script_writes_what_one_process_writes(runs, binary, tmp_path):
@@ -118,23 +118,23 @@ def test_a_second_run_keeps_every_entry(runs, binary):
 def test_the_default_cache_is_inside_the_run(runs, binary):
     run = runs["synthetic"]
     run_cli("analyse", run, "--checkpoints", ":1")
-    assert sorted(p.name for p in (run / ".embedlapse" / "analysis").iterdir()) == ["checkpoint-0"]
+    assert sorted(p.name for p in (run / ".embedlapse" / "analysis").iterdir()) == ["analysis-0", "embedlapse-cache.json"]
     shutil.rmtree(run / ".embedlapse")
 
 
 @pytest.mark.parametrize("spoil, reason", [
-    ("rewrite", "computed from another version of"),
+    ("rewrite", "computed from another file than"),
     ("version", "format version 0"),
     ("truncate", "truncated"),
     ("remove", "neighbours.npy"),
-    ("meta", "no readable meta.json"),
+    ("meta", "meta.json: missing or unreadable"),
 ])
 def test_an_unusable_entry_is_recomputed_and_the_others_kept(tmp_path, binary, spoil, reason):
     run = synthetic_run(tmp_path / "run", n=200, d=16)
     cache = tmp_path / "cache"
     run_cli("analyse", run, "--cache", cache)
-    entry = cache / "checkpoint-50"
-    kept = {p: p.read_bytes() for p in (cache / "checkpoint-100").iterdir()}
+    entry = cache / "analysis-50"
+    kept = {p: p.read_bytes() for p in (cache / "analysis-100").iterdir()}
     if spoil == "rewrite":
         x = np.load(run / "checkpoint-50" / "embeddings.npy")
         np.save(run / "checkpoint-50" / "embeddings.npy", x[::-1].copy())  # same size, new content
@@ -151,11 +151,12 @@ def test_an_unusable_entry_is_recomputed_and_the_others_kept(tmp_path, binary, s
     proc = run_cli("analyse", run, "--cache", cache)
     assert "analysed 1 checkpoints, 3 already cached" in proc.stderr, proc.stderr
     assert "recomputed step 50" in proc.stderr and reason in proc.stderr, proc.stderr
-    assert {p: p.read_bytes() for p in (cache / "checkpoint-100").iterdir()} == kept
+    assert {p: p.read_bytes() for p in (cache / "analysis-100").iterdir()} == kept
     # The new entry is the analysis of the file as it is now.
     fresh = tmp_path / "fresh"
     run_cli("analyse", run, "--cache", fresh, "--checkpoints", "1:2")
-    assert files_of(fresh) == {k: v for k, v in files_of(cache).items() if k.parts[0] == "checkpoint-50"}
+    entries = lambda c: {k: v for k, v in files_of(c).items() if k.parts[0] == "analysis-50"}
+    assert entries(fresh) == entries(cache) and len(entries(fresh)) == 5
     assert not [p for p in cache.iterdir() if p.name.startswith(".")], "no partial entry is left behind"
 
 
@@ -235,11 +236,15 @@ def test_a_film_from_the_cache_has_the_films_numbers(filmed):
 def test_the_film_reads_its_scores_from_the_cache_and_no_cache_ignores_it(tmp_path, binary):
     run = synthetic_run(tmp_path / "run", n=300, d=16)
     run_cli("analyse", run)  # the run's own cache: films use it without being told
-    entry = run / ".embedlapse" / "analysis" / "checkpoint-100"
+    entry = run / ".embedlapse" / "analysis" / "analysis-100"
     scores = np.load(entry / "outlier_scores.npy")
-    planted = scores * 0.5
-    with open(entry / "outlier_scores.npy", "wb") as f:
-        np.save(f, planted.astype(np.float32))
+    # Planted: every distance doubled, and the scores those distances give (the cache checks they agree).
+    scale = json.loads((entry / "meta.json").read_text())["scaling_factor"]
+    distances = np.load(entry / "average_distances.npy") * np.float32(2)
+    planted = np.exp(-distances.astype(np.float64) / max(scale, 1e-6)).astype(np.float32)
+    for name, values in (("average_distances.npy", distances), ("outlier_scores.npy", planted)):
+        with open(entry / name, "wb") as f:
+            np.save(f, values)
     run_cli("render", run, "--tween", "1", "--dump-data", tmp_path / "own")
     np.testing.assert_array_equal(np.load(tmp_path / "own" / "outlier-scores-100.npy"), planted)
     run_cli("render", run, "--no-cache", "--tween", "1", "--dump-data", tmp_path / "none")

@@ -54,7 +54,7 @@ def test_means_are_upper_bounds_and_the_report_is_honest(big_run, tmp_path):
     for step in steps_of(big_run):
         x = np.load(big_run / f"checkpoint-{step}" / "embeddings.npy").astype(np.float64)
         exact = exact_means(x)
-        entry = cache / f"checkpoint-{step}"
+        entry = cache / f"analysis-{step}"
         found = np.load(entry / "average_distances.npy").astype(np.float64)
         certificate = json.loads((entry / "meta.json").read_text())["certificate"]
         assert (found >= exact - 1e-5).all(), "a mean below the exact one: not a real neighbour"
@@ -77,13 +77,13 @@ def test_the_cache_keeps_the_searches_apart(big_run, tmp_path):
     # An exact film recomputes (and replaces) the approximate entries ...
     run_cli("render", big_run, "--search", "exact", "--cache", cache, "--tween", "1", "--dump-data", tmp_path / "exact")
     assert json.loads((tmp_path / "exact" / f"outliers-{step}.json").read_text())["search"] == "exact"
-    assert "certificate" not in json.loads((cache / f"checkpoint-{step}" / "meta.json").read_text())
+    assert "certificate" not in json.loads((cache / f"analysis-{step}" / "meta.json").read_text())
     # ... and analyse reports why it recomputes them for an approximate search with a longer top.
     proc = run_cli("analyse", big_run, "--search", "approximate", "--top", "16", "--cache", cache)
     assert "computed with the exact search" in proc.stderr
     proc = run_cli("analyse", big_run, "--search", "approximate", "--top", "20", "--cache", cache)
     assert "certified for the top 16 only" in proc.stderr
-    meta = json.loads((cache / f"checkpoint-{step}" / "meta.json").read_text())
+    meta = json.loads((cache / f"analysis-{step}" / "meta.json").read_text())
     assert meta["certificate"]["certified_top"] == 20
     run_cli("render", big_run, "--search", "approximate", "--top", "12", "--cache", cache, "--tween", "1",
             "--dump-data", tmp_path / "approximate")

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import BINARY, ONE_FRAME_PER_CHECKPOINT, ROOT, run_cli
+from conftest import BINARY, ONE_FRAME_PER_CHECKPOINT, ROOT, frame_written, run_cli
 
 SAMPLE = ROOT / "samples" / "cnn-fmnist"
 
@@ -269,7 +269,7 @@ def test_ctrl_c_finalises_a_playable_video(tmp_path, binary):
     proc = subprocess.Popen([str(BINARY), "render", run, "-o", tmp_path / "film.mp4", "--frames-dir", frames, *ONE_FRAME_PER_CHECKPOINT],
                             stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 120
-    while not (frames / "frame-0002.png").exists():
+    while not frame_written(frames, 2):
         assert proc.poll() is None and time.time() < deadline, "render ended before it could be interrupted"
         time.sleep(0.05)
     proc.send_signal(signal.SIGINT)

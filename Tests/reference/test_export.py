@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import BINARY, run_cli, wait_for
+from conftest import BINARY, run_cli, wait_for, writing_unnamed_file
 from test_cli import tiny_run
 
 COLUMNS = ["step", "index", "label", "class_name", "x", "y", "outlier_score", "label_agreement", "label_margin"]
@@ -106,7 +106,7 @@ def test_ctrl_c_leaves_no_table_and_keeps_an_earlier_one(tmp_path, binary):
     table = tmp_path / "t.csv"
     table.write_text("earlier\n")
     proc = subprocess.Popen([str(BINARY), "export", str(run), "-o", str(table)], stderr=subprocess.PIPE, text=True)
-    assert wait_for(lambda: list(tmp_path.glob(".t.csv.*.partial")) or proc.poll() is not None, timeout=60)
+    assert wait_for(lambda: writing_unnamed_file(proc.pid, tmp_path) or proc.poll() is not None, timeout=60)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err

@@ -141,8 +141,8 @@ def test_low_dimensional_outliers_equal_cleanlab_at_scale(tmp_path, dim):
         distances, _ = NearestNeighbors(n_neighbors=11).fit(x).kneighbors(x)
         # A row's own zero distance comes first among its equal rows: drop one zero per row.
         expected_means = distances[:, 1:].mean(axis=1)
-        found = np.load(cache / f"checkpoint-{step}" / "average_distances.npy").astype(np.float64)
+        found = np.load(cache / f"analysis-{step}" / "average_distances.npy").astype(np.float64)
         assert np.abs(found - expected_means).max() <= 1e-5 * max(1.0, np.abs(expected_means).max()), f"step {step}"
         expected = OutOfDistribution().fit_score(features=x)
-        scores = np.load(cache / f"checkpoint-{step}" / "outlier_scores.npy").astype(np.float64)
+        scores = np.load(cache / f"analysis-{step}" / "outlier_scores.npy").astype(np.float64)
         assert np.abs(scores - expected).max() < 1e-4, f"step {step}"

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import BINARY, ONE_FRAME_PER_CHECKPOINT, frames_in, wait_for
+from conftest import BINARY, ONE_FRAME_PER_CHECKPOINT, frame_written, frames_in, wait_for
 
 # What Foundation's error descriptions look like; no output error may show one.
 FOUNDATION_WORDS = ("NSCocoaErrorDomain", "Error Domain=", "CocoaError", "NSPOSIXErrorDomain",
@@ -219,24 +219,24 @@ def test_out_of_range_rates_are_refused_not_crashed_on(tmp_path, binary, fps, vi
 
 
 def test_frames_of_an_earlier_longer_render_are_removed_and_nothing_else(tmp_path, binary):
-    run = make_run(tmp_path / "run")
     frames = tmp_path / "frames"
-    frames.mkdir()
-    for i in range(12):
-        (frames / f"frame-{i:04d}.png").write_bytes(b"earlier")
+    longer = cli("render", make_run(tmp_path / "longer", checkpoints=12), "--frames-dir", frames)
+    assert longer.returncode == 0, longer.stderr
+    run = make_run(tmp_path / "run")
+    # Files of frame names that Embedlapse did not write are someone else's: never removed.
     (frames / "frame-123456.png").write_bytes(b"earlier")
     (frames / "frame-00007.png").write_bytes(b"earlier")
     keep = ["notes.txt", "frame-12.png", "frame-0001.png.bak", "frame-0003.PNG", "frame-abcd.png", "Frame-0004.png",
-            "frame-0005.jpg", "xframe-0006.png", "frame--0007.png", "frame-0008.png~"]
-    for name in keep:
+            "frame-0005.jpg", "xframe-0006.png", "frame--0007.png", "frame-0008.png~", "frame-123456.png", "frame-00007.png"]
+    for name in keep[:-2]:
         (frames / name).write_bytes(b"someone else's")
     (frames / "frame-0020.png").mkdir()  # a folder is not a frame, whatever its name
     proc = cli("render", run, "--frames-dir", frames)
     assert proc.returncode == 0, proc.stderr
     ours = sorted(p.name for p in frames.iterdir() if re.fullmatch(r"frame-\d{4,}\.png", p.name) and p.is_file())
-    assert ours == ["frame-0000.png", "frame-0001.png", "frame-0002.png"]
-    assert all((frames / name).read_bytes()[:4] == b"\x89PNG" for name in ours)
-    for name in keep:
+    assert ours == sorted(["frame-0000.png", "frame-0001.png", "frame-0002.png", "frame-00007.png", "frame-123456.png"])
+    assert all((frames / f"frame-000{i}.png").read_bytes()[:4] == b"\x89PNG" for i in range(3))
+    for name in keep[:-2]:
         assert (frames / name).read_bytes() == b"someone else's", name
     assert (frames / "frame-0020.png").is_dir()
 
@@ -280,20 +280,23 @@ def slow_run(root, checkpoints=40):
     return make_run(root, n=2500, d=256, checkpoints=checkpoints)
 
 
-def test_a_killed_renders_temporary_is_removed_by_the_next_render(tmp_path, binary, background):
+def test_a_killed_render_leaves_no_visible_file_and_the_next_render_clears_what_it_staged(tmp_path, binary, background):
     run = slow_run(tmp_path / "run")
     frames = tmp_path / "frames"
     proc = subprocess.Popen([str(BINARY), "render", run, "-o", tmp_path / "film.mp4", "--frames-dir", frames, *ONE_FRAME_PER_CHECKPOINT],
                             stderr=subprocess.DEVNULL)
     background.append(proc)
-    assert wait_for(lambda: (frames / "frame-0002.png").exists() or proc.poll() is not None, timeout=120)
+    assert wait_for(lambda: frame_written(frames, 2) or proc.poll() is not None, timeout=120)
     assert proc.poll() is None, "the render ended before it could be killed"
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    assert (tmp_path / f".film.mp4.{proc.pid}.partial").exists()
-    again = cli("render", make_run(tmp_path / "small"), "-o", tmp_path / "film.mp4")
+    # The video was an unnamed file: nothing of it is left. The frames were staged out of sight.
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["frames", "run"]
+    assert [p.name for p in frames.iterdir()] == [f".embedlapse-staging.{proc.pid}.partial"]
+    again = cli("render", make_run(tmp_path / "small"), "-o", tmp_path / "film.mp4", "--frames-dir", frames)
     assert again.returncode == 0, again.stderr
-    assert list(tmp_path.glob(".*.partial")) == [] and frames_in(tmp_path / "film.mp4") == 3
+    assert partials_under(tmp_path) == [] and frames_in(tmp_path / "film.mp4") == 3
+    assert sorted(p.name for p in frames.iterdir()) == ["frame-0000.png", "frame-0001.png", "frame-0002.png"]
 
 
 # ---------------------------------------------------------------- a second Ctrl-C
@@ -308,7 +311,7 @@ def test_a_second_ctrl_c_leaves_playable_videos_or_none(tmp_path, binary, backgr
     background.append(proc)
     lines = []
     threading.Thread(target=lambda: lines.extend(proc.stderr), daemon=True).start()
-    assert wait_for(lambda: (frames / "frame-0002.png").exists() or proc.poll() is not None, timeout=120)
+    assert wait_for(lambda: frame_written(frames, 2) or proc.poll() is not None, timeout=120)
     assert proc.poll() is None, "the render ended before it could be interrupted"
     proc.send_signal(signal.SIGINT)
     wait_for(lambda: any("stopping" in line for line in lines), timeout=10)

@@ -6,7 +6,11 @@
         run.log_loss(step, loss)
         run.checkpoint(step, embeddings)     # (N, D) array-like: numpy, torch, lists
 
-HuggingFace users add `EmbedlapseCallback` to their `Trainer` (imported lazily; needs transformers and torch).
+`RunWriter(..., resume_at=step)` continues a run for a training resumed from a checkpoint. The helper
+never changes or deletes a file it did not write (see manifest.py): `overwrite=True` removes only its own.
+
+HuggingFace users add `EmbedlapseCallback` to their `Trainer` (imported lazily; needs transformers, torch
+and accelerate: `pip install './python[transformers]'`).
 """
 # The one version number: pyproject.toml reads it from here, and writer.py writes it into run.json.
 __version__ = "0.2.0"

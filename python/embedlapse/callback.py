@@ -40,10 +40,16 @@ class EmbedlapseCallback(TrainerCallback):
     every_steps   embed every this many steps instead of at each save
     embed_fn      embed_fn(model, batch) -> (batch, D) tensor, for anything but the [CLS] token
     run_dir       where to write (default: the Trainer's output_dir, next to its checkpoints)
-    overwrite     replace a previous Embedlapse run in run_dir (its files and checkpoint-* folders);
-                  without it such a folder is refused. The Trainer's other files are left alone.
+    overwrite     replace a previous Embedlapse run in run_dir; without it such a folder is refused.
+                  Only the files Embedlapse wrote go: the Trainer's weights, optimizer, scheduler, RNG
+                  state and trainer_state.json stay. A training resumed from a checkpoint
+                  (`trainer.train(resume_from_checkpoint=...)`) needs no overwrite: it continues the run
+                  (same run_id, the embeddings and losses up to the resumed step kept, the callback's own
+                  later checkpoints removed).
     render        a video path: runs `embedlapse watch` during training and finalises it at the end;
-                  a failed render is warned about at once and raised (RuntimeError) when training ends
+                  a failed render is warned about at once and raised (RuntimeError) when training ends.
+                  With render or serve, the binary is looked for first ($EMBEDLAPSE_BIN, then PATH):
+                  without it, FileNotFoundError at the start of training, before anything is written.
     idle_timeout  seconds without a new checkpoint after which the watch gives up (None: never)
     film_args     more `embedlapse watch` options for the video, e.g. ("--leaderboard", "label-issues",
                   "--summary-frame") or ("--tween", "1") for one frame per checkpoint
@@ -79,16 +85,24 @@ class EmbedlapseCallback(TrainerCallback):
         if not (state.is_world_process_zero and is_main_process()):
             return
         run_dir = self.run_dir or args.output_dir
-        # shared: the output_dir may hold the Trainer's own files (its logs); only an old run is refused.
+        # Before anything is written: a training that asked for a film must not leave a run without one.
+        binary = find_embedlapse() if self.render or self.serve is not False else None
+        # A Trainer resumed from a checkpoint starts at its step: the run goes on from there.
+        resumed = state.global_step > 0 or getattr(args, "resume_from_checkpoint", None)
+        # shared: the output_dir holds the Trainer's own files (logs, checkpoints); only an old run is refused.
         self.writer = RunWriter(run_dir, self.labels, self.class_names, self.images, dtype=self.dtype,
-                                overwrite=self.overwrite, shared=True)
-        if self.render or self.serve is not False:
+                                overwrite=self.overwrite, shared=True,
+                                resume_at=state.global_step if resumed else None)
+        if binary is not None:
             video = os.fspath(self.render) if self.render else None
-            self.watch = WatchProcess(watch_command(find_embedlapse(), run_dir, video, self.idle_timeout,
+            self.watch = WatchProcess(watch_command(binary, run_dir, video, self.idle_timeout,
                                                     self.film_args, serve=self.serve))
             if self.serve is not False:
                 self.url = self.watch.wait_for_url()
-        self._checkpoint(state, model)  # the starting point: the pretrained backbone with its new head
+        if state.global_step in self.writer.steps:
+            self._last_step = state.global_step  # resumed where the run has its embeddings already
+        else:
+            self._checkpoint(state, model)  # the starting point: the pretrained backbone with its new head
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         if self.writer is None:
@@ -131,10 +145,8 @@ class EmbedlapseCallback(TrainerCallback):
             self.watch.check()
 
     def _checkpoint(self, state, model):
-        directory = os.path.join(self.writer.run_dir, f"checkpoint-{state.global_step}")
-        # A Trainer checkpoint already has its own trainer_state.json, needed to resume: keep it.
-        own_state = not os.path.exists(os.path.join(directory, "trainer_state.json"))
-        self.writer.checkpoint(state.global_step, self._embed(model), epoch=state.epoch, trainer_state=own_state)
+        # The writer keeps a Trainer checkpoint's own trainer_state.json (needed to resume) as it is.
+        self.writer.checkpoint(state.global_step, self._embed(model), epoch=state.epoch)
         self._last_step = state.global_step
 
     def _embed(self, model):

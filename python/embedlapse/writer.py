@@ -1,26 +1,29 @@
-"""RunWriter: the run layout of docs/run-layout.md, every file written atomically."""
+"""RunWriter: the run layout of docs/run-layout.md, every file written atomically.
+
+Embedlapse never changes or deletes a file it did not write: every path the writer writes is listed
+first in the run's manifest (see manifest.py), and overwrite and resume remove listed files only."""
 import csv
 import io
 import json
 import os
-import re
 import shutil
 import sys
 import tempfile
 import uuid
+import warnings
 from datetime import datetime, timezone
 
 import numpy as np
 
+from .manifest import (COMPLETE_SUFFIX, DONE, EMBEDDINGS, MANIFEST, RUN_FILES, RUN_JSON, TRAINER_STATE,
+                       CHECKPOINT_NAME, Manifest, checkpoint_dirs, layout_files, sha256)
+
 THUMBNAIL_SIZE = 64
-DONE = "DONE"
-RUN_JSON = "run.json"
 RUN_FORMAT = 1
-# Tells a watcher that checkpoint-<step>/embeddings.npy is complete, without waiting for the file to settle.
-COMPLETE_SUFFIX = ".complete"
-# The files an Embedlapse run puts at its root; with the checkpoint-<step> folders, all that is ours.
-RUN_FILES = (RUN_JSON, DONE, "labels.npy", "class_names.json", "images.npy", "losses.csv")
-_CHECKPOINT_NAME = re.compile(r"checkpoint-\d+")
+LOSSES = "losses.csv"
+# Where to get the binary, for the one-line error that says it is missing.
+INSTALL_HINT = ("build it with `make build` (or `swift build -c release --product embedlapse`) and put "
+                ".build/release/embedlapse on PATH, or set EMBEDLAPSE_BIN to its path")
 
 
 def is_main_process():
@@ -36,55 +39,137 @@ def is_main_process():
     return rank in ("", "0")
 
 
-def _checkpoint_dirs(run_dir):
-    with os.scandir(run_dir) as entries:
-        return sorted(e.path for e in entries if _CHECKPOINT_NAME.fullmatch(e.name) and e.is_dir(follow_symlinks=False))
+def _step(folder):
+    return int(CHECKPOINT_NAME.fullmatch(folder).group(1))
+
+
+def _has_checkpoint(files):
+    return any(rel.endswith("/" + EMBEDDINGS) for rel in files)
 
 
 def previous_run(run_dir):
-    """The files an earlier Embedlapse run left in run_dir (its root files and checkpoint embeddings), or [].
+    """The files of an earlier run in run_dir (its root files and checkpoint embeddings), or [] when it
+    has no checkpoint: whoever wrote them, a watcher would film them with the next run.
 
-    Anything else (a Trainer's logs and model checkpoints) is not a run, so a Trainer's output_dir
-    that holds only those can take a new run."""
+    Anything else (a Trainer's logs and model checkpoints) is not a run, and neither are root files
+    alone (run.json and labels left by a start that failed before its first checkpoint)."""
     if not os.path.isdir(run_dir):
         return []
-    found = [os.path.join(run_dir, name) for name in RUN_FILES if os.path.lexists(os.path.join(run_dir, name))]
-    found += [os.path.join(d, "embeddings.npy") for d in _checkpoint_dirs(run_dir)
-              if os.path.lexists(os.path.join(d, "embeddings.npy"))]
-    return found
+    files = layout_files(run_dir)
+    return [os.path.join(run_dir, *rel.split("/")) for rel in files] if _has_checkpoint(files) else []
 
 
-def _remove(path):
-    if os.path.isdir(path) and not os.path.islink(path):
-        shutil.rmtree(path)
-    else:
-        os.unlink(path)
+def _run_json(run_dir):
+    try:
+        with open(os.path.join(run_dir, RUN_JSON), "rb") as f:
+            meta = json.loads(f.read().decode())
+    except (OSError, ValueError):
+        return {}
+    return meta if isinstance(meta, dict) else {}
 
 
-def _prepare_run_dir(run_dir, overwrite, shared):
-    """Makes run_dir ready for a new run: a watcher would film a new run written over an old one as one
-    run, old checkpoints included. So a folder that holds anything (shared: a previous run) is refused,
-    or with overwrite cleared first."""
+def _run_id(run_dir):
+    """run.json's run_id, or None."""
+    run_id = _run_json(run_dir).get("run_id")
+    return run_id if isinstance(run_id, str) and run_id else None
+
+
+def _helper_run_json(run_dir):
+    """True when run.json says this helper wrote it (its "writer"): in a folder without a manifest, the
+    sign that the root files beside it are the helper's too."""
+    return str(_run_json(run_dir).get("writer", "")).startswith("embedlapse-python")
+
+
+def _example(run_dir, paths):
+    return os.path.join(run_dir, *paths[0].split("/")) + (" and more" if len(paths) > 1 else "")
+
+
+def _refuse_foreign(run_dir, manifest, files):
+    """A run-layout file the helper did not write would be filmed with the new run, and Embedlapse never
+    removes it: refused, whatever the flags."""
+    foreign = [rel for rel in files if not manifest.owns(rel)]
+    if foreign:
+        raise FileExistsError(f"{run_dir} holds {_example(run_dir, foreign)}, which Embedlapse did not write "
+                              f"(not a regular file listed in {MANIFEST}), and which would mix with the run: "
+                              "Embedlapse never removes such a file; move it away, or choose another folder")
+
+
+def _others(run_dir, manifest):
+    """The entries of run_dir that are not the helper's: what makes a folder 'not empty'."""
+    others = []
+    for name in sorted(os.listdir(run_dir)):
+        if name == MANIFEST or name in RUN_FILES and manifest.owns(name):
+            continue
+        path = os.path.join(run_dir, name)
+        if CHECKPOINT_NAME.fullmatch(name) and os.path.isdir(path) and not os.path.islink(path):
+            inside = [f"{name}/{entry}" for entry in sorted(os.listdir(path))]
+            others += [rel for rel in inside if not manifest.owns(rel)]
+        else:
+            others.append(name)
+    return others
+
+
+def _prepare_new_run(run_dir, overwrite, shared):
+    """Makes run_dir ready for a new run and returns its new manifest.
+
+    A watcher would film a new run written over an old one as one run, so a folder holding a previous
+    run (a checkpoint's embeddings) is refused, or with overwrite has the old run's files removed: only
+    the files Embedlapse wrote (see manifest.py). What a start left that failed before its first
+    checkpoint (run.json, labels) is no run: it is removed without overwrite. Not shared, a folder that
+    holds anything else is refused as well; with overwrite, the new run is written beside those files."""
     if not os.path.isdir(run_dir):
         os.makedirs(run_dir)  # FileExistsError when run_dir is a file: the right error
-        return
-    if shared:
-        in_the_way = previous_run(run_dir)
-        what, remedy = "holds a previous Embedlapse run", "delete that run"
-        # Every checkpoint-<step> folder goes, a Trainer's model checkpoints included: they are the old
-        # run's, and would mix with the new run's checkpoints of the same names.
-        to_remove = [os.path.join(run_dir, name) for name in RUN_FILES] + _checkpoint_dirs(run_dir)
-    else:
-        in_the_way = to_remove = [os.path.join(run_dir, name) for name in sorted(os.listdir(run_dir))]
-        what, remedy = "is not empty", "delete what it holds"
-    if in_the_way and not overwrite:
-        example = os.path.relpath(in_the_way[0], run_dir) + (" and more" if len(in_the_way) > 1 else "")
-        raise FileExistsError(f"{run_dir} {what} ({example}): pass overwrite=True to {remedy}, "
-                              "or choose another folder")
-    if overwrite:
-        for path in to_remove:
-            if os.path.lexists(path):
-                _remove(path)
+        return Manifest(run_dir, legacy=False)
+    manifest = Manifest.load(run_dir)
+    present = layout_files(run_dir)
+    _refuse_foreign(run_dir, manifest, present)
+    # Without a manifest, root files alone are this helper's only when its run.json says so.
+    unproven = manifest.legacy and present and not _helper_run_json(run_dir)
+    if (_has_checkpoint(present) or unproven) and not overwrite:
+        what = "a previous Embedlapse run" if _has_checkpoint(present) else "files of an Embedlapse run"
+        prefix = f"{run_dir} holds" if shared else f"{run_dir} is not empty: it holds"
+        raise FileExistsError(f"{prefix} {what} ({_example(run_dir, present)}): pass overwrite=True to remove "
+                              "it (only the files Embedlapse wrote go), or choose another folder")
+    if not shared and not overwrite:
+        others = _others(run_dir, manifest)
+        if others:
+            raise FileExistsError(f"{run_dir} is not empty ({_example(run_dir, others)}): choose another folder, "
+                                  "or pass overwrite=True to write the run beside what it holds (Embedlapse never "
+                                  "removes a file it did not write)")
+    owned = list(manifest.files) if not manifest.legacy else present
+    for rel in sorted(owned, key=lambda rel: rel.endswith(EMBEDDINGS)):  # markers before embeddings
+        manifest.remove(rel)
+    for folder in checkpoint_dirs(run_dir):
+        manifest.remove_folder(folder)
+    # The folders it created and that stay (a Trainer saved into them) are still the helper's.
+    kept = {f for f in manifest.folders if os.path.isdir(os.path.join(run_dir, f))}
+    return Manifest(run_dir, folders=kept, legacy=False)
+
+
+def _read_losses(path):
+    """losses.csv as written by RunWriter: {step: loss} and {step: epoch}; rows it cannot read are skipped."""
+    losses, epochs = {}, {}
+    with open(path, newline="") as f:
+        for row in csv.DictReader(f):
+            try:
+                step, loss = int(row["step"]), float(row["loss"])
+            except (KeyError, TypeError, ValueError):
+                continue
+            losses[step] = loss
+            try:
+                epochs[step] = float(row.get("epoch") or "")
+            except ValueError:
+                pass
+    return losses, epochs
+
+
+def _rows(path):
+    """The number of rows in an .npy file, from its header alone."""
+    fmt = np.lib.format
+    with open(path, "rb") as f:
+        version = fmt.read_magic(f)
+        shape = (fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0)(f)[0]
+    return shape[0] if shape else 0
 
 
 def _umask():
@@ -167,25 +252,37 @@ class RunWriter:
     class_names  optional list of names, indexed by label
     images       optional thumbnails: uint8 (N, H, W[, C]) or PIL images
     dtype        "float32" (default) or "float16" for the stored embeddings
-    overwrite    clear a run_dir that is not empty instead of refusing it (FileExistsError)
-    shared       run_dir also holds other files (a Trainer's output_dir): only a previous Embedlapse run
-                 there is refused, or with overwrite removed (its files and the checkpoint-<step> folders)
+    overwrite    a run_dir holding a previous run (or, not shared, anything) is refused (FileExistsError);
+                 overwrite=True removes the previous run's files that Embedlapse wrote, and only those
+    shared       run_dir also holds other files (a Trainer's output_dir): only a previous run is refused
+    resume_at    continue the run in run_dir from this step (a training resumed from its checkpoint):
+                 same run_id, its checkpoints and losses up to the step kept, the writer's own later
+                 checkpoints and its DONE marker removed (overwrite plays no part); a run_dir without a
+                 run starts a new one, as without resume_at
+
+    Embedlapse never changes or deletes a file it did not write: it lists each file it writes in
+    embedlapse-manifest.json at the run's root before writing it, and removes listed files only (a
+    Trainer's weights, optimizer, scheduler and RNG state stay, whatever the flags). A checkpoint's
+    trainer_state.json is written only where none is (a Trainer's own is kept).
 
     In a distributed training only rank 0 writes (see is_main_process): on the other processes the
     writer does nothing at all, so every process can run the same code.
     """
 
     def __init__(self, run_dir, labels=None, class_names=None, images=None, dtype="float32", overwrite=False,
-                 *, shared=False):
+                 *, shared=False, resume_at=None):
         if dtype not in ("float32", "float16"):
             raise ValueError(f"dtype must be float32 or float16, got {dtype!r}")
         self.run_dir = os.fspath(run_dir)
         self.dtype = np.dtype(dtype)
         self.count = None
         self.run_id = None
+        self.resumed_at = None  # the step the run was continued from, when it was
+        self._steps = set()
         self._losses = {}
         self._epochs = {}
         self._closed = False
+        self._manifest = None
         self.writes = is_main_process()
         if not self.writes:
             return
@@ -205,15 +302,92 @@ class RunWriter:
                 raise ValueError(f"{len(thumbs)} images for {self.count} labels")
             self.count = len(thumbs)
             files["images.npy"] = _npy_bytes(thumbs)
-        _prepare_run_dir(self.run_dir, overwrite, shared)
-        # run.json first: a watcher that sees a new run_id knows the folder holds a new run.
+        if resume_at is not None and previous_run(self.run_dir):
+            self._resume(int(resume_at), files)
+            return
+        self._manifest = _prepare_new_run(self.run_dir, overwrite, shared)
+        # run.json first of the run's files: a watcher that sees a new run_id knows the folder holds a new run.
         self.run_id = uuid.uuid4().hex
-        _atomic_write(self._path(RUN_JSON), json.dumps(run_metadata(self.run_id), indent=1).encode())
-        for name, data in files.items():
-            _atomic_write(self._path(name), data)
+        self._write([(RUN_JSON, json.dumps(run_metadata(self.run_id), indent=1).encode())] + list(files.items()))
 
-    def _path(self, *parts):
-        return os.path.join(self.run_dir, *parts)
+    @property
+    def steps(self):
+        """The steps whose embeddings the run holds: those written, and on resume those kept."""
+        return sorted(self._steps)
+
+    def _path(self, rel):
+        return os.path.join(self.run_dir, *rel.split("/"))
+
+    def _write(self, entries, folders=()):
+        """Writes each (path relative to run_dir, bytes) atomically, in order, after listing them (and the
+        checkpoint folders just created) in the manifest. A file there that Embedlapse did not write is
+        never replaced: FileExistsError, before anything is written."""
+        for rel, _ in entries:
+            if os.path.lexists(self._path(rel)) and not self._manifest.owns(rel):
+                raise FileExistsError(f"{self._path(rel)} was not written by Embedlapse, which leaves it as it "
+                                      "is: move it away, or choose another folder")
+        listed = dict(self._manifest.files)
+        for rel, data in entries:
+            # trainer_state.json is a Trainer's name too: the manifest keeps what the helper's said.
+            self._manifest.files[rel] = {"sha256": sha256(data)} if rel.endswith("/" + TRAINER_STATE) else {}
+        self._manifest.folders.update(folders)
+        if self._manifest.files != listed or folders or not os.path.lexists(self._path(MANIFEST)):
+            _atomic_write(self._path(MANIFEST), self._manifest.to_json())
+        for rel, data in entries:
+            _atomic_write(self._path(rel), data)
+
+    def _resume(self, step, files):
+        """Reopens the run in run_dir at `step` (see resume_at). Everything is checked before anything
+        changes; then the helper's own files of later steps and its DONE go, nothing else."""
+        run_dir = self.run_dir
+        manifest = Manifest.load(run_dir)
+        present = layout_files(run_dir)
+        _refuse_foreign(run_dir, manifest, [rel for rel in present if rel in RUN_FILES])
+        later, kept = [], {}
+        for folder in checkpoint_dirs(run_dir):
+            if _step(folder) > step:
+                later.append(folder)
+            elif os.path.lexists(os.path.join(run_dir, folder, EMBEDDINGS)):
+                kept[folder] = _step(folder)
+        if kept:
+            last = max(kept, key=kept.get)
+            rows = _rows(os.path.join(run_dir, last, EMBEDDINGS))
+            if self.count is not None and rows != self.count:
+                raise ValueError(f"{self.count} labels or images, but the run's {last} embeds {rows} samples: "
+                                 "resume with the evaluation set the run began with")
+            self.count = rows
+        if manifest.owns(LOSSES):
+            losses, epochs = _read_losses(os.path.join(run_dir, LOSSES))
+            self._losses = {s: l for s, l in losses.items() if s <= step}
+            self._epochs = {s: e for s, e in epochs.items() if s <= step}
+        # The changes: a watcher follows the run again, and the steps after `step` are trained anew.
+        manifest.remove(DONE)
+        foreign = []
+        for folder in later:
+            for name in (EMBEDDINGS + COMPLETE_SUFFIX, TRAINER_STATE, EMBEDDINGS):
+                rel = f"{folder}/{name}"
+                if not manifest.remove(rel) and name == EMBEDDINGS and os.path.lexists(self._path(rel)):
+                    foreign.append(rel)
+            manifest.remove_folder(folder)
+        if foreign:
+            warnings.warn(f"{run_dir}: {_example(run_dir, foreign)} lies after step {step}, where the training "
+                          "resumes, but Embedlapse did not write it and leaves it there: a watcher will skip "
+                          "the new checkpoints up to its step", RuntimeWarning, stacklevel=3)
+        if manifest.legacy:  # an older helper's run: from now on, its manifest says what is the helper's
+            manifest = Manifest(run_dir, {rel: {} for rel in layout_files(run_dir) if manifest.owns(rel)},
+                                legacy=False)
+        self._manifest = manifest
+        self._steps = set(kept.values())
+        self.resumed_at = step
+        if not self._losses:
+            manifest.remove(LOSSES)
+        _atomic_write(self._path(MANIFEST), manifest.to_json())  # what was removed is no longer listed
+        self.run_id = _run_id(run_dir) if manifest.owns(RUN_JSON) else None
+        entries = self._losses_entry() + list(files.items())
+        if self.run_id is None:  # the run had no run.json of this helper's: it gets one now
+            self.run_id = uuid.uuid4().hex
+            entries.insert(0, (RUN_JSON, json.dumps(run_metadata(self.run_id), indent=1).encode()))
+        self._write(entries)
 
     def log_loss(self, step, loss, epoch=None):
         """Records the training loss at `step`; written out with the next checkpoint (and at close)."""
@@ -226,8 +400,8 @@ class RunWriter:
     def checkpoint(self, step, embeddings, epoch=None, trainer_state=True):
         """Writes checkpoint-<step>/embeddings.npy (N x D), after the losses so far.
 
-        trainer_state=False leaves checkpoint-<step>/trainer_state.json alone (a HuggingFace
-        Trainer has written its own there, which it needs to resume).
+        With it a trainer_state.json (the losses and epoch), unless one is there that Embedlapse did not
+        write (a HuggingFace Trainer's, which it needs to resume: kept as it is) or trainer_state=False.
         Then checkpoint-<step>/embeddings.npy.complete: the watcher can take the checkpoint at once."""
         if not self.writes:
             return
@@ -242,36 +416,47 @@ class RunWriter:
         if not np.all(np.isfinite(e)):
             raise ValueError(f"step {step}: embeddings hold NaN or Inf")
         self.count = e.shape[0]
-        directory = self._path(f"checkpoint-{step}")
-        os.makedirs(directory, exist_ok=True)
-        self._write_losses()
+        folder = f"checkpoint-{step}"
+        created = []
+        try:
+            os.mkdir(self._path(folder))
+            created.append(folder)
+        except FileExistsError:
+            if os.path.islink(self._path(folder)) or not os.path.isdir(self._path(folder)):
+                raise FileExistsError(f"{self._path(folder)} is not a folder of the run (a symlink or a file): "
+                                      "Embedlapse writes only into real folders of the run") from None
+        entries = self._losses_entry()
         log = [{"step": s, "loss": l, **({"epoch": self._epochs[s]} if s in self._epochs else {})}
                for s, l in sorted(self._losses.items())]
         state = {"global_step": step, "log_history": log}
         if epoch is not None:
             state["epoch"] = float(epoch)
-        if trainer_state:
-            _atomic_write(os.path.join(directory, "trainer_state.json"), json.dumps(state, indent=1).encode())
-        embeddings_path = os.path.join(directory, "embeddings.npy")
-        _atomic_write(embeddings_path, _npy_bytes(e.astype(self.dtype)))
-        _atomic_write(embeddings_path + COMPLETE_SUFFIX, b"")
+        state_rel = f"{folder}/{TRAINER_STATE}"
+        if trainer_state and (not os.path.lexists(self._path(state_rel)) or self._manifest.owns(state_rel)):
+            entries.append((state_rel, json.dumps(state, indent=1).encode()))
+        embeddings_rel = f"{folder}/{EMBEDDINGS}"
+        entries += [(embeddings_rel, _npy_bytes(e.astype(self.dtype))), (embeddings_rel + COMPLETE_SUFFIX, b"")]
+        self._write(entries, created)
+        self._steps.add(step)
 
-    def _write_losses(self):
+    def _losses_entry(self):
         if not self._losses:
-            return
+            return []
         text = io.StringIO()
         w = csv.writer(text, lineterminator="\n")
         w.writerow(["step", "loss", "epoch"] if self._epochs else ["step", "loss"])
         for s, l in sorted(self._losses.items()):
             w.writerow([s, repr(l)] + ([self._epochs.get(s, "")] if self._epochs else []))
-        _atomic_write(self._path("losses.csv"), text.getvalue().encode())
+        return [(LOSSES, text.getvalue().encode())]
+
+    def _write_losses(self):
+        self._write(self._losses_entry())
 
     def close(self):
         """Writes the last losses and the DONE marker: a watcher finishes its video and exits."""
         if self._closed or not self.writes:
             return
-        self._write_losses()
-        _atomic_write(self._path(DONE), b"")
+        self._write(self._losses_entry() + [(DONE, b"")])
         self._closed = True
 
     def __enter__(self):
@@ -291,8 +476,18 @@ def run_metadata(run_id):
 
 
 def find_embedlapse():
-    """The embedlapse binary: $EMBEDLAPSE_BIN, else `embedlapse` on PATH."""
-    binary = os.environ.get("EMBEDLAPSE_BIN") or shutil.which("embedlapse")
+    """The embedlapse binary: $EMBEDLAPSE_BIN (a path, or a name on PATH), else `embedlapse` on PATH.
+
+    FileNotFoundError, one line saying how to get it, when there is none: the callback asks before it
+    writes anything, so a training that wanted a film does not leave a run behind without one."""
+    configured = os.environ.get("EMBEDLAPSE_BIN", "").strip()
+    if configured:
+        binary = configured if os.sep in configured else shutil.which(configured)
+        if binary and os.path.isfile(binary) and os.access(binary, os.X_OK):
+            return binary
+        raise FileNotFoundError(f"embedlapse not found: EMBEDLAPSE_BIN={configured} is not an executable file; "
+                                f"{INSTALL_HINT}")
+    binary = shutil.which("embedlapse")
     if not binary:
-        raise FileNotFoundError("embedlapse not found: put it on PATH or set EMBEDLAPSE_BIN")
+        raise FileNotFoundError(f"embedlapse not found on PATH: {INSTALL_HINT}")
     return binary

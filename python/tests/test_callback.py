@@ -2,15 +2,14 @@
 
 Where transformers is not installed, a stand-in module gives the callback its base class; the
 embeddings come from a stand-in _embed, so no model runs."""
-import importlib
 import json
 import os
-import sys
 import types
 import warnings
 
 import numpy as np
 import pytest
+from callback_fixture import callback_module  # noqa: F401 (a fixture)
 
 
 @pytest.fixture(autouse=True)
@@ -19,19 +18,6 @@ def single_process(monkeypatch):
     monkeypatch.delenv("RANK", raising=False)
 
 EMBED_FN_EXAMPLE = 'embed_fn=lambda model, batch: model.backbone(batch["pixel_values"]).pooler_output'
-
-
-@pytest.fixture
-def callback_module(monkeypatch):
-    try:
-        import transformers  # noqa: F401
-    except ImportError:
-        stand_in = types.ModuleType("transformers")
-        stand_in.TrainerCallback = object
-        monkeypatch.setitem(sys.modules, "transformers", stand_in)
-    monkeypatch.delitem(sys.modules, "embedlapse.callback", raising=False)
-    yield importlib.import_module("embedlapse.callback")
-    sys.modules.pop("embedlapse.callback", None)  # no callback built on the stand-in outlives the test
 
 
 class Training:
@@ -114,7 +100,8 @@ def test_overwrite_replaces_the_old_run_and_keeps_the_trainers_files(callback_mo
     second = Training(callback_module.EmbedlapseCallback([], every_steps=1, overwrite=True), out)
     second.begin()
     second.steps(1)
-    assert sorted(p.name for p in out.iterdir()) == ["checkpoint-0", "checkpoint-1", "run.json", "runs"]
+    assert sorted(p.name for p in out.iterdir()) == ["checkpoint-0", "checkpoint-1", "embedlapse-manifest.json",
+                                                    "run.json", "runs"]
     assert json.loads((out / "run.json").read_text())["run_id"] != old_id
     assert (out / "runs" / "events").read_text() == "logs"
 

@@ -166,7 +166,7 @@ def test_huggingface_callback_with_a_tiny_model(tmp_path):
     assert np.load(out / "checkpoint-8" / "embeddings.npy").shape == (64, 16)
 
 
-# Re-running into the same folder: refused, or cleared with overwrite=True.
+# Re-running into the same folder: refused, or with overwrite=True the old run's files removed (only those).
 
 def test_a_folder_that_is_not_empty_is_refused(tmp_path):
     with RunWriter(tmp_path / "run", labels=np.arange(5)) as run:
@@ -183,14 +183,17 @@ def test_a_folder_that_is_not_empty_is_refused(tmp_path):
     RunWriter(tmp_path / "empty")
 
 
-def test_overwrite_clears_the_folder_first(tmp_path):
+def test_overwrite_removes_the_old_run_and_nothing_else(tmp_path):
     with RunWriter(tmp_path / "run", labels=np.arange(5)) as run:
         run.log_loss(1, 1.0)
         run.checkpoint(7, np.zeros((5, 2)))
     (tmp_path / "run" / "stray.txt").write_text("old")
     old_id = json.loads((tmp_path / "run" / "run.json").read_text())["run_id"]
     run = RunWriter(tmp_path / "run", class_names=["a"], overwrite=True)
-    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["class_names.json", "run.json"]
+    # stray.txt is not Embedlapse's: it stays, and the new run is written beside it.
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["class_names.json", "embedlapse-manifest.json",
+                                                                     "run.json", "stray.txt"]
+    assert (tmp_path / "run" / "stray.txt").read_text() == "old"
     assert run.run_id != old_id
 
 
@@ -210,15 +213,23 @@ def test_a_shared_folder_refuses_only_a_previous_run(tmp_path):
     assert embedlapse.previous_run(out) == []
     RunWriter(out, shared=True).checkpoint(5, np.zeros((4, 2)))
     assert embedlapse.previous_run(out)
-    for name in ["run.json", "DONE", "labels.npy", "class_names.json", "images.npy", "losses.csv",
-                 "checkpoint-9/embeddings.npy"]:
-        other = tmp_path / name.replace("/", "_")
+    other = tmp_path / "checkpoint-9"
+    (other / "runs").mkdir(parents=True)
+    (other / "checkpoint-9").mkdir()
+    (other / "checkpoint-9" / "embeddings.npy").write_bytes(b"")
+    assert embedlapse.previous_run(other) == [str(other / "checkpoint-9" / "embeddings.npy")]
+    with pytest.raises(FileExistsError, match=rf"{other}.*previous Embedlapse run.*overwrite=True"):
+        RunWriter(other, shared=True)
+    # Root files alone are no run (no checkpoint), but with no manifest nor a run.json of this helper's
+    # nothing says Embedlapse wrote them: refused all the same, not replaced.
+    for name in ["run.json", "DONE", "labels.npy", "class_names.json", "images.npy", "losses.csv"]:
+        other = tmp_path / name
         (other / "runs").mkdir(parents=True)
-        (other / name).parent.mkdir(exist_ok=True)
-        (other / name).write_bytes(b"")
-        assert embedlapse.previous_run(other) == [str(other / name)]
-        with pytest.raises(FileExistsError, match=rf"{other}.*previous Embedlapse run.*overwrite=True"):
+        (other / name).write_bytes(b"theirs")
+        assert embedlapse.previous_run(other) == []
+        with pytest.raises(FileExistsError, match=rf"{other}.*{name}.*overwrite=True"):
             RunWriter(other, shared=True)
+        assert (other / name).read_bytes() == b"theirs"
 
 
 def test_overwrite_in_a_shared_folder_removes_only_the_previous_run(tmp_path):
@@ -233,7 +244,10 @@ def test_overwrite_in_a_shared_folder_removes_only_the_previous_run(tmp_path):
     (out / "checkpoint-10").mkdir()
     (out / "checkpoint-10" / "model.safetensors").write_bytes(b"old weights")
     RunWriter(out, shared=True, overwrite=True)
-    assert sorted(p.name for p in out.iterdir()) == ["config.json", "run.json", "runs"]
+    # checkpoint-5 was the writer's (and is now empty): it goes. checkpoint-10 is the Trainer's: it stays.
+    assert sorted(p.name for p in out.iterdir()) == ["checkpoint-10", "config.json", "embedlapse-manifest.json",
+                                                    "run.json", "runs"]
+    assert (out / "checkpoint-10" / "model.safetensors").read_bytes() == b"old weights"
     assert (out / "runs" / "events").read_text() == "trainer logs"
 
 
@@ -244,7 +258,8 @@ def test_run_json_comes_first_and_identifies_the_run(tmp_path, monkeypatch):
     real_replace = os.replace
     monkeypatch.setattr(os, "replace", lambda a, b: (written.append(os.path.basename(b)), real_replace(a, b)))
     first = RunWriter(tmp_path / "a", labels=np.arange(3), class_names="xyz", images=np.zeros((3, 2, 2), np.uint8))
-    assert written[0] == "run.json" and len(written) == 4
+    # The manifest lists the files before they are written; run.json is the first of the run's files.
+    assert written == ["embedlapse-manifest.json", "run.json", "labels.npy", "class_names.json", "images.npy"]
     meta = json.loads((tmp_path / "a" / "run.json").read_text())
     assert set(meta) == {"format", "run_id", "created", "writer"}
     assert meta["format"] == 1
@@ -271,8 +286,12 @@ def test_each_checkpoint_ends_with_its_complete_marker(tmp_path, monkeypatch):
     monkeypatch.setattr(os, "replace", lambda a, b: (written.append(os.path.relpath(b, tmp_path / "run")),
                                                      real_replace(a, b)))
     run.checkpoint(3, np.zeros((4, 2)))
-    assert written == ["losses.csv", "checkpoint-3/trainer_state.json", "checkpoint-3/embeddings.npy",
-                       "checkpoint-3/embeddings.npy.complete"]
+    assert written == ["embedlapse-manifest.json", "losses.csv", "checkpoint-3/trainer_state.json",
+                       "checkpoint-3/embeddings.npy", "checkpoint-3/embeddings.npy.complete"]
+    listed = json.loads((tmp_path / "run" / "embedlapse-manifest.json").read_text())
+    assert set(listed["files"]) == {"run.json", "losses.csv", "checkpoint-3/trainer_state.json",
+                                    "checkpoint-3/embeddings.npy", "checkpoint-3/embeddings.npy.complete"}
+    assert listed["folders"] == ["checkpoint-3"]
     assert (tmp_path / "run" / "checkpoint-3" / "embeddings.npy.complete").read_bytes() == b""
 
 
@@ -297,7 +316,7 @@ def test_files_follow_the_umask(tmp_path, umask, mode):
     finally:
         os.umask(old)
     files = [p for p in (tmp_path / "run").rglob("*") if p.is_file()]
-    assert len(files) == 7
+    assert len(files) == 8  # the manifest included
     for path in files:
         assert stat.S_IMODE(path.stat().st_mode) == mode, path
 
