@@ -50,7 +50,7 @@ let package = Package(
         .target(name: "Training", dependencies: ["LinearAlgebra", "CZlib"]),
         .target(name: "Canvas", dependencies: ["CCairo"]),
         .target(name: "Compositor", dependencies: ["Canvas", "RunFormat", "LinearAlgebra"]),
-        .target(name: "MediaEncoder", dependencies: ["CFFmpeg", "CZlib"]),
+        .target(name: "MediaEncoder", dependencies: ["CFFmpeg", "CZlib", "FileOutput"]),
         .target(
             name: "Embedlapse",
             dependencies: [
@@ -72,7 +72,7 @@ let package = Package(
         .executableTarget(
             name: "EmbedlapseCLI",
             dependencies: [
-                "Embedlapse", "Explorer", "Compositor", "Projection", "RunFormat", "Training", "LinearAlgebra", "CMalloc",
+                "Embedlapse", "Explorer", "Compositor", "Projection", "RunFormat", "Training", "LinearAlgebra", "CMalloc", "FileOutput",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
 

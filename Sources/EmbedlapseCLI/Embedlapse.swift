@@ -1,6 +1,7 @@
 import ArgumentParser
 import CMalloc
 import Embedlapse
+import FileOutput
 import Foundation
 import RunFormat
 
@@ -65,13 +66,7 @@ func note(_ message: String) {
 
 /// Writes `text` to stderr; if stderr is closed or broken, the text is dropped (never a trap).
 func writeToStandardError(_ text: String) {
-    var bytes = Array(text.utf8)[...]
-    while !bytes.isEmpty {
-        let written = bytes.withUnsafeBytes { write(STDERR_FILENO, $0.baseAddress, $0.count) }
-        if written < 0 && errno == EINTR { continue }
-        guard written > 0 else { return }
-        bytes = bytes.dropFirst(written)
-    }
+    _ = writeAll(text.utf8, to: STDERR_FILENO)
 }
 
 /// A one-line message with every control character escaped, newlines included: names from files

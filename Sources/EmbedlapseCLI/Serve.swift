@@ -1,5 +1,6 @@
 import ArgumentParser
 import Explorer
+import FileOutput
 import Foundation
 
 struct Serve: AsyncParsableCommand {
@@ -100,11 +101,5 @@ struct ServerOptions: ParsableArguments {
 
 /// Writes `text` to stdout unbuffered; if stdout is closed or broken, the text is dropped.
 func writeToStandardOutput(_ text: String) {
-    var bytes = Array(text.utf8)[...]
-    while !bytes.isEmpty {
-        let written = bytes.withUnsafeBytes { write(STDOUT_FILENO, $0.baseAddress, $0.count) }
-        if written < 0 && errno == EINTR { continue }
-        guard written > 0 else { return }
-        bytes = bytes.dropFirst(written)
-    }
+    _ = writeAll(text.utf8, to: STDOUT_FILENO)
 }

@@ -55,18 +55,7 @@ public final class WholeFile {
 
     /// Writes all of `bytes` after what was written before, retrying interrupted writes.
     public func append(_ bytes: [UInt8]) throws(FileOutputError) {
-        let failure = bytes.withUnsafeBytes { raw -> Int32 in
-            var written = 0
-            while written < raw.count {
-                let count = Glibc.write(descriptor, raw.baseAddress! + written, raw.count - written)
-                if count < 0 {
-                    if errno == EINTR { continue }
-                    return errno
-                }
-                written += count
-            }
-            return 0
-        }
+        let failure = writeAll(bytes, to: descriptor)
         guard failure == 0 else { throw FileOutputError(path, writing: failure) }
     }
 

@@ -1,4 +1,5 @@
 internal import CFFmpeg
+internal import FileOutput
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -404,15 +405,8 @@ private final class GIFFile: EncodedFile {
     }
 
     private func writeAll(_ bytes: [UInt8], at offset: off_t) throws(MediaError) {
-        var done = 0
-        while done < bytes.count {
-            let count = bytes.withUnsafeBytes { pwrite(descriptor, $0.baseAddress! + done, $0.count - done, offset + off_t(done)) }
-            if count < 0 {
-                if errno == EINTR { continue }
-                throw MediaError("writing frame \(wholeFrames)", errno: errno)
-            }
-            done += count
-        }
+        let failure = FileOutput.writeAll(bytes, to: descriptor, at: offset)
+        guard failure == 0 else { throw MediaError("writing frame \(wholeFrames)", errno: failure) }
     }
 
     /// The offset of the delay in the frame's graphic control extension (0x21 0xF9 0x04 flags
