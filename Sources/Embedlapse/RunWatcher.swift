@@ -120,13 +120,20 @@ public struct WatchedRun: CheckpointSource {
         var scanner = scanner
         var pending = pending
         var index = 0
+        // The system short of descriptors or memory is waited out: said once, and once more when it passes.
+        var short = false
+        let shortOf = { (error: RunFormatError?) in
+            if let error, !short { watcher.warn("\(error); looking again shortly") }
+            if error == nil, short { watcher.inform("\(watcher.path): following the run again") }
+            short = error != nil
+        }
         do {
             while !stop.isRaised {
                 try Task.checkCancellation()
                 for checkpoint in pending {
                     if stop.isRaised { break }
-                    guard let embeddings = try Self.loadUnlessChanging(checkpoint) else {
-                        // Rewritten between the scan and the read: not ready yet.
+                    guard let embeddings = try Self.loadUnlessChanging(checkpoint, shortOf: shortOf) else {
+                        // Rewritten between the scan and the read, or the system short of descriptors: not ready yet.
                         for later in pending.drop(while: { $0.step < checkpoint.step }) { scanner.reconsider(later) }
                         break
                     }
@@ -144,6 +151,7 @@ public struct WatchedRun: CheckpointSource {
 
                 let snapshot = scanner.scan()
                 for warning in snapshot.warnings { watcher.warn(warning) }
+                shortOf(snapshot.waiting?.kind == .exhausted ? snapshot.waiting : nil)
                 guard snapshot.exists else { throw WatchError.runDeleted(watcher.path) }
                 if let problem = snapshot.problems.first { throw problem }
                 if snapshot.runID != runID { throw WatchError.runReplaced(watcher.path, old: runID, new: snapshot.runID) }
@@ -171,12 +179,14 @@ public struct WatchedRun: CheckpointSource {
         }
     }
 
-    /// The checkpoint's embeddings, or nil when its file changed while it was read.
-    private static func loadUnlessChanging(_ checkpoint: CheckpointFile) throws(RunFormatError) -> Matrix? {
+    /// The checkpoint's embeddings, or nil when its file changed while it was read or the system
+    /// ran short of descriptors or memory to read it (said once): either way, it is read again later.
+    private static func loadUnlessChanging(_ checkpoint: CheckpointFile, shortOf: (RunFormatError?) -> Void) throws(RunFormatError) -> Matrix? {
         do {
             return try checkpoint.loadEmbeddings()
         } catch {
-            if error.kind == .changing { return nil }
+            if error.kind == .exhausted { shortOf(error) }
+            if error.kind == .changing || error.kind == .exhausted { return nil }
             throw error
         }
     }

@@ -129,29 +129,11 @@ struct RunFollower: Service {
     }
 
     /// The errors that the system ran short of something to read the run with (descriptors,
-    /// memory), not that the run is wrong: with its cause, `strerror`'s words for the errno, or nil.
-    /// A run error carries the message of its errno; a directory the run scanner could not list
-    /// ("unreadable directory", no errno) is opened again here to learn why. If it opens now, the
-    /// failure has passed: that, too, is worth another look.
+    /// memory), not that the run is wrong: with its cause, or nil.
     static func transientCause(of error: any Error, runPath: String) -> String? {
-        guard let error = error as? RunFormatError else { return nil }
-        if let message = transientErrnos.lazy.map(systemMessage).first(where: { error.problem.contains($0) }) {
-            return "\(error.path): \(message)"
-        }
-        guard error.problem == "unreadable directory" else { return nil }
-        let descriptor = open(runPath, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        if descriptor >= 0 {
-            close(descriptor)
-            return "\(error.path): could not be listed for a moment, and can be now"
-        }
-        let code = errno
-        return transientErrnos.contains(code) ? "\(error.path): \(systemMessage(code))" : nil
+        guard let error = error as? RunFormatError, error.kind == .exhausted else { return nil }
+        return error.description
     }
-
-    /// Running short of descriptors (process, system), memory or buffers, or interrupted.
-    static let transientErrnos: [Int32] = [EMFILE, ENFILE, ENOMEM, ENOBUFS, EAGAIN, EINTR]
-
-    private static func systemMessage(_ code: Int32) -> String { String(cString: strerror(code)) }
 }
 
 /// The run came back from a transient failure with another shape: another run now lives in its folder.

@@ -38,12 +38,12 @@ public final class InputFile {
     public init(path: String) throws(RunFormatError) {
         self.path = path
         let fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC)
-        guard fd >= 0 else { throw RunFormatError(path, Self.systemMessage(), kind: .unreadable) }
+        guard fd >= 0 else { throw Self.failure(path) }
         var info = stat()
         guard fstat(fd, &info) == 0 else {
-            let message = Self.systemMessage()
+            let failure = Self.failure(path)
             close(fd)
-            throw RunFormatError(path, message, kind: .unreadable)
+            throw failure
         }
         guard (info.st_mode & S_IFMT) == S_IFREG else {
             close(fd)
@@ -65,7 +65,7 @@ public final class InputFile {
             if got < 0 && errno == EINTR { continue }
             guard got > 0 else {
                 throw got == 0 ? RunFormatError(path, "changed while being read: the file is shorter than it was", kind: .changing)
-                    : RunFormatError(path, Self.systemMessage(), kind: .unreadable)
+                    : Self.failure(path)
             }
             done += got
         }
@@ -120,6 +120,15 @@ public final class InputFile {
         }
     }
 
+    /// `errno`'s failure for `path`: `.exhausted` when the system ran short, else `.unreadable`.
+    static func failure(_ path: String) -> RunFormatError {
+        let kind: RunFormatError.Kind = exhaustionErrors.contains(errno) ? .exhausted : .unreadable
+        return RunFormatError(path, systemMessage(), kind: kind)
+    }
+
+    /// Running short of descriptors (process, system), memory or buffers, or interrupted.
+    public static let exhaustionErrors: [Int32] = [EMFILE, ENFILE, ENOMEM, ENOBUFS, EAGAIN, EINTR]
+
     static func systemMessage() -> String {
         switch errno {
         case ENOENT: return "no such file"
@@ -143,6 +152,9 @@ public struct RunFormatError: Error, Equatable, CustomStringConvertible {
         case changing
         /// Not a regular file, or not readable: waiting will not help.
         case unreadable
+        /// The system ran short of something to read it with (descriptors, memory): the file may be
+        /// fine, and a later look may succeed (a live run is looked at again).
+        case exhausted
     }
 
     public init(_ path: String, _ problem: String, kind: Kind = .invalid) {

@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import FileOutput
 import Foundation
 
 /// The one reader of a run's layout (docs/run-layout.md): which `checkpoint-<step>` folders
@@ -105,7 +106,8 @@ public struct RunScanner: Sendable {
 
         let folders: [(step: Int, name: String)]
         do { folders = try checkpointFolders(&snapshot) } catch {
-            snapshot.problems.append(error)
+            // Live, a system short of descriptors or memory is waited out, like a file being written.
+            if case .live = mode, error.kind == .exhausted { snapshot.waiting = error } else { snapshot.problems.append(error) }
             return snapshot
         }
         let clock = ContinuousClock()
@@ -189,10 +191,12 @@ public struct RunScanner: Sendable {
 
     /// `checkpoint-<step>` folders holding an embeddings entry, by step; refuses two folders of one step.
     private mutating func checkpointFolders(_ snapshot: inout Snapshot) throws(RunFormatError) -> [(step: Int, name: String)] {
-        let names: [String]
-        do { names = try FileManager.default.contentsOfDirectory(atPath: path) } catch {
-            throw RunFormatError(path, "unreadable directory")
+        guard let directory = opendir(path) else {
+            let failure = InputFile.failure(path)
+            throw RunFormatError(path, "cannot list the folder: \(failure.problem)", kind: failure.kind)
         }
+        closedir(directory)
+        let names = Temporaries.names(in: path)
         var byStep: [Int: String] = [:]
         for name in names.sorted() where name.hasPrefix("checkpoint-") {
             let digits = name.dropFirst("checkpoint-".count)
