@@ -6,7 +6,7 @@ APT_PACKAGES := libavcodec-dev libavformat-dev libavutil-dev libswscale-dev libc
 VENV := .venv
 BIN := .build/release/embedlapse
 
-.PHONY: demo test bench deps build clean tsan fuzz fuzz-ci golden explorer-assets
+.PHONY: demo test bench deps build clean tsan fuzz fuzz-ci golden
 
 # Installs the Debian packages that are missing (sudo when not root).
 deps:
@@ -47,10 +47,6 @@ test: deps $(VENV)/.installed
 # Rewrites the golden frames (Tests/golden) from the current build, on purpose: look at them, then commit.
 golden: build $(VENV)/.installed
 	EMBEDLAPSE_REFRESH_GOLDEN=1 EMBEDLAPSE_BIN=$(CURDIR)/$(BIN) $(VENV)/bin/python -m pytest -q -p no:cacheprovider Tests/reference/test_frames.py -k "golden or help_text"
-
-# Rewrites Sources/Explorer/ExplorerAssets.swift from assets/explorer/ (the page built into the binary); commit both.
-explorer-assets:
-	python3 scripts/embed-explorer-assets.py
 
 # Embedlapse against the Python reference pipeline (shared/reference) on the same runs; minutes.
 .venv-bench/.installed: benchmarks/requirements.txt

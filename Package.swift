@@ -68,7 +68,9 @@ let package = Package(
                 .product(name: "AsyncAlgorithms", package: "swift-async-algorithms"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-            ]),
+            ],
+            // The page, built into the binary as bytes: `embedlapse serve` needs no files beside it.
+            resources: [.embedInCode("Page")]),
         .executableTarget(
             name: "EmbedlapseCLI",
             dependencies: [

@@ -12,6 +12,11 @@ import Synchronization
 /// holds nothing: a send returns only when the encoder takes the frame, which it does only after
 /// finishing the one before. So when a surface is drawn into again, two frames later, the encoder
 /// is done with it.
+///
+/// Unchecked Sendable: its mutable state (the timelines, panel states, dynamics, the surface in
+/// turn, the frame count) is touched only by the one feeding task and the jobs it queues on
+/// `drawing`, each awaited before the next: never two at once. The encoding task touches only the
+/// outputs (under `UnfinishedOutputs`' lock) and `encodingFailure`, a Mutex.
 final class FilmStage: @unchecked Sendable {
     private let compositor: FrameCompositor
     private let outputs: FrameOutputs
@@ -35,6 +40,8 @@ final class FilmStage: @unchecked Sendable {
     /// the next frame is handed over, which in a quiet live run could be days later.
     var onEncodingFailure: (@Sendable (any Error) -> Void)?
 
+    /// Unchecked Sendable for its surface, which the drawing side does not touch again until the
+    /// encoder has taken the frame after this one (the two surfaces are used in turn, see above).
     private struct Frame: @unchecked Sendable {
         let surface: ImageSurface
         let filmIndex: Int?

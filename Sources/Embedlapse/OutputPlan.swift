@@ -122,7 +122,7 @@ public struct OutputPlan: Sendable {
 
     private static func checkKind(_ output: Output) throws(OutputPathError) {
         switch output.kind {
-        case .video where VideoOutput.format(forPath: output.path, live: false) == nil:
+        case .video where VideoFormat(forPath: output.path, live: false) == nil:
             throw OutputPathError(output, "unknown video type: the name must end in .mp4 or .gif")
         case .latestFrame where !output.path.lowercased().hasSuffix(".png"):
             throw OutputPathError(output, "the latest frame is a PNG: the name must end in .png")

@@ -131,16 +131,8 @@ final class VideoOutput: FrameSink {
     /// Where the encoder writes: the unfinished file offline, `path` itself live.
     private var writingPath: String { file?.writingPath ?? path }
 
-    /// The format for a video path: by its extension, either case; nil for an unknown one.
-    static func format(forPath path: String, live: Bool) -> VideoFormat? {
-        let lowered = path.lowercased()
-        if lowered.hasSuffix(".mp4") { return live ? .liveMP4 : .mp4 }
-        if lowered.hasSuffix(".gif") { return .gif }
-        return nil
-    }
-
     init(path: String, width: Int, height: Int, fps: Double, live: Bool) throws {
-        guard let format = Self.format(forPath: path, live: live) else {
+        guard let format = VideoFormat(forPath: path, live: live) else {
             throw PipelineError("\(path): unknown video type: the name must end in .mp4 or .gif")
         }
         self.path = path

@@ -176,8 +176,15 @@ struct ExplorerResponder: HTTPResponder {
         return Response(status: status, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: bytes)))
     }
 
+    /// The page's files (Sources/Explorer/Page), built into the binary by SwiftPM (`.embedInCode`):
+    /// one binary serves them with nothing beside it.
+    static let assets: [String: [UInt8]] = [
+        "index.html": PackageResources.index_html, "app.js": PackageResources.app_js,
+        "style.css": PackageResources.style_css, "favicon.svg": PackageResources.favicon_svg,
+    ]
+
     static func asset(_ name: String) -> Response? {
-        guard let text = ExplorerAssets.files[name] else { return nil }
+        guard let contents = assets[name] else { return nil }
         let type: String
         switch name.split(separator: ".").last {
         case "html": type = "text/html; charset=utf-8"
@@ -186,7 +193,7 @@ struct ExplorerResponder: HTTPResponder {
         case "svg": type = "image/svg+xml"
         default: type = "application/octet-stream"
         }
-        var response = bytes(Array(text.utf8), type: type)
+        var response = bytes(contents, type: type)
         if name.hasSuffix(".html") { response.headers[.contentSecurityPolicy] = contentSecurityPolicy }
         return response
     }

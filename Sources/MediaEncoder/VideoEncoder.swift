@@ -16,6 +16,19 @@ public enum VideoFormat: Sendable {
     /// Each frame is written with the GIF trailer after it, so the file is a whole GIF after every
     /// frame (and, being a GIF, equally suited to a live watch).
     case gif
+
+    /// The format for a video path, by its extension in either case (`.mp4`, `.gif`): a live MP4
+    /// when `live`; nil for any other path.
+    public init?(forPath path: String, live: Bool) {
+        let lowered = path.lowercased()
+        if lowered.hasSuffix(".mp4") {
+            self = live ? .liveMP4 : .mp4
+        } else if lowered.hasSuffix(".gif") {
+            self = .gif
+        } else {
+            return nil
+        }
+    }
 }
 
 /// Encodes BGRA frames into an MP4 or GIF file through libavcodec (and libavformat for MP4).

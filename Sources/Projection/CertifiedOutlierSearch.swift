@@ -375,6 +375,8 @@ enum CertifiedOutlierSearch {
         return (rows, inverse.isEmpty ? [] : indices.map { inverse[Int($0)] })
     }
 
+    // For the workers of one search: each writes only its own rows of the lists and of `best`; the
+    // rest is read-only, and the buffers outlive the search.
     private struct SharedLists: @unchecked Sendable { let lists: UnsafeNeighbourLists }
     private struct SharedBest: @unchecked Sendable {
         let values: UnsafePointer<Float>

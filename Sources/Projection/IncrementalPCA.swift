@@ -138,6 +138,7 @@ public struct IncrementalPCA: Sendable {
         return z.map { $0 * scale }
     }
 
+    /// Read-only pointers for the workers of one pass; the arrays outlive the pass.
     private struct Inputs: @unchecked Sendable {
         let x: UnsafePointer<Float>
         let v: UnsafePointer<Float>

@@ -105,6 +105,8 @@ enum LowDimensionalSearch {
         return graph
     }
 
+    // For the workers of one search: each writes only its own rows' lists and its own slot of
+    // `computed`; the buffers outlive the search.
     private struct Shared: @unchecked Sendable {
         let lists: UnsafeNeighbourLists
         let computed: UnsafeMutablePointer<Int>

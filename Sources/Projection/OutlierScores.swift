@@ -409,6 +409,7 @@ struct DuplicateRows {
         DuplicateRows(group: any ? rows.map { group[Int($0)] } : [Int](repeating: -1, count: rows.count))
     }
 
+    /// For the workers of one pass: each writes only its own rows' hashes.
     private struct SharedHashes: @unchecked Sendable { let base: UnsafeMutablePointer<UInt64> }
 
     /// A multiply-xor hash of the values' bits in four independent lanes (fast: it runs over

@@ -305,14 +305,8 @@ def test_assets_are_served_byte_for_byte(served, path, name, kind):
     _, server = served
     status, headers, body = server.get(path)
     assert status == 200 and headers["Content-Type"].startswith(kind)
-    assert body == (ROOT / "assets" / "explorer" / name).read_bytes()
+    assert body == (ROOT / "Sources" / "Explorer" / "Page" / name).read_bytes()
     assert not any(h.lower().startswith("access-control-") for h in headers)
-
-
-def test_generated_swift_source_matches_the_assets():
-    generator = ROOT / "scripts" / "embed-explorer-assets.py"
-    proc = subprocess.run([sys.executable, str(generator), "--check"], capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stderr
 
 
 def test_the_page_script_parses_as_an_es_module(tmp_path):
@@ -321,7 +315,7 @@ def test_the_page_script_parses_as_an_es_module(tmp_path):
     if node is None:
         pytest.skip("node is not installed")
     module = tmp_path / "app.mjs"
-    module.write_bytes((ROOT / "assets" / "explorer" / "app.js").read_bytes())
+    module.write_bytes((ROOT / "Sources" / "Explorer" / "Page" / "app.js").read_bytes())
     proc = subprocess.run([node, "--check", str(module)], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
 
