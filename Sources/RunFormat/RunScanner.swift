@@ -47,6 +47,8 @@ public struct RunScanner: Sendable {
     /// The first checkpoint's shape: every later checkpoint must match it.
     public private(set) var shape: EmbeddingShape?
     public private(set) var losses = LossLog()
+    /// The clock the settle rule measures by: the monotonic clock, or a test's own.
+    public var now: @Sendable () -> ContinuousClock.Instant = { ContinuousClock.now }
 
     public init(path: String, mode: Mode) {
         self.path = path
@@ -110,7 +112,6 @@ public struct RunScanner: Sendable {
             if case .live = mode, error.kind == .exhausted { snapshot.waiting = error } else { snapshot.problems.append(error) }
             return snapshot
         }
-        let clock = ContinuousClock()
         for folder in folders {
             let directory = child(folder.name)
             let embeddings = (directory as NSString).appendingPathComponent(Self.embeddingsFile)
@@ -135,7 +136,7 @@ public struct RunScanner: Sendable {
             }
             let isWhole = exists(embeddings + Self.completionSuffix) || renamed.contains(embeddings) || renamed.contains(directory)
             if case .live(let settle) = mode, !isWhole {
-                let now = clock.now
+                let now = now()
                 if let seen = sightings[folder.step], seen.identity == array.identity {
                     if now - seen.since < settle {
                         snapshot.waiting = RunFormatError(embeddings, "not yet marked complete, waiting for it to settle")

@@ -1,5 +1,6 @@
 import Foundation
 import LinearAlgebra
+import Synchronization
 import Testing
 @testable import RunFormat
 
@@ -146,11 +147,15 @@ import Glibc
         #expect(snapshot.warnings.contains { $0.contains("99999999999999999999") })
     }
 
-    @Test func aLiveCheckpointWithoutItsMarkerWaitsToSettle() async throws {
-        var scanner = RunScanner(path: run, mode: .live(settle: .milliseconds(300)))
+    @Test func aLiveCheckpointWithoutItsMarkerWaitsToSettle() {
+        var scanner = RunScanner(path: run, mode: .live(settle: .seconds(30)))
+        let start = ContinuousClock.now, elapsed = Mutex(Duration.zero)
+        scanner.now = { start + elapsed.withLock { $0 } }
         checkpoint("checkpoint-1")  // just written, no marker: could be a pre-sized file still being filled
         #expect(scanner.scan().ready.isEmpty)
-        try await Task.sleep(for: .milliseconds(400))
+        elapsed.withLock { $0 = .seconds(29) }
+        #expect(scanner.scan().ready.isEmpty, "not settled yet")
+        elapsed.withLock { $0 = .seconds(31) }
         #expect(scanner.scan().ready.map(\.step) == [1])
         checkpoint("checkpoint-2", marker: true)  // marked complete: at once
         #expect(scanner.scan().ready.map(\.step) == [2])

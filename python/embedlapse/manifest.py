@@ -64,23 +64,36 @@ def layout_files(run_dir):
     return found
 
 
+def helper_wrote_run_json(run_dir):
+    """Whether run_dir's run.json says this helper wrote the run (its "writer")."""
+    try:
+        with open(os.path.join(run_dir, RUN_JSON), "rb") as f:
+            meta = json.loads(f.read().decode())
+    except (OSError, ValueError):
+        return False
+    return isinstance(meta, dict) and str(meta.get("writer", "")).startswith("embedlapse-python")
+
+
 class Manifest:
     """The files the helper wrote in one run folder: `files` maps each path (relative to run_dir, with
     "/") to what is known of it ({"sha256": ...} for trainer_state.json); `folders` are the
     checkpoint-<step> folders it created. `legacy`: the folder has no manifest (nothing written yet, or
-    an older helper's run), so the layout's own names stand for what the helper wrote."""
+    an older helper's run), so the layout's own names stand for what the helper wrote, but only where
+    run.json says this helper wrote the run (`proven`): a run someone wrote by hand in the same layout
+    is not the helper's to change."""
 
-    def __init__(self, run_dir, files=None, folders=(), legacy=True):
+    def __init__(self, run_dir, files=None, folders=(), legacy=True, proven=False):
         self.run_dir = run_dir
         self.files = dict(files or {})
         self.folders = set(folders)
         self.legacy = legacy
+        self.proven = proven
 
     @classmethod
     def load(cls, run_dir):
         path = os.path.join(run_dir, MANIFEST)
         if not os.path.lexists(path):
-            return cls(run_dir)
+            return cls(run_dir, proven=helper_wrote_run_json(run_dir))
         try:
             if not stat.S_ISREG(os.lstat(path).st_mode):
                 raise ValueError("not a regular file")
@@ -128,12 +141,13 @@ class Manifest:
         if not self._regular_file_in_run(rel):
             return False
         if self.legacy:
-            return rel in RUN_FILES or _LEGACY_CHECKPOINT_FILE.fullmatch(rel) is not None
+            return self.proven and (rel in RUN_FILES or _LEGACY_CHECKPOINT_FILE.fullmatch(rel) is not None)
         if rel not in self.files:
             return False
         expected = self.files[rel].get("sha256")
         if expected is None:
-            return True
+            # A Trainer writes trainer_state.json too: the helper's own is known by its hash, always.
+            return not rel.endswith("/" + TRAINER_STATE)
         try:
             with open(os.path.join(self.run_dir, *rel.split("/")), "rb") as f:
                 return sha256(f.read()) == expected

@@ -16,7 +16,7 @@ from datetime import datetime, timezone
 import numpy as np
 
 from .manifest import (COMPLETE_SUFFIX, DONE, EMBEDDINGS, MANIFEST, RUN_FILES, RUN_JSON, TRAINER_STATE,
-                       CHECKPOINT_NAME, Manifest, checkpoint_dirs, layout_files, sha256)
+                       CHECKPOINT_NAME, Manifest, checkpoint_dirs, helper_wrote_run_json, layout_files, sha256)
 
 THUMBNAIL_SIZE = 64
 RUN_FORMAT = 1
@@ -74,12 +74,6 @@ def _run_id(run_dir):
     return run_id if isinstance(run_id, str) and run_id else None
 
 
-def _helper_run_json(run_dir):
-    """True when run.json says this helper wrote it (its "writer"): in a folder without a manifest, the
-    sign that the root files beside it are the helper's too."""
-    return str(_run_json(run_dir).get("writer", "")).startswith("embedlapse-python")
-
-
 def _example(run_dir, paths):
     return os.path.join(run_dir, *paths[0].split("/")) + (" and more" if len(paths) > 1 else "")
 
@@ -124,7 +118,7 @@ def _prepare_new_run(run_dir, overwrite, shared):
     present = layout_files(run_dir)
     _refuse_foreign(run_dir, manifest, present)
     # Without a manifest, root files alone are this helper's only when its run.json says so.
-    unproven = manifest.legacy and present and not _helper_run_json(run_dir)
+    unproven = manifest.legacy and present and not helper_wrote_run_json(run_dir)
     if (_has_checkpoint(present) or unproven) and not overwrite:
         what = "a previous Embedlapse run" if _has_checkpoint(present) else "files of an Embedlapse run"
         prefix = f"{run_dir} holds" if shared else f"{run_dir} is not empty: it holds"

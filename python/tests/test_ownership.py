@@ -154,6 +154,43 @@ def test_a_run_without_a_manifest_loses_only_the_layouts_own_names(tmp_path):
     assert {str(p.relative_to(out)) for p in out.rglob("*") if p.is_file()} == set(keep) | {MANIFEST, "run.json"}
 
 
+def a_hand_written_run(out, writer=None):
+    """A run someone wrote in the layout without the helper (numpy, a script of their own)."""
+    for step in (0, 50, 100):
+        (out / f"checkpoint-{step}").mkdir(parents=True)
+        np.save(out / f"checkpoint-{step}" / "embeddings.npy", np.full((6, 3), float(step), np.float32))
+    np.save(out / "labels.npy", np.arange(6) % 2)
+    (out / "losses.csv").write_text("step,loss\n10,1.0\n")
+    if writer is not None:
+        (out / "run.json").write_text(json.dumps({"format": 1, "run_id": "theirs", "writer": writer}))
+    return {str(p.relative_to(out)): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+
+
+@pytest.mark.parametrize("writer", [None, "my-script 1.0", "embedlapse 0.9 (Swift)"])
+def test_a_run_the_helper_did_not_write_is_never_removed_nor_resumed(tmp_path, writer):
+    """Without a manifest, and without a run.json that says this helper wrote it, the layout's files
+    are someone else's: overwrite and resume refuse them, and change nothing."""
+    out = tmp_path / "out"
+    before = a_hand_written_run(out, writer)
+    for options in ({"overwrite": True}, {"overwrite": True, "shared": True}, {"shared": True, "resume_at": 50}):
+        with pytest.raises(FileExistsError, match="did not write"):
+            RunWriter(out, labels=np.arange(6) % 2, **options)
+        assert {str(p.relative_to(out)): p.read_bytes() for p in out.rglob("*") if p.is_file()} == before, options
+
+
+def test_a_manifest_entry_for_a_trainer_state_without_its_hash_is_not_believed(tmp_path):
+    """A trainer_state.json is the helper's only while it is the one it wrote (its hash)."""
+    out = tmp_path / "out"
+    a_trainer_run(out)
+    manifest = json.loads((out / MANIFEST).read_text())
+    for step in (100, 200, 300):
+        manifest["files"][f"checkpoint-{step}/trainer_state.json"] = {}
+    (out / MANIFEST).write_text(json.dumps(manifest))
+    before = not_ours(out)
+    RunWriter(out, overwrite=True, shared=True)
+    assert not_ours(out) == before
+
+
 def test_removal_never_follows_a_symlink_nor_leaves_the_run(tmp_path):
     out, outside = tmp_path / "out", tmp_path / "outside"
     outside.mkdir()

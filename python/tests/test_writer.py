@@ -218,8 +218,11 @@ def test_a_shared_folder_refuses_only_a_previous_run(tmp_path):
     (other / "checkpoint-9").mkdir()
     (other / "checkpoint-9" / "embeddings.npy").write_bytes(b"")
     assert embedlapse.previous_run(other) == [str(other / "checkpoint-9" / "embeddings.npy")]
-    with pytest.raises(FileExistsError, match=rf"{other}.*previous Embedlapse run.*overwrite=True"):
-        RunWriter(other, shared=True)
+    # Nothing says the helper wrote it (no manifest, no run.json of its own): refused, even with
+    # overwrite, for Embedlapse never removes a file it did not write.
+    for overwrite in (False, True):
+        with pytest.raises(FileExistsError, match=rf"{other}.*embeddings.npy.*did not write.*move it away"):
+            RunWriter(other, shared=True, overwrite=overwrite)
     # Root files alone are no run (no checkpoint), but with no manifest nor a run.json of this helper's
     # nothing says Embedlapse wrote them: refused all the same, not replaced.
     for name in ["run.json", "DONE", "labels.npy", "class_names.json", "images.npy", "losses.csv"]:
@@ -227,7 +230,7 @@ def test_a_shared_folder_refuses_only_a_previous_run(tmp_path):
         (other / "runs").mkdir(parents=True)
         (other / name).write_bytes(b"theirs")
         assert embedlapse.previous_run(other) == []
-        with pytest.raises(FileExistsError, match=rf"{other}.*{name}.*overwrite=True"):
+        with pytest.raises(FileExistsError, match=rf"{other}.*{name}.*did not write"):
             RunWriter(other, shared=True)
         assert (other / name).read_bytes() == b"theirs"
 
