@@ -213,14 +213,19 @@ public struct AnalysisCache: Sendable {
     private func moveIntoPlace(_ partial: String, _ final: String, step: Int) throws {
         if rename(partial, final) == 0 { return }
         guard errno == ENOTEMPTY || errno == EEXIST else { throw FileOutputError(final, writing: errno) }
+        // Only an entry of the cache's own files is replaced: one that holds anything else stays.
+        let foreign = Temporaries.names(in: final).filter { !Self.entryFiles.contains($0) || !Authorship.wrote(final + "/" + $0) }
+        if let first = foreign.first {
+            throw FileOutputError(final, "holds \(first), which the cache did not write: move it away, and the entry is written again")
+        }
         let aside = "\(directory)/\(Self.hiddenName(step: step, ending: Self.replacedEnding))"
         guard rename(final, aside) == 0, rename(partial, final) == 0 else { throw FileOutputError(final, writing: errno) }
         Self.removeEntry(aside)
     }
 
-    /// Removes an entry folder's own files, then the folder if nothing else is in it.
+    /// Removes an entry folder's own files (those Embedlapse wrote), then the folder if nothing else is in it.
     static func removeEntry(_ folder: String) {
-        for name in entryFiles { unlink(folder + "/" + name) }
+        for name in entryFiles where Authorship.wrote(folder + "/" + name) { unlink(folder + "/" + name) }
         Temporaries.removeLeftovers(in: folder) { entryFiles.contains($0) }
         rmdir(folder)
     }

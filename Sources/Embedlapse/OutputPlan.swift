@@ -211,7 +211,8 @@ public struct OutputPlan: Sendable {
     public func check(against runs: [RunInputs]) throws(OutputPathError) {
         for output in outputs {
             for run in runs {
-                let problem = output.kind.isDirectory ? run.conflict(folder: output.path) : run.conflict(file: output.path)
+                let problem = output.kind.isDirectory ? run.conflict(folder: output.path, writes: output.kind.writes(fileNamed:))
+                    : run.conflict(file: output.path)
                 if let problem { throw OutputPathError(output, problem) }
             }
         }

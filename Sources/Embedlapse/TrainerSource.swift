@@ -150,7 +150,9 @@ final class RunWriter {
     private var accuracy: [(step: Int, value: Double)] = []
 
     init(path: String, annotations: SampleAnnotations) throws {
-        try Self.checkFolder(path)
+        // The folder was new or empty when the command began (`checkFolder`); since then only the
+        // film's own outputs may have appeared in it (`demo --save-run D -o D/film.mp4`).
+        try Self.checkNoRun(path)
         try OutputFile.makeFolder(path)
         self.path = path
         // A new identity for every run written: a watcher of this folder notices a rerun.
@@ -163,7 +165,6 @@ final class RunWriter {
         if let t = annotations.thumbnails {
             try OutputFile.write(NPYWriter.encode(uint8: t.pixels, shape: [t.count, t.height, t.width]), to: file("images.npy"))
         }
-        try? FileManager.default.removeItem(atPath: file(RunScanner.doneMarker))
     }
 
     private func file(_ name: String) -> String { (path as NSString).appendingPathComponent(name) }
@@ -173,6 +174,14 @@ final class RunWriter {
     static func checkFolder(_ path: String) throws(PipelineError) {
         guard let entries = try? FileManager.default.contentsOfDirectory(atPath: path), !entries.isEmpty else { return }
         throw PipelineError("\(path): not empty (\(entries.count == 1 ? "it holds" : "\(entries.count) entries, such as") \(entries.sorted()[0])): save the run into a new or empty folder")
+    }
+
+    /// Nothing in `path` that a run reader would take as part of the run.
+    static func checkNoRun(_ path: String) throws(PipelineError) {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []
+        if let name = names.sorted().first(where: { RunInputs.readNames.contains($0) || RunInputs.isCheckpointFolder($0) }) {
+            throw PipelineError("\(path): holds \(name), which a run reads: save the run into a new or empty folder")
+        }
     }
 
     func record(_ checkpoint: TrainingCheckpoint, losses: LossHistory) throws {

@@ -72,7 +72,8 @@ struct Demo: AsyncParsableCommand {
 
     func run() async throws {
         if compare { return try await runComparison() }
-        if film.writesAnything { film.validateOutputs(film.renderOptions, readingRuns: []) }
+        // The saved run is protected as any run is: no output may take a name it holds.
+        if film.writesAnything { film.validateOutputs(film.renderOptions, readingRuns: saveRun.map { [$0] } ?? []) }
         if let saveRun {
             do { try TrainerSource.checkSaveFolder(saveRun) } catch { fail(error.description) }
         }

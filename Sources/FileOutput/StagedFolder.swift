@@ -59,12 +59,14 @@ public final class StagedFolder {
     }
 
     /// Removes the staging folders that killed writers left in `directory`: their files whose
-    /// names `isOurs`, then each folder if nothing else is in it.
+    /// names `isOurs` and that carry Embedlapse's mark, then each folder if nothing else is in it.
     public static func removeLeftovers(in directory: String, of isOurs: (String) -> Bool) {
         for name in Temporaries.names(in: directory) {
             guard let (file, pid) = Temporaries.parse(name), file == stagingName, !Temporaries.isRunning(pid) else { continue }
             let folder = directory + "/" + name
-            for inside in Temporaries.names(in: folder) where isOurs(inside) { unlink(folder + "/" + inside) }
+            for inside in Temporaries.names(in: folder) where isOurs(inside) && Authorship.wrote(folder + "/" + inside) {
+                unlink(folder + "/" + inside)
+            }
             Temporaries.removeLeftovers(in: folder, of: isOurs)
             rmdir(folder)
         }

@@ -37,13 +37,14 @@ public enum Temporaries {
         return (String(middle[..<dot]), pid)
     }
 
-    /// Removes, in `folder`, each plain-file temporary of a file that `isOurs` whose writer is gone.
+    /// Removes, in `folder`, each plain-file temporary of a file that `isOurs` whose writer is gone
+    /// and that carries Embedlapse's mark (`Authorship`): a file of that shape someone else made stays.
     public static func removeLeftovers(in folder: String, of isOurs: (String) -> Bool) {
         for name in names(in: folder) {
             guard let (file, pid) = parse(name), isOurs(file), !isRunning(pid) else { continue }
             let path = folder.hasSuffix("/") ? folder + name : folder + "/" + name
             var info = stat()
-            if lstat(path, &info) == 0, info.st_mode & S_IFMT == S_IFREG { unlink(path) }
+            if lstat(path, &info) == 0, info.st_mode & S_IFMT == S_IFREG, Authorship.wrote(path) { unlink(path) }
         }
     }
 

@@ -46,6 +46,8 @@ public final class WholeFile {
             Temporaries.untrack(temporary)
             throw FileOutputError(path, writing: code)
         }
+        // Marked at once: a later run removes a leftover temporary only if Embedlapse's mark says it wrote it.
+        Authorship.mark(descriptor: fd)
         descriptor = fd
         named = temporary
         writingPath = temporary
@@ -76,6 +78,8 @@ public final class WholeFile {
             // Only a crash in the microseconds between the two leaves that name behind.
             let temporary = Temporaries.name(for: path)
             Temporaries.track(temporary)
+            // The link is the same file as the unnamed one, mark included: a crash before the rename
+            // leaves a temporary that a later run recognises as Embedlapse's.
             if !link(descriptor, as: temporary) { failure = errno }
             if failure == 0 && rename(temporary, path) != 0 {
                 failure = errno
@@ -144,6 +148,7 @@ public enum Authorship {
 
     /// Whether the file at `path` (not followed if a link) carries Embedlapse's mark.
     public static func wrote(_ path: String) -> Bool {
-        lgetxattr(path, attribute, nil, 0) >= 0
+        var value = [UInt8](repeating: 0, count: 8)
+        return lgetxattr(path, attribute, &value, value.count) == 6 && value.prefix(6) == Array("output".utf8)[...]
     }
 }

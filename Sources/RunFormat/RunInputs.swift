@@ -26,7 +26,7 @@ public struct RunInputs: Sendable {
     }
 
     /// The names at a run's top level that its reader takes as input, present or not.
-    static let readNames: Set<String> = [RunScanner.metadataFile, RunScanner.doneMarker, "labels.npy", "class_names.json",
+    public static let readNames: Set<String> = [RunScanner.metadataFile, RunScanner.doneMarker, "labels.npy", "class_names.json",
                                          "images.npy", "losses.csv", "trainer_state.json"]
     /// Bounds on the walk through checkpoint folders: a Trainer's hold a dozen files each.
     static let maximumDepth = 8, maximumFiles = 1_000_000
@@ -51,14 +51,11 @@ public struct RunInputs: Sendable {
     public func conflict(file path: String) -> String? {
         let resolved = Paths.resolve(file: path)
         if let problem = conflict(place: resolved, path: path) { return problem }
-        if Paths.folder(of: resolved) == root {
-            let name = Paths.name(of: resolved)
-            if Self.readNames.contains(name) {
-                return "the run \(run) reads its \(name): write the output elsewhere"
-            }
-            if exists(resolved) && !Authorship.wrote(resolved) {
-                return "would replace \(name) in the run \(run), a file Embedlapse did not write: write the output elsewhere"
-            }
+        if Paths.folder(of: resolved) == root, Self.readNames.contains(Paths.name(of: resolved)) {
+            return "the run \(run) reads its \(Paths.name(of: resolved)): write the output elsewhere"
+        }
+        if resolved.hasPrefix(root == "/" ? "/" : root + "/"), exists(resolved), !Authorship.wrote(resolved) {
+            return "would replace \(resolved.dropFirst(root.count + 1)) in the run \(run), a file Embedlapse did not write: write the output elsewhere"
         }
         for key in Self.keys(path) {
             if let input = files[key] { return "is the run's input \(input) (the same file): write the output elsewhere" }
@@ -67,11 +64,17 @@ public struct RunInputs: Sendable {
     }
 
     /// Why a folder output (frames, data, the analysis cache) may not be at `path`, or nil. A new
-    /// folder inside the run is fine; the run folder itself and its checkpoint folders are not.
-    public func conflict(folder path: String) -> String? {
+    /// folder inside the run is fine; the run folder itself and its checkpoint folders are not, nor
+    /// one inside the run where a file of a name the output writes (`writes`) is not Embedlapse's.
+    public func conflict(folder path: String, writes: (String) -> Bool = { _ in false }) -> String? {
         let resolved = Paths.resolve(path)
         if resolved == root { return "is the run folder \(run) itself: give the output a folder of its own" }
-        return conflict(place: resolved, path: path)
+        if let problem = conflict(place: resolved, path: path) { return problem }
+        guard resolved.hasPrefix(root == "/" ? "/" : root + "/") else { return nil }
+        for name in Temporaries.names(in: resolved).sorted() where writes(name) && !Authorship.wrote(resolved + "/" + name) {
+            return "would replace \(name) in the run \(run), a file Embedlapse did not write: write the output elsewhere"
+        }
+        return nil
     }
 
     private func conflict(place resolved: String, path: String) -> String? {
@@ -86,7 +89,7 @@ public struct RunInputs: Sendable {
         return lstat(path, &info) == 0
     }
 
-    static func isCheckpointFolder(_ name: String) -> Bool {
+    public static func isCheckpointFolder(_ name: String) -> Bool {
         name.hasPrefix("checkpoint-") && name.count > "checkpoint-".count
             && name.dropFirst("checkpoint-".count).allSatisfy { $0.isASCII && $0.isNumber }
     }

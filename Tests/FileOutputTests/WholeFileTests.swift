@@ -59,11 +59,13 @@ import Testing
     @Test func leftoversAreRemovedOnlyWhenTheirWriterIsGoneAndTheNameIsOurs() throws {
         // A PID that cannot be running (above pid_max) and this process's own.
         let gone = ".film.mp4.2147483646.partial", running = ".film.mp4.\(getpid()).partial"
-        for name in [gone, running, ".notes.txt.2147483646.partial", "film.mp4"] {
+        let unmarked = ".film.mp4.2147483645.partial"  // the same shape, but not Embedlapse's: someone else's
+        for name in [gone, running, ".notes.txt.2147483646.partial", "film.mp4", unmarked] {
             _ = FileManager.default.createFile(atPath: folder + "/" + name, contents: Data("x".utf8))
+            if name != unmarked { Authorship.mark(path: folder + "/" + name) }
         }
         Temporaries.removeLeftovers(in: folder) { $0 == "film.mp4" }
-        #expect(names() == [".film.mp4.\(getpid()).partial", ".notes.txt.2147483646.partial", "film.mp4"].sorted())
+        #expect(names() == [".film.mp4.\(getpid()).partial", ".notes.txt.2147483646.partial", "film.mp4", unmarked].sorted())
         #expect(Temporaries.parse(gone)?.file == "film.mp4")
         #expect(Temporaries.parse("film.mp4") == nil && Temporaries.parse(".x.12a.partial") == nil)
     }
@@ -100,11 +102,15 @@ import Testing
         let staging = folder + "/.embedlapse-staging.2147483646.partial"
         try Folders.make(staging)
         _ = FileManager.default.createFile(atPath: staging + "/frame-0003.png", contents: Data([3]))
+        Authorship.mark(path: staging + "/frame-0003.png")
         StagedFolder.removeLeftovers(in: folder) { $0.hasPrefix("frame-") }
         #expect(Temporaries.names(in: folder).isEmpty)
         try Folders.make(staging)
         _ = FileManager.default.createFile(atPath: staging + "/notes.txt", contents: Data([3]))
+        Authorship.mark(path: staging + "/notes.txt")
+        _ = FileManager.default.createFile(atPath: staging + "/frame-0004.png", contents: Data([4]))  // not marked
         StagedFolder.removeLeftovers(in: folder) { $0.hasPrefix("frame-") }
-        #expect(Temporaries.names(in: staging) == ["notes.txt"], "a file that is not the output's stays")
+        #expect(Temporaries.names(in: staging).sorted() == ["frame-0004.png", "notes.txt"],
+                "a file that is not the output's, or not Embedlapse's, stays")
     }
 }

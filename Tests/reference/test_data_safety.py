@@ -296,3 +296,54 @@ def test_a_refused_film_writes_nothing(run, tmp_path, command):
     (out / "latest.png").unlink()
     proc = run_cli(command, *runs, "--latest", out / "latest.png", "--tween", "1", check=False)
     assert proc.returncode != 0 and not (out / "latest.png").exists()
+
+
+DEMO = ("demo", "--steps", "40", "--pretrain-steps", "40", "--checkpoint-every", "20", "--eval-size", "300")
+
+
+def test_a_demo_films_into_the_folder_it_saves_the_run_in_and_protects_the_run(tmp_path):
+    saved = tmp_path / "saved"
+    saved.mkdir()
+    run_cli(*DEMO, "--save-run", saved, "-o", saved / "film.mp4", "--dump-data", saved / "numbers", "--tween", "1")
+    assert (saved / "film.mp4").stat().st_size > 0 and (saved / "numbers" / "alignment.json").exists()
+    run_cli("render", saved, "-o", tmp_path / "again.mp4", *ONE_FRAME_PER_CHECKPOINT)
+    for args, name in [(("--timings", tmp_path / "d2" / "losses.csv"), "losses.csv"),
+                       (("--dump-data", tmp_path / "d2" / "checkpoint-20"), "checkpoint-20")]:
+        (tmp_path / "d2").mkdir(exist_ok=True)
+        refused(run_cli(*DEMO, "--save-run", tmp_path / "d2", "-o", tmp_path / "d2" / "film.mp4", *args, check=False), name)
+        assert os.listdir(tmp_path / "d2") == [], "a refused demo writes nothing"
+
+
+def test_files_that_merely_look_like_embedlapses_are_never_removed(run, tmp_path):
+    out = tmp_path / "out"
+    (out / "frames" / ".embedlapse-staging.2147483646.partial").mkdir(parents=True)
+    planted = [out / ".film.mp4.2147483646.partial", out / "frames" / ".frame-0001.png.2147483646.partial",
+               out / "frames" / ".embedlapse-staging.2147483646.partial" / "frame-0001.png"]
+    for path in planted:
+        path.write_bytes(b"the user's")
+    run_cli("render", run, "-o", out / "film.mp4", "--frames-dir", out / "frames", *ONE_FRAME_PER_CHECKPOINT)
+    assert all(path.read_bytes() == b"the user's" for path in planted)
+
+
+def test_a_cache_entry_holding_a_users_file_is_left_whole(run, tmp_path):
+    cache = tmp_path / "cache"
+    entry = analysed(run, cache)[1]
+    (entry / "notes.txt").write_text("mine")
+    x = np.load(run / f"checkpoint-{entry.name.split('-')[1]}" / "embeddings.npy")
+    np.save(run / f"checkpoint-{entry.name.split('-')[1]}" / "embeddings.npy", x[::-1].copy())  # the entry is stale
+    proc = run_cli("analyse", run, "--cache", cache, check=False)
+    assert proc.returncode != 0 and "notes.txt" in proc.stderr, proc.stderr
+    assert (entry / "notes.txt").read_text() == "mine" and not leftovers(cache)
+    film = run_cli("render", run, "-o", tmp_path / "f.mp4", "--cache", cache, *ONE_FRAME_PER_CHECKPOINT)
+    assert "notes.txt" in film.stderr and (tmp_path / "f.mp4").stat().st_size > 0
+
+
+def test_files_in_the_runs_other_folders_are_inputs_too(run, tmp_path):
+    (run / "logs").mkdir()
+    (run / "logs" / "film.mp4").write_bytes(b"the user's")
+    (run / "numbers").mkdir()
+    (run / "numbers" / "alignment.json").write_bytes(b"the user's")
+    refused(run_cli("render", run, "-o", run / "logs" / "film.mp4", check=False), "logs/film.mp4")
+    refused(run_cli("render", run, "--dump-data", run / "numbers", check=False), "alignment.json")
+    assert (run / "logs" / "film.mp4").read_bytes() == b"the user's"
+    assert (run / "numbers" / "alignment.json").read_bytes() == b"the user's"

@@ -267,8 +267,13 @@ def test_leftover_temporaries_of_ended_runs_are_removed_and_nothing_else(tmp_pat
                f"dump/.pca-10.npy.{dead}.partial", f"dump/.alignment.json.{dead}.partial"]
     kept = [f".film.mp4.{alive}.partial", f".other.mp4.{dead}.partial", ".film.mp4.12ab.partial", ".film.mp4..partial",
             f"frames/.notes.txt.{dead}.partial", f"dump/.notes.npy.{dead}.partial", f"film.mp4.{dead}.partial"]
-    for name in removed + kept:
+    # The same names without Embedlapse's mark are someone else's files: kept too.
+    unmarked = [f".film.gif.{dead}.partial".replace(".film", ".film2"), f"dump/.pca-20.npy.{dead}.partial"]
+    for name in removed + kept + unmarked:
         (out / name).write_bytes(b"left over")
+        if name not in unmarked:
+            os.setxattr(out / name, "user.embedlapse", b"output")  # as Embedlapse marks what it writes
+    kept += unmarked
     proc = cli("render", run, "-o", out / "film.mp4", "-o", out / "film.gif", "--latest", out / "latest.png",
                "--timings", out / "t.json", "--frames-dir", out / "frames", "--dump-data", out / "dump")
     assert proc.returncode == 0, proc.stderr
