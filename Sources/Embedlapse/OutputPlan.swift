@@ -207,13 +207,27 @@ public struct OutputPlan: Sendable {
     private static func isDirectory(_ info: stat) -> Bool { info.st_mode & S_IFMT == S_IFDIR }
 
     /// Refuses any output that would replace or write into a run's inputs (see `RunInputs`),
-    /// naming both: call it with every run the command reads, before any work.
+    /// naming both: call it with every run the command reads, before any work. Then holds the
+    /// outputs' folders open (`PinnedFolders`), so that every write goes to the place checked here.
     public func check(against runs: [RunInputs]) throws(OutputPathError) {
         for output in outputs {
             for run in runs {
                 let problem = output.kind.isDirectory ? run.conflict(folder: output.path, writes: output.kind.writes(fileNamed:))
                     : run.conflict(file: output.path)
                 if let problem { throw OutputPathError(output, problem) }
+            }
+        }
+        for output in outputs {
+            do {
+                if !output.kind.isDirectory {
+                    try PinnedFolders.pin(output.folder, expecting: Paths.resolve(output.folder))
+                } else if FileManager.default.fileExists(atPath: output.path) {
+                    try PinnedFolders.pin(output.path, expecting: output.resolved)
+                } else {
+                    PinnedFolders.expect(output.path, resolved: output.resolved)
+                }
+            } catch {
+                throw OutputPathError(output, error.problem)
             }
         }
     }

@@ -129,7 +129,7 @@ final class VideoOutput: FrameSink {
     private let file: WholeFile?
     private var encoder: VideoEncoder?
     /// Where the encoder writes: the unfinished file offline, `path` itself live.
-    private var writingPath: String { file?.writingPath ?? path }
+    private var writingPath: String { file?.writingPath ?? PinnedFolders.route(path) }
 
     init(path: String, width: Int, height: Int, fps: Double, live: Bool) throws {
         guard let format = VideoFormat(forPath: path, live: live) else {
@@ -139,12 +139,13 @@ final class VideoOutput: FrameSink {
         self.live = live
         do { file = live ? nil : try WholeFile(path: path) } catch { throw PipelineError(error.description) }
         do {
-            encoder = try VideoEncoder(path: file?.writingPath ?? path, format: format, width: width, height: height, fps: fps)
+            encoder = try VideoEncoder(path: file?.writingPath ?? PinnedFolders.route(path), format: format, width: width,
+                                       height: height, fps: fps)
         } catch {
             removeTemporary()
             throw PipelineError("\(path): \(problem(error))")
         }
-        if live { Authorship.mark(path: path) }
+        if live { Authorship.mark(path: PinnedFolders.route(path)) }
     }
 
     func write(_ surface: ImageSurface, index: Int) throws {
@@ -221,8 +222,8 @@ final class LatestFrameOutput: FrameSink {
     init(path: String, restoresOnFailure: Bool) {
         self.path = path
         self.restoresOnFailure = restoresOnFailure
-        let aside = Temporaries.name(for: path + Self.keptSuffix)
-        kept = restoresOnFailure && link(path, aside) == 0 ? aside : nil
+        let aside = PinnedFolders.route(Temporaries.name(for: path + Self.keptSuffix))
+        kept = restoresOnFailure && link(PinnedFolders.route(path), aside) == 0 ? aside : nil
     }
 
     static let keptSuffix = ".kept"
@@ -239,9 +240,9 @@ final class LatestFrameOutput: FrameSink {
     func abandon() {
         guard restoresOnFailure else { return }
         if let kept {
-            rename(kept, path)
+            rename(kept, PinnedFolders.route(path))
         } else if written {
-            unlink(path)
+            unlink(PinnedFolders.route(path))
         }
     }
 }
@@ -297,9 +298,9 @@ final class PNGSequenceOutput: FrameSink {
 
     func finish() throws {
         do { try folder.publish() } catch { throw PipelineError(error.description) }
-        for name in Temporaries.names(in: directory) {
+        for name in Temporaries.names(in: PinnedFolders.route(directory + "/.")) {
             guard let index = Self.frameIndex(fileName: name), index >= framesWritten else { continue }
-            let path = (directory as NSString).appendingPathComponent(name)
+            let path = PinnedFolders.route(directory + "/" + name)
             var info = stat()
             // Only Embedlapse's own frames: a frame-0400.png it did not write is not its to remove.
             guard lstat(path, &info) == 0, info.st_mode & S_IFMT == S_IFREG, Authorship.wrote(path) else { continue }

@@ -17,13 +17,15 @@ public final class StagedFolder {
 
     public init(directory: String, staged: Bool) throws(FileOutputError) {
         try Folders.make(directory)
+        try PinnedFolders.pinMade(directory)
         self.directory = directory
         guard staged else {
             staging = nil
             return
         }
         let staging = Temporaries.name(for: directory + "/" + Self.stagingName)
-        guard mkdir(staging, 0o777) == 0 else { throw FileOutputError(directory, writing: errno) }
+        guard mkdir(PinnedFolders.route(staging), 0o777) == 0 else { throw FileOutputError(directory, writing: errno) }
+        try PinnedFolders.hold(staging, at: PinnedFolders.route(staging))
         self.staging = staging
     }
 
@@ -31,7 +33,7 @@ public final class StagedFolder {
 
     /// Writes `bytes` as the file `name` of the folder (staged until `publish()`).
     public func write(_ bytes: [UInt8], named name: String) throws(FileOutputError) {
-        guard let staging else { return try WholeFile.write(bytes, to: directory + "/" + name) }
+        guard let staging else { return try WholeFile.write(bytes, to: directory + "/" + name) }  // routed by WholeFile
         try WholeFile.write(bytes, to: staging + "/" + name)
         staged.append(name)
     }
@@ -40,22 +42,24 @@ public final class StagedFolder {
     public func publish() throws(FileOutputError) {
         guard let staging, !closed else { return }
         for name in staged {
-            guard rename(staging + "/" + name, directory + "/" + name) == 0 else {
+            guard rename(PinnedFolders.route(staging + "/" + name), PinnedFolders.route(directory + "/" + name)) == 0 else {
                 throw FileOutputError(directory + "/" + name, writing: errno)
             }
         }
         staged = []
         closed = true
-        rmdir(staging)
+        rmdir(PinnedFolders.route(staging))
+        PinnedFolders.unpin(staging)
     }
 
     /// Removes what was staged; the folder's visible files stay as they were.
     public func abandon() {
         guard let staging, !closed else { return }
         closed = true
-        for name in staged { unlink(staging + "/" + name) }
-        Temporaries.removeLeftovers(in: staging) { _ in true }
-        rmdir(staging)
+        for name in staged { unlink(PinnedFolders.route(staging + "/" + name)) }
+        Temporaries.removeLeftovers(in: PinnedFolders.route(staging)) { _ in true }
+        rmdir(PinnedFolders.route(staging))
+        PinnedFolders.unpin(staging)
     }
 
     /// Removes the staging folders that killed writers left in `directory`: their files whose

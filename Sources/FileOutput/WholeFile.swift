@@ -26,9 +26,13 @@ public final class WholeFile {
     private let named: String?
     private var done = false
 
+    /// Where the file is created and put in place: through its pinned folder (`PinnedFolders`).
+    private let routed: String
+
     public init(path: String) throws(FileOutputError) {
         self.path = path
-        let folder = Paths.folder(of: path)
+        routed = PinnedFolders.route(path)
+        let folder = Paths.folder(of: routed)
         // Unnamed files are reached (linked, and opened by FFmpeg) through /proc: without it, named.
         let unnamed = Self.hasProc ? open(folder, Self.unnamedFileFlags | O_WRONLY | O_CLOEXEC, 0o666) : -1
         if unnamed >= 0 {
@@ -38,7 +42,7 @@ public final class WholeFile {
             return
         }
         guard !Self.hasProc || [EOPNOTSUPP, EISDIR, EINVAL].contains(errno) else { throw FileOutputError(path, writing: errno) }
-        let temporary = Temporaries.name(for: path)
+        let temporary = Temporaries.name(for: routed)
         Temporaries.track(temporary)
         let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o666)
         guard fd >= 0 else {
@@ -70,18 +74,18 @@ public final class WholeFile {
         if let named {
             if close(descriptor) != 0 { failure = errno }
             descriptor = -1
-            if failure == 0 && rename(named, path) != 0 { failure = errno }
+            if failure == 0 && rename(named, routed) != 0 { failure = errno }
             if failure != 0 { unlink(named) }
             Temporaries.untrack(named)
         } else {
             // A link cannot replace a file: link under a temporary name, then rename over `path`.
             // Only a crash in the microseconds between the two leaves that name behind.
-            let temporary = Temporaries.name(for: path)
+            let temporary = Temporaries.name(for: routed)
             Temporaries.track(temporary)
             // The link is the same file as the unnamed one, mark included: a crash before the rename
             // leaves a temporary that a later run recognises as Embedlapse's.
             if !link(descriptor, as: temporary) { failure = errno }
-            if failure == 0 && rename(temporary, path) != 0 {
+            if failure == 0 && rename(temporary, routed) != 0 {
                 failure = errno
                 unlink(temporary)
             }

@@ -62,14 +62,18 @@ def frame_written(frames, index):
     return (Path(frames) / name).exists() or any(Path(frames).glob(f".embedlapse-staging.*.partial/{name}"))
 
 
-def writing_unnamed_file(pid, folder):
-    """Whether process `pid` holds open an unnamed file (O_TMPFILE) in `folder`: a whole-or-nothing
-    output being written, which has no name until it is complete."""
+def writing_unnamed_file(pid, folder, larger_than=-1):
+    """Whether process `pid` holds open an unnamed file (O_TMPFILE) in `folder`, of more than
+    `larger_than` bytes: a whole-or-nothing output being written, which has no name until it is complete."""
+    prefix = str(Path(folder).resolve()) + "/#"
     try:
-        targets = [os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")]
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+            if target.startswith(prefix) and target.endswith("(deleted)") and os.stat(f"/proc/{pid}/fd/{fd}").st_size > larger_than:
+                return True
     except OSError:
         return False
-    return any(t.startswith(str(Path(folder).resolve()) + "/#") and t.endswith("(deleted)") for t in targets)
+    return False
 
 
 @pytest.fixture(scope="session")

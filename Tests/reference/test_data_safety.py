@@ -347,3 +347,34 @@ def test_files_in_the_runs_other_folders_are_inputs_too(run, tmp_path):
     refused(run_cli("render", run, "--dump-data", run / "numbers", check=False), "alignment.json")
     assert (run / "logs" / "film.mp4").read_bytes() == b"the user's"
     assert (run / "numbers" / "alignment.json").read_bytes() == b"the user's"
+
+
+def test_an_output_folder_swapped_for_a_link_mid_render_is_still_written_where_it_was_checked(run, tmp_path):
+    """The outputs' folders are held from the check on: a folder renamed and replaced by a link into
+    the run while the film is made does not redirect a single write."""
+    before = inputs_snapshot(run)
+    target = sorted(run.glob("checkpoint-*"))[0]
+    safe = tmp_path / "safe"
+    safe.mkdir()
+    proc = subprocess.Popen([str(BINARY), "render", str(run), "-o", str(safe / "x.mp4"), "--timings",
+                             str(safe / "trainer_state.json"), "--latest", str(safe / "latest.png"), "--frames-dir",
+                             str(safe / "frames"), "--dump-data", str(safe / "numbers"), "--tween", "40", "--no-cache"],
+                            stderr=subprocess.PIPE, text=True)
+    assert wait_for_staged_frame(safe / "frames", proc)
+    (safe).rename(tmp_path / "safe.old")
+    os.symlink(target, safe)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    assert inputs_snapshot(run) == before
+    old = tmp_path / "safe.old"
+    assert (old / "x.mp4").stat().st_size > 0 and (old / "trainer_state.json").exists() and (old / "latest.png").exists()
+    assert (old / "frames" / "frame-0000.png").exists() and (old / "numbers" / "alignment.json").exists()
+
+
+def wait_for_staged_frame(frames, proc, timeout=60):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        if any(Path(frames).glob(".embedlapse-staging.*.partial/frame-0003.png")):
+            return True
+        time.sleep(0.02)
+    return False

@@ -106,7 +106,9 @@ def test_ctrl_c_leaves_no_table_and_keeps_an_earlier_one(tmp_path, binary):
     table = tmp_path / "t.csv"
     table.write_text("earlier\n")
     proc = subprocess.Popen([str(BINARY), "export", str(run), "-o", str(table)], stderr=subprocess.PIPE, text=True)
-    assert wait_for(lambda: writing_unnamed_file(proc.pid, tmp_path) or proc.poll() is not None, timeout=60)
+    # A few checkpoints in (about 0.8 MB of rows each), with most of the table still to come.
+    assert wait_for(lambda: writing_unnamed_file(proc.pid, tmp_path, larger_than=2_000_000) or proc.poll() is not None,
+                    timeout=60)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
