@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from conftest import BINARY, SHARED, wait_for
-from test_cli import tiny_run
+from test_explorer import add_checkpoint, marked_run
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="reads /proc")
 
@@ -36,27 +36,6 @@ def no_stray_servers():
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-
-
-def marked_run(root, **kwargs):
-    """tiny_run, each checkpoint marked complete (no settle wait); live: no DONE."""
-    run = tiny_run(root, **kwargs)
-    for folder in run.glob("checkpoint-*"):
-        (folder / "embeddings.npy.complete").write_text("")
-    return run
-
-
-def add_checkpoint(run, step, n=60, d=8):
-    import numpy as np
-    rng = np.random.default_rng(step)
-    labels = np.arange(n) % 3
-    folder = run / f"checkpoint-{step}"
-    folder.mkdir()
-    tmp = folder / ".embeddings.npy.tmp"
-    with open(tmp, "wb") as f:
-        np.save(f, (rng.standard_normal((n, d)) + 8 * np.eye(3, d)[labels]).astype(np.float32))
-    tmp.rename(folder / "embeddings.npy")
-    (folder / "embeddings.npy.complete").write_text("")
 
 
 class Server:
@@ -272,7 +251,7 @@ def test_reconnect_bursts_under_a_low_descriptor_limit_do_not_stop_the_follower(
             break
     assert unanswered == 0, f"a client got no event stream in burst {burst} ({server.descriptors} descriptors open)"
     assert peak <= baseline + 8, f"{peak} descriptors open between bursts (baseline {baseline})"
-    add_checkpoint(run, 30)
+    add_checkpoint(run, 30, seed=30)
     assert wait_for(lambda: server.steps() == [0, 10, 20, 30], timeout=30), server.steps()
     code, err = server.stop()
     assert code == 0, err
@@ -311,7 +290,7 @@ def test_the_follower_outlasts_running_out_of_descriptors(live):
         resource.prlimit(server.proc.pid, resource.RLIMIT_NOFILE, (soft, hard))
     err = read_stderr_until(server, "following the run again", timeout=10)
     assert "following the run again" in err, err
-    add_checkpoint(run, 30)
+    add_checkpoint(run, 30, seed=30)
     assert wait_for(lambda: server.steps() == [0, 10, 20, 30], timeout=30), server.steps()
     code, err = server.stop()
     assert code == 0, err

@@ -5,7 +5,6 @@ scheduler and RNG state), and every file not Embedlapse's is compared byte for b
 callback is driven as in test_callback.py; where transformers is installed, a real Trainer resumes too."""
 import json
 import os
-import types
 import warnings
 from pathlib import Path
 
@@ -15,6 +14,7 @@ import pytest
 import embedlapse
 from embedlapse import RunWriter
 from callback_fixture import callback_module  # noqa: F401 (a fixture)
+from test_callback import Training as CallbackTraining
 
 MANIFEST = "embedlapse-manifest.json"
 TRAINER_FILES = ("model.safetensors", "optimizer.pt", "scheduler.pt", "rng_state.pth", "trainer_state.json",
@@ -248,19 +248,15 @@ def test_a_start_without_a_checkpoint_does_not_block_the_next(tmp_path):
     assert not (out / "labels.npy").exists()
 
 
-class Training:
-    """The Trainer's side of the callback protocol (as in test_callback.py), saving like a Trainer."""
+class Training(CallbackTraining):
+    """test_callback.py's Trainer side, resuming at `step` and saving like a Trainer every `save_steps`."""
 
     def __init__(self, callback, output_dir, step=0, save_steps=None):
-        self.callback = callback
+        super().__init__(callback, output_dir)
         self.out = Path(output_dir)
-        self.args = types.SimpleNamespace(output_dir=str(output_dir), resume_from_checkpoint=None)
-        self.state = types.SimpleNamespace(global_step=step, epoch=0.0, is_world_process_zero=True)
+        self.args.resume_from_checkpoint = None
+        self.state.global_step = step
         self.save_steps = save_steps
-        callback._embed = lambda model: np.full((6, 3), float(self.state.global_step))
-
-    def begin(self):
-        self.callback.on_train_begin(self.args, self.state, None, model=None)
 
     def steps(self, count):
         for _ in range(count):
@@ -270,9 +266,6 @@ class Training:
             if self.save_steps and self.state.global_step % self.save_steps == 0:
                 trainer_save(self.out, self.state.global_step)
                 self.callback.on_save(self.args, self.state, None, model=None)
-
-    def end(self):
-        self.callback.on_train_end(self.args, self.state, None, model=None)
 
 
 def no_embedlapse(monkeypatch, tmp_path):
