@@ -36,6 +36,17 @@ public struct CheckpointEvent: Sendable {
                   embeddings: embeddings, file: file, lifetime: nil)
     }
 
+    /// A checkpoint file's event, the one way a file becomes one: its embeddings (read here unless
+    /// given), its epoch from the file or else the run's loss log, and the losses up to its step.
+    init(file: CheckpointFile, index: Int, runLosses: LossHistory, embeddings: Matrix? = nil,
+         lifetime: EventLifetime? = nil) throws(RunFormatError) {
+        let record = CheckpointRecord(index: index, step: file.step, epoch: file.epoch ?? runLosses.epoch(atStep: file.step),
+                                      losses: runLosses.upTo(step: file.step), origin: file.embeddingsPath, testAccuracy: nil)
+        let matrix: Matrix
+        if let embeddings { matrix = embeddings } else { matrix = try file.loadEmbeddings() }
+        self.init(record: record, embeddings: matrix, file: file, lifetime: lifetime)
+    }
+
     init(record: CheckpointRecord, embeddings: Matrix, file: CheckpointFile?, lifetime: EventLifetime?) {
         self.record = record
         self.embeddings = embeddings

@@ -148,21 +148,14 @@ struct ComparisonState {
     mutating func advance(to step: Int, index: Int) throws -> ComparisonKeyframe {
         var isNew = [false, false]
         for r in runs.indices where next[r] < runs[r].checkpoints.count && runs[r].checkpoints[next[r]].step == step {
-            let file = runs[r].checkpoints[next[r]]
-            let embeddings = try file.loadEmbeddings()
-            let event = CheckpointEvent(index: next[r], step: step, epoch: file.epoch ?? runs[r].losses.epoch(atStep: step),
-                                        embeddings: embeddings, losses: runs[r].losses.upTo(step: step),
-                                        origin: file.embeddingsPath, file: file)
+            let event = try CheckpointEvent(file: runs[r].checkpoints[next[r]], index: next[r], runLosses: runs[r].losses)
             latest[r] = try analysers[r].analyse(event)
             next[r] += 1
             isNew[r] = true
         }
         // Before its first checkpoint, a run shows that first checkpoint (analysed ahead).
         for r in runs.indices where latest[r] == nil {
-            let file = runs[r].checkpoints[0]
-            let event = CheckpointEvent(index: 0, step: file.step, epoch: file.epoch ?? runs[r].losses.epoch(atStep: file.step),
-                                        embeddings: try file.loadEmbeddings(), losses: runs[r].losses.upTo(step: file.step),
-                                        origin: file.embeddingsPath, file: file)
+            let event = try CheckpointEvent(file: runs[r].checkpoints[0], index: 0, runLosses: runs[r].losses)
             latest[r] = try analysers[r].analyse(event)
             next[r] = 1
             isNew[r] = true

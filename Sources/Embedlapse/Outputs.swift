@@ -74,7 +74,7 @@ final class FrameOutputs {
     func finish() throws {
         try UnfinishedOutputs.whileWriting {
             for sink in sinks { try sink.finish() }
-            try latest?.finish()
+            latest?.finish()
         }
     }
 

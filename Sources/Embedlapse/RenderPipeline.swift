@@ -95,27 +95,16 @@ public enum RenderPipeline {
             let events = AsyncThrowingChannel<CheckpointEvent, any Error>()
             let analysed = AsyncThrowingChannel<AnalysedCheckpoint, any Error>()
             let timings = StageTimings()
-            let analyser = CheckpointAnalyser(aligner: Aligner(target: options.alignment, finalScores: finalScores),
-                                              labels: setting.labels, topCount: options.topCount, timings: timings,
-                                              maxBLASThreads: options.maxBLASThreads, cache: options.cache,
-                                              search: options.search, warn: options.warn)
-            let analysis = StageQueue("analysis")
-            let analyserState = StageState(analyser)
+            let analysis = AnalysisStage(CheckpointAnalyser(aligner: Aligner(target: options.alignment, finalScores: finalScores),
+                                                            labels: setting.labels, topCount: options.topCount, timings: timings,
+                                                            maxBLASThreads: options.maxBLASThreads, cache: options.cache,
+                                                            search: options.search, warn: options.warn))
             let film = try FilmStage(compositor: compositor, outputs: outputs, dump: dump, timings: timings, options: options)
             film.onEncodingFailure = { analysed.fail($0) }
             var checkpoints = 0
             try await film.produce(alongside: [
                 { await source.emit(into: events, stop: stop) },
-                {
-                    do {
-                        for try await event in events {
-                            await analysed.send(try await analysis.run { try analyserState.value.analyse(event) })
-                        }
-                        analysed.finish()
-                    } catch {
-                        analysed.fail(error)
-                    }
-                },
+                { await analysis.run(events, into: analysed) },
             ]) {
                 do {
                     for try await checkpoint in analysed {

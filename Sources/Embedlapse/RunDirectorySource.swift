@@ -28,14 +28,9 @@ public struct RunDirectorySource: CheckpointSource {
                     }
                 }
                 if stop.isRaised || Task.isCancelled { break }
-                let embeddings = try checkpoint.loadEmbeddings()
                 let lifetime = EventLifetime()
                 previous = lifetime
-                let losses = run.losses.upTo(step: checkpoint.step)
-                let epoch = checkpoint.epoch ?? run.losses.epoch(atStep: checkpoint.step)
-                let record = CheckpointRecord(index: index, step: checkpoint.step, epoch: epoch, losses: losses,
-                                              origin: checkpoint.embeddingsPath, testAccuracy: nil)
-                await channel.send(CheckpointEvent(record: record, embeddings: embeddings, file: checkpoint, lifetime: lifetime))
+                await channel.send(try CheckpointEvent(file: checkpoint, index: index, runLosses: run.losses, lifetime: lifetime))
             }
             channel.finish()
         } catch {

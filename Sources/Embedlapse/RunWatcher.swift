@@ -137,11 +137,8 @@ public struct WatchedRun: CheckpointSource {
                         for later in pending.drop(while: { $0.step < checkpoint.step }) { scanner.reconsider(later) }
                         break
                     }
-                    let losses = scanner.losses.history
-                    await channel.send(CheckpointEvent(index: index, step: checkpoint.step,
-                                                       epoch: checkpoint.epoch ?? losses.epoch(atStep: checkpoint.step),
-                                                       embeddings: embeddings, losses: losses.upTo(step: checkpoint.step),
-                                                       origin: checkpoint.embeddingsPath, file: checkpoint))
+                    await channel.send(try CheckpointEvent(file: checkpoint, index: index, runLosses: scanner.losses.history,
+                                                           embeddings: embeddings))
                     index += 1
                     lastEmission = clock.now
                 }

@@ -22,18 +22,17 @@ public enum TableExport {
             let source = RunDirectorySource(run: run)
             let finalScores = alignment == .last ? try source.finalProjection() : nil
             let table = SampleTable(labels: run.labels, classNames: FilmSetting.classNames(labels: run.labels, classNames: run.classNames))
-            let analyser = StageState(CheckpointAnalyser(aligner: Aligner(target: alignment, finalScores: finalScores),
-                                                         labels: run.labels, topCount: 0, timings: StageTimings(),
-                                                         maxBLASThreads: ProcessInfo.processInfo.activeProcessorCount,
-                                                         cache: cache, warn: warn))
-            let analysis = StageQueue("analysis")
+            let analysis = AnalysisStage(CheckpointAnalyser(aligner: Aligner(target: alignment, finalScores: finalScores),
+                                                            labels: run.labels, topCount: 0, timings: StageTimings(),
+                                                            maxBLASThreads: ProcessInfo.processInfo.activeProcessorCount,
+                                                            cache: cache, warn: warn))
             let events = AsyncThrowingChannel<CheckpointEvent, any Error>()
             let written = try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask { await source.emit(into: events, stop: stop) }
                 try file.append(Array(SampleTable.header.utf8))
                 var count = 0
                 for try await event in events {
-                    let rows = try await analysis.run { table.rows(SampleTable.Checkpoint(try analyser.value.analyse(event))) }
+                    let rows = try await analysis.analyse(event) { table.rows(SampleTable.Checkpoint($0)) }
                     try file.append(rows)
                     count += 1
                     progress?(count)

@@ -88,7 +88,7 @@ struct RunFollower: Service {
     /// What the follower has done so far: kept across starts after transient failures.
     private struct Progress {
         /// The analyser, with the frame the next checkpoint is aligned onto.
-        var analyser: AnalysisQueue?
+        var analyser: AnalysisStage?
         /// The run's shape as first seen: a run that comes back with another is not the same run.
         var shape: (sampleCount: Int, dimension: Int)?
         var lastStep: Int?
@@ -108,9 +108,11 @@ struct RunFollower: Service {
             try sink.start(ExplorerStore.RunFacts(sampleCount: run.sampleCount, dimension: run.dimension, annotations: run.annotations))
             progress.shape = (run.sampleCount, run.dimension)
         }
-        let analyser = progress.analyser ?? AnalysisQueue(CheckpointAnalyser(
+        // In the background: the explorer keeps answering requests while it analyses.
+        let analyser = progress.analyser ?? AnalysisStage(CheckpointAnalyser(
             aligner: Aligner(target: .previous), labels: run.annotations.labels, topCount: APIDocuments.leaderboardLength,
-            timings: StageTimings(), maxBLASThreads: maxBLASThreads, cache: AnalysisCache.existing(forRun: watcher.path), warn: warn))
+            timings: StageTimings(), maxBLASThreads: maxBLASThreads, cache: AnalysisCache.existing(forRun: watcher.path), warn: warn),
+            background: true)
         progress.analyser = analyser
         let events = AsyncThrowingChannel<CheckpointEvent, any Error>()
         try await withThrowingTaskGroup(of: Void.self) { group in
@@ -118,7 +120,7 @@ struct RunFollower: Service {
             for try await event in events {
                 // Read again after a transient failure: analysed before it.
                 if let last = progress.lastStep, event.step <= last { continue }
-                let checkpoint = try await analyser.analyse(event)
+                let checkpoint = try await analyser.analyse(event, then: APIDocuments.checkpoint)
                 sink.add(checkpoint)
                 progress.lastStep = event.step
                 progress.count += 1
@@ -145,23 +147,5 @@ struct RunChanged: Error, CustomStringConvertible {
     var description: String {
         "\(path): the run is now \(after.sampleCount) x \(after.dimension), it was \(before.sampleCount) x \(before.dimension): "
             + "another run replaced it while it could not be read"
-    }
-}
-
-/// The analyser and a serial queue of its own: each checkpoint's analysis (hundreds of
-/// milliseconds on large runs) runs off Swift's cooperative pool, which keeps answering requests.
-final class AnalysisQueue: @unchecked Sendable {
-    // Safe: `analyser` is touched only on `queue`, one job at a time.
-    private var analyser: CheckpointAnalyser
-    private let queue = DispatchQueue(label: "embedlapse.explorer.analysis", qos: .utility)
-
-    init(_ analyser: CheckpointAnalyser) { self.analyser = analyser }
-
-    func analyse(_ event: CheckpointEvent) async throws -> ExplorerStore.Checkpoint {
-        try await withCheckedThrowingContinuation { continuation in
-            queue.async { [self] in
-                continuation.resume(with: Result { APIDocuments.checkpoint(try analyser.analyse(event)) })
-            }
-        }
     }
 }
