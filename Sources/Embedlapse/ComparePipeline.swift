@@ -19,50 +19,42 @@ public enum ComparePipeline {
         let evaluationSet = try EvaluationSet(runs)
         var options = options
         options.topCount = min(options.topCount, evaluationSet.sampleCount)
-        let outputs = try RenderPipeline.openOutputs(options)
+        var setting = FilmSetting(sampleCount: evaluationSet.sampleCount, dimension: runs[0].dimension,
+                                  annotations: evaluationSet.annotations, wholeRunLosses: nil, checkpointCount: nil,
+                                  options: options)
+        setting.alignment = "each run rotated onto its previous frame, the right run onto the left (Procrustes)"
+        setting.comparison = ComparisonSetting(names: names, dimensions: runs.map(\.dimension),
+                                               sharedLeaderboard: options.comparisonRanking == .disagreement,
+                                               wholeRunLosses: runs.map(\.losses))
+        // Offline, both runs are known: the loss chart spans the film's whole axis from the start.
+        setting.finalStep = runs.compactMap { $0.checkpoints.last?.step }.max()
         var dump: ComparisonDump?
-        do {
-            dump = try options.dumpDirectory.map { try ComparisonDump(directory: $0, topCount: options.topCount) }
-            var setting = FilmSetting(sampleCount: evaluationSet.sampleCount, dimension: runs[0].dimension,
-                                      annotations: evaluationSet.annotations, wholeRunLosses: nil, checkpointCount: nil,
-                                      options: options)
-            setting.alignment = "each run rotated onto its previous frame, the right run onto the left (Procrustes)"
-            setting.comparison = ComparisonSetting(names: names, dimensions: runs.map(\.dimension),
-                                                   sharedLeaderboard: options.comparisonRanking == .disagreement,
-                                                   wholeRunLosses: runs.map(\.losses))
-            // Offline, both runs are known: the loss chart spans the film's whole axis from the start.
-            setting.finalStep = runs.compactMap { $0.checkpoints.last?.step }.max()
-            let compositor: FrameCompositor
-            do { compositor = try FrameCompositor(width: options.width, height: options.height, setting: setting) } catch {
-                throw PipelineError("cannot draw frames: \(error)")
+        let film = try Film(setting: setting, options: options, panels: 2, timings: StageTimings()) {
+            dump = try options.dumpDirectory.map {
+                try ComparisonDump(directory: $0, topCount: options.topCount, names: names, runs: runs.map(\.path))
             }
-            let timings = StageTimings()
-            let film = try FilmStage(compositor: compositor, outputs: outputs, dump: nil, timings: timings, options: options,
-                                     panels: 2)
+            return dump
+        }
+        do {
             let analysis = StageQueue("analysis")
             let state = StageState(ComparisonState(runs: runs, labels: evaluationSet.annotations.labels,
                                                    ranking: options.comparisonRanking, topCount: options.topCount,
                                                    search: options.search, warn: options.warn))
             let steps = Array(Set(runs.flatMap { $0.checkpoints.map(\.step) })).sorted()
-            try await film.produce {
+            let stage = film.stage
+            try await stage.produce {
                 for (index, step) in steps.enumerated() {
                     if stop.isRaised { break }
                     let keyframe = try await analysis.run { try state.value.advance(to: step, index: index) }
                     try dump?.record(keyframe)
-                    try await film.add(comparison: keyframe.keyframes, states: keyframe.states)
+                    try await stage.add(comparison: keyframe.keyframes, states: keyframe.states)
                     progress?(index + 1)
                 }
-                try await film.drawRemaining()
+                try await stage.drawRemaining()
             }
-            let frames = film.filmFrames
-            guard frames > 0 else { throw PipelineError("no frame was rendered: stopped before the first checkpoint") }
-            try dump?.finish(names: names, runs: runs.map(\.path))
-            try timings.measure("finish") { try outputs.finish() }
-            if let path = options.timingsPath { try timings.write(to: path) }
-            return RenderSummary(frames: frames, interrupted: stop.isRaised)
+            return try film.finish(frames: stage.filmFrames, interrupted: stop.isRaised)
         } catch {
-            outputs.abandon()
-            dump?.abandon()
+            film.abandon()
             throw error
         }
     }

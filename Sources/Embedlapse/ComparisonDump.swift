@@ -12,15 +12,19 @@ import RunFormat
 ///   is one of the top `--top` outliers (`a`, `b`, `both` or empty);
 /// - `comparison.json`: the runs' names, the film's steps, and at each what each panel showed and
 ///   the samples each panel's leaderboard listed.
-final class ComparisonDump {
+final class ComparisonDump: FilmDump {
     let directory: String
+    /// The runs' names and folders, for `comparison.json`.
+    private let names: [String], runs: [String]
     /// Staged, so that a comparison that fails leaves the folder as it was (`StagedFolder`).
     private let folder: StagedFolder
     let topCount: Int
     private var frames: [[String: Any]] = []
     private var sharedSteps: [Int] = []
 
-    init(directory: String, topCount: Int) throws {
+    init(directory: String, topCount: Int, names: [String], runs: [String]) throws {
+        self.names = names
+        self.runs = runs
         do { folder = try StagedFolder(directory: directory, staged: true) } catch { throw PipelineError(error.description) }
         self.directory = directory
         self.topCount = topCount
@@ -77,7 +81,7 @@ final class ComparisonDump {
         }
     }
 
-    func finish(names: [String], runs: [String]) throws {
+    func finish() throws {
         let document: [String: Any] = ["names": names, "runs": runs, "top": topCount, "shared_steps": sharedSteps,
                                        "frames": frames]
         try write(Array(try DataDump.json(document).utf8), "comparison.json")

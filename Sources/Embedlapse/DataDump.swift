@@ -9,7 +9,7 @@ import RunFormat
 /// top outliers, plus one `alignment.json`; the numbers behind each frame, for users and tests.
 /// With labels, also per checkpoint `label_agreement-<step>.npy` and `label_margin-<step>.npy`
 /// (float32, N), and at the end `dynamics.csv` (`TrainingDynamics.csv()`).
-final class DataDump {
+final class DataDump: FilmDump {
     let directory: String
     /// Staged offline, so that a render that fails leaves the folder as it was (`StagedFolder`).
     private let folder: StagedFolder

@@ -80,57 +80,44 @@ public enum RenderPipeline {
     public static func run(source: some CheckpointSource, setting: FilmSetting, options: RenderOptions,
                            stop: StopFlag, finalScores: PlanarPoints? = nil,
                            progress: (@Sendable (Int) -> Void)? = nil) async throws -> RenderSummary {
-        let outputs = try openOutputs(options)
-        var dump: DataDump?
+        let timings = StageTimings()
+        let film = try Film(setting: setting, options: options, timings: timings) {
+            try options.dumpDirectory.map { try DataDump(directory: $0, target: options.alignment, staged: !options.live) }
+        }
         do {
-            if let directory = options.dumpDirectory {
-                dump = try DataDump(directory: directory, target: options.alignment, staged: !options.live)
-            }
-            let compositor: FrameCompositor
-            do { compositor = try FrameCompositor(width: options.width, height: options.height, setting: setting) } catch {
-                throw PipelineError("cannot draw frames: \(error)")
-            }
-
             options.tap?.start(setting)
             let events = AsyncThrowingChannel<CheckpointEvent, any Error>()
             let analysed = AsyncThrowingChannel<AnalysedCheckpoint, any Error>()
-            let timings = StageTimings()
             let analysis = AnalysisStage(CheckpointAnalyser(aligner: Aligner(target: options.alignment, finalScores: finalScores),
                                                             labels: setting.labels, topCount: options.topCount, timings: timings,
                                                             maxBLASThreads: options.maxBLASThreads, cache: options.cache,
                                                             search: options.search, warn: options.warn))
-            let film = try FilmStage(compositor: compositor, outputs: outputs, dump: dump, timings: timings, options: options)
-            film.onEncodingFailure = { analysed.fail($0) }
+            let stage = film.stage
+            stage.onEncodingFailure = { analysed.fail($0) }
             var checkpoints = 0
-            try await film.produce(alongside: [
+            try await stage.produce(alongside: [
                 { await source.emit(into: events, stop: stop) },
                 { await analysis.run(events, into: analysed) },
             ]) {
                 do {
                     for try await checkpoint in analysed {
                         options.tap?.analysed(checkpoint)
-                        try await film.add(checkpoint)
+                        try await stage.add(checkpoint)
                         checkpoints += 1
                         progress?(checkpoints)
                     }
-                    try await film.drawRemaining()
-                    try await film.drawSummary()
+                    try await stage.drawRemaining()
+                    try await stage.drawSummary()
                 } catch {
                     // A live film that ends on an error (the run deleted, its writer gone) keeps
                     // every checkpoint it was shown: the one it ran behind is drawn before it closes.
-                    if options.live { try? await film.drawRemaining() }
+                    if options.live { try? await stage.drawRemaining() }
                     throw error
                 }
             }
-            let frames = checkpoints == 0 ? 0 : max(film.filmFrames, checkpoints)
-            guard frames > 0 else { throw PipelineError("no frame was rendered: stopped before the first checkpoint") }
-            try dump?.finish()
-            try timings.measure("finish") { try outputs.finish() }
-            if let path = options.timingsPath { try timings.write(to: path) }
-            return RenderSummary(frames: frames, interrupted: stop.isRaised)
+            return try film.finish(frames: checkpoints == 0 ? 0 : max(stage.filmFrames, checkpoints), interrupted: stop.isRaised)
         } catch {
-            outputs.abandon()
-            dump?.abandon()
+            film.abandon()
             throw error
         }
     }
@@ -175,14 +162,6 @@ public enum RenderPipeline {
                                   checkpointCount: source.checkpointCount, options: options)
         setting.finalStep = source.recipe.fineTuneSteps
         return try await run(source: source, setting: setting, options: options, stop: stop, progress: progress)
-    }
-
-    /// Checks every output path together before anything is opened (whoever calls), clears what
-    /// killed runs left, and opens the frame outputs.
-    static func openOutputs(_ options: RenderOptions) throws -> FrameOutputs {
-        let plan = try OutputPlan(options)
-        plan.removeLeftoverTemporaries()
-        return try FrameOutputs(plan: plan, options: options)
     }
 
     /// A checkpoint as the film shows it, its leaderboard ranked by `ranking`.
