@@ -87,6 +87,6 @@ let package = Package(
         .testTarget(name: "TrainingTests", dependencies: ["Training", "LinearAlgebra"]),
         .testTarget(name: "MediaTests", dependencies: ["MediaEncoder", "Compositor", "Canvas", "LinearAlgebra", "RunFormat"]),
         .testTarget(name: "ExplorerTests", dependencies: ["Explorer"]),
-        .testTarget(name: "EmbedlapseTests", dependencies: ["Embedlapse", "Compositor", "LinearAlgebra", "RunFormat", .product(name: "AsyncAlgorithms", package: "swift-async-algorithms")]),
+        .testTarget(name: "EmbedlapseTests", dependencies: ["Embedlapse", "Compositor", "LinearAlgebra", "RunFormat", "FileOutput", "MediaEncoder", .product(name: "AsyncAlgorithms", package: "swift-async-algorithms")]),
     ]
 )

@@ -152,11 +152,11 @@ public struct AnalysisCache: Sendable {
     public static func analyse(_ file: CheckpointFile, threads: Int, search: OutlierScores.Search,
                                certify: Int) throws(PipelineError) -> Entry {
         let embeddings: Matrix
-        do { embeddings = try file.loadEmbeddings() } catch { throw PipelineError(error.description) }
+        do { embeddings = try file.loadEmbeddings() } catch { throw PipelineError(error) }
         do {
             return try analyse(embeddings, step: file.step, threads: threads, search: search, certify: certify)
         } catch {
-            throw PipelineError("\(file.embeddingsPath): \(error)")
+            throw PipelineError(file.embeddingsPath, error)
         }
     }
 
@@ -202,7 +202,7 @@ public struct AnalysisCache: Sendable {
             try moveIntoPlace(partial, final, step: entry.step)
         } catch {
             Self.removeEntry(partial)
-            throw PipelineError("cannot write the analysis cache \(directory): \(Self.plain(error))")
+            throw PipelineError("cannot write the analysis cache \(directory)", error)
         }
     }
 
@@ -320,13 +320,6 @@ public struct AnalysisCache: Sendable {
             throw RunFormatError(array.path, "shape \(array.shapeText), expected \(shape)")
         }
         return try read(array)
-    }
-
-    private static func plain(_ error: any Error) -> String {
-        if let error = error as? RunFormatError { return error.description }
-        if let error = error as? PipelineError { return error.description }
-        if let error = error as? FileOutputError { return error.description }
-        return (error as NSError).localizedDescription
     }
 
     /// `embedlapse-cache.json`, at the cache's root.

@@ -244,7 +244,7 @@ public struct CheckpointAnalyser: Sendable {
                                       top: outliers.mostAtypical(topCount), labelQuality: quality, movers: movers,
                                       dynamics: running)
         } catch {
-            throw PipelineError("\(event.origin): \(error)")
+            throw PipelineError(event.origin, error)
         }
     }
 }
@@ -304,10 +304,4 @@ extension CheckpointAnalyser {
         previousMajority = quality?.majorityLabels
         return (quality, movers, quality == nil ? nil : dynamics?.dynamics)
     }
-}
-
-/// A failure anywhere in the pipeline, as the one line the user sees.
-public struct PipelineError: Error, CustomStringConvertible {
-    public let description: String
-    public init(_ description: String) { self.description = description }
 }

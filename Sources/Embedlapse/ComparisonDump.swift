@@ -25,13 +25,13 @@ final class ComparisonDump: FilmDump {
     init(directory: String, topCount: Int, names: [String], runs: [String]) throws {
         self.names = names
         self.runs = runs
-        do { folder = try StagedFolder(directory: directory, staged: true) } catch { throw PipelineError(error.description) }
+        do { folder = try StagedFolder(directory: directory, staged: true) } catch { throw PipelineError(error) }
         self.directory = directory
         self.topCount = topCount
     }
 
     private func write(_ bytes: [UInt8], _ name: String) throws {
-        do { try folder.write(bytes, named: name) } catch { throw PipelineError(error.description) }
+        do { try folder.write(bytes, named: name) } catch { throw PipelineError(error) }
     }
 
     func record(_ keyframe: ComparisonKeyframe) throws {
@@ -85,7 +85,7 @@ final class ComparisonDump: FilmDump {
         let document: [String: Any] = ["names": names, "runs": runs, "top": topCount, "shared_steps": sharedSteps,
                                        "frames": frames]
         try write(Array(try DataDump.json(document).utf8), "comparison.json")
-        do { try folder.publish() } catch { throw PipelineError(error.description) }
+        do { try folder.publish() } catch { throw PipelineError(error) }
     }
 
     func abandon() { folder.abandon() }

@@ -20,13 +20,13 @@ final class DataDump: FilmDump {
     private(set) var dynamics: TrainingDynamics?
 
     init(directory: String, target: AlignmentTarget, staged: Bool) throws {
-        do { folder = try StagedFolder(directory: directory, staged: staged) } catch { throw PipelineError(error.description) }
+        do { folder = try StagedFolder(directory: directory, staged: staged) } catch { throw PipelineError(error) }
         self.directory = directory
         self.target = target
     }
 
     private func write(_ bytes: [UInt8], _ name: String) throws {
-        do { try folder.write(bytes, named: name) } catch { throw PipelineError(error.description) }
+        do { try folder.write(bytes, named: name) } catch { throw PipelineError(error) }
     }
 
     private func write(_ text: String, _ name: String) throws { try write(Array(text.utf8), name) }
@@ -94,7 +94,7 @@ final class DataDump: FilmDump {
             "checkpoints": alignment,
         ]
         try write(try Self.json(document), "alignment.json")
-        do { try folder.publish() } catch { throw PipelineError(error.description) }
+        do { try folder.publish() } catch { throw PipelineError(error) }
     }
 
     /// Leaves the folder as it was (offline); what a live dump wrote stays.

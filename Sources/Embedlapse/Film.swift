@@ -33,7 +33,7 @@ final class Film {
             dump = try makeDump()
             let compositor: FrameCompositor
             do { compositor = try FrameCompositor(width: options.width, height: options.height, setting: setting) } catch {
-                throw PipelineError("cannot draw frames: \(error)")
+                throw PipelineError("cannot draw frames", error)
             }
             stage = try FilmStage(compositor: compositor, outputs: outputs, dump: dump as? DataDump, timings: timings,
                                   options: options, panels: panels)

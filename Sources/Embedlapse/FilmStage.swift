@@ -66,7 +66,7 @@ final class FilmStage: @unchecked Sendable {
         do {
             surfaces = try (0..<2).map { _ in try ImageSurface(width: compositor.surface.width, height: compositor.surface.height) }
         } catch {
-            throw PipelineError("cannot draw frames: \(error)")
+            throw PipelineError("cannot draw frames", error)
         }
     }
 
@@ -147,7 +147,7 @@ final class FilmStage: @unchecked Sendable {
         let frame = try await drawing.run { [self] in
             try timings.measure("draw") {
                 do { try compositor.drawSummary(RenderPipeline.summaryMap(dynamics, top: options.topCount)) } catch {
-                    throw PipelineError("drawing the summary frame: \(error)")
+                    throw PipelineError("drawing the summary frame", error)
                 }
             }
             let held = RenderOptions.summaryHoldSeconds * options.fps
@@ -183,7 +183,7 @@ final class FilmStage: @unchecked Sendable {
         let states = panelStates[frame.keyframe] ?? contents.map { _ in .current }
         let comparison = ComparisonContent(step: contents[0].step, stepPosition: contents[0].stepPosition,
                                            panels: zip(contents, states).map { ComparisonContent.Panel(content: $0, state: $1) })
-        do { try compositor.draw(comparison) } catch { throw PipelineError("drawing step \(comparison.step): \(error)") }
+        do { try compositor.draw(comparison) } catch { throw PipelineError("drawing step \(comparison.step)", error) }
     }
 
     private func hand(_ frame: Frame) async throws {

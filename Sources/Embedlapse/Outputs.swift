@@ -137,7 +137,7 @@ final class VideoOutput: FrameSink {
         }
         self.path = path
         self.live = live
-        do { file = live ? nil : try WholeFile(path: path) } catch { throw PipelineError(error.description) }
+        do { file = live ? nil : try WholeFile(path: path) } catch { throw PipelineError(error) }
         do {
             encoder = try VideoEncoder(path: file?.writingPath ?? PinnedFolders.route(path), format: format, width: width,
                                        height: height, fps: fps)
@@ -165,7 +165,7 @@ final class VideoOutput: FrameSink {
             throw failed(error)
         }
         self.encoder = nil
-        do { try file?.commit() } catch { throw PipelineError(error.description) }
+        do { try file?.commit() } catch { throw PipelineError(error) }
     }
 
     /// Another output or stage failed: a live video is completed if it can be, else cut back to its
@@ -257,7 +257,7 @@ final class PNGSequenceOutput: FrameSink {
     private var framesWritten = 0
 
     init(directory: String, staged: Bool) throws {
-        do { folder = try StagedFolder(directory: directory, staged: staged) } catch { throw PipelineError(error.description) }
+        do { folder = try StagedFolder(directory: directory, staged: staged) } catch { throw PipelineError(error) }
         self.directory = directory
     }
 
@@ -278,7 +278,7 @@ final class PNGSequenceOutput: FrameSink {
     func write(_ surface: ImageSurface, index: Int) throws {
         let name = Self.fileName(index: index)
         let png = try Self.encodePNG(surface, for: directory + "/" + name)
-        do { try folder.write(png, named: name) } catch { throw PipelineError(error.description) }
+        do { try folder.write(png, named: name) } catch { throw PipelineError(error) }
         framesWritten = max(framesWritten, index + 1)
     }
 
@@ -292,12 +292,12 @@ final class PNGSequenceOutput: FrameSink {
                 try PNGEncoder.encode(bgra: bytes, width: surface.width, height: surface.height, bytesPerRow: stride)
             }
         } catch {
-            throw PipelineError("\(path): \(error)")
+            throw PipelineError(path, error)
         }
     }
 
     func finish() throws {
-        do { try folder.publish() } catch { throw PipelineError(error.description) }
+        do { try folder.publish() } catch { throw PipelineError(error) }
         for name in Temporaries.names(in: PinnedFolders.route(directory + "/.")) {
             guard let index = Self.frameIndex(fileName: name), index >= framesWritten else { continue }
             let path = PinnedFolders.route(directory + "/" + name)
@@ -316,7 +316,7 @@ final class PNGSequenceOutput: FrameSink {
 /// Whole files for PNG frames, `--latest`, `--timings` and the data dumps, failing as the pipeline does.
 enum OutputFile {
     static func write(_ bytes: [UInt8], to path: String) throws(PipelineError) {
-        do { try WholeFile.write(bytes, to: path) } catch { throw PipelineError(error.description) }
+        do { try WholeFile.write(bytes, to: path) } catch { throw PipelineError(error) }
     }
 
     static func write(_ text: String, to path: String) throws(PipelineError) {
@@ -324,6 +324,6 @@ enum OutputFile {
     }
 
     static func makeFolder(_ path: String) throws(PipelineError) {
-        do { try Folders.make(path) } catch { throw PipelineError(error.description) }
+        do { try Folders.make(path) } catch { throw PipelineError(error) }
     }
 }

@@ -198,7 +198,7 @@ public enum RenderPipeline {
     }
 
     static func draw(_ content: FrameContent, with compositor: FrameCompositor) throws {
-        do { try compositor.draw(content) } catch { throw PipelineError("drawing step \(content.step): \(error)") }
+        do { try compositor.draw(content) } catch { throw PipelineError("drawing step \(content.step)", error) }
     }
 }
 

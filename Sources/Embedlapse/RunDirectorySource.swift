@@ -45,7 +45,7 @@ public struct RunDirectorySource: CheckpointSource {
         do {
             return try PrincipalComponents(fitting: embeddings).scores
         } catch {
-            throw PipelineError("\(last.embeddingsPath): \(error)")
+            throw PipelineError(last.embeddingsPath, error)
         }
     }
 }

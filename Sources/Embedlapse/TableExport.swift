@@ -59,15 +59,15 @@ final class TableFile {
 
     init(path: String) throws(PipelineError) {
         self.path = path
-        do { file = try WholeFile(path: path) } catch { throw PipelineError(error.description) }
+        do { file = try WholeFile(path: path) } catch { throw PipelineError(error) }
     }
 
     func append(_ bytes: [UInt8]) throws(PipelineError) {
-        do { try file.append(bytes) } catch { throw PipelineError(error.description) }
+        do { try file.append(bytes) } catch { throw PipelineError(error) }
     }
 
     func finish() throws(PipelineError) {
-        do { try file.commit() } catch { throw PipelineError(error.description) }
+        do { try file.commit() } catch { throw PipelineError(error) }
     }
 
     func abandon() { file.abandon() }
