@@ -64,22 +64,13 @@ public enum LeaderboardMeasure: Sendable {
 
 /// The samples a frame ranks, best first: listed beside the scatter and ringed in it.
 public struct Leaderboard: Sendable, Equatable {
-    public struct Entry: Sendable, Equatable {
-        public let index: Int
-        public let value: Float
-        public init(index: Int, value: Float) {
-            self.index = index
-            self.value = value
-        }
-    }
-
     public var measure: LeaderboardMeasure
-    public var entries: [Entry]
+    public var entries: [RankedSample]
     /// The values rest on an approximate neighbour search (`--search approximate`); an outlier
     /// board's order is still proved exact.
     public var approximate: Bool
 
-    public init(measure: LeaderboardMeasure, entries: [Entry], approximate: Bool = false) {
+    public init(measure: LeaderboardMeasure, entries: [RankedSample], approximate: Bool = false) {
         self.measure = measure
         self.entries = entries
         self.approximate = approximate
@@ -89,15 +80,6 @@ public struct Leaderboard: Sendable, Equatable {
 /// One frame's data: a checkpoint's aligned projection and leaderboard, or a moment between two
 /// checkpoints (positions interpolated, the next leaderboard fading in).
 public struct FrameContent: Sendable {
-    public struct Outlier: Sendable, Equatable {
-        public let index: Int
-        public let score: Float
-        public init(index: Int, score: Float) {
-            self.index = index
-            self.score = score
-        }
-    }
-
     /// The step the title shows.
     public var step: Int
     /// Where the loss chart's cursor stands: `step` at a checkpoint, between two checkpoints' steps
@@ -141,10 +123,10 @@ public struct FrameContent: Sendable {
     }
 
     /// A checkpoint's frame ranking its most atypical samples.
-    public init(step: Int, epoch: Double?, checkpointIndex: Int, points: PlanarPoints, outliers: [Outlier], losses: LossHistory,
+    public init(step: Int, epoch: Double?, checkpointIndex: Int, points: PlanarPoints, outliers: [RankedSample], losses: LossHistory,
                 testAccuracy: Double? = nil) {
         self.init(step: step, epoch: epoch, checkpointIndex: checkpointIndex, points: points,
-                  leaderboard: Leaderboard(measure: .outlierScore, entries: outliers.map { .init(index: $0.index, value: $0.score) }),
+                  leaderboard: Leaderboard(measure: .outlierScore, entries: outliers),
                   losses: losses, testAccuracy: testAccuracy)
     }
 }

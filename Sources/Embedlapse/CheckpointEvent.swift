@@ -74,7 +74,7 @@ public struct AnalysedCheckpoint: Sendable {
     public let alignment: AlignedFrame
     public let outliers: OutlierScores
     /// The most atypical samples, most atypical first.
-    public let top: [OutlierScores.Ranked]
+    public let top: [RankedSample]
     /// kNN label agreement and margin on the outlier scorer's graph; nil without labels.
     public let labelQuality: LabelQuality?
     /// How far each sample moved since the previous checkpoint relative to its neighbours (all 0
@@ -96,7 +96,7 @@ public struct AnalysedCheckpoint: Sendable {
         guard count > 0 else { return [] }
         switch kind {
         case .outliers:
-            return outliers.mostAtypical(count).map { RankedSample(index: $0.index, value: $0.score) }
+            return outliers.mostAtypical(count)
         case .labelIssues:
             guard let scores = dynamics?.knnAUM else { return [] }
             return Self.lowest(scores, count: count)
@@ -149,17 +149,6 @@ public enum LeaderboardKind: String, Sendable, CaseIterable {
     case movers
     /// The samples two runs see most differently (`compare` only; see `Disagreement`).
     case disagreement
-}
-
-/// One place on a leaderboard: the sample and the value it was ranked by.
-public struct RankedSample: Sendable, Equatable {
-    public let index: Int
-    public let value: Float
-
-    public init(index: Int, value: Float) {
-        self.index = index
-        self.value = value
-    }
 }
 
 /// The numeric stages in order: PCA, Procrustes alignment, outlier scores, label quality, movers.

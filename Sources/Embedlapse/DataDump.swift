@@ -39,7 +39,7 @@ final class DataDump: FilmDump {
         var top: [String: Any] = [
             "step": c.step,
             "indices": c.top.map(\.index),
-            "scores": c.top.map { Double($0.score) },
+            "scores": c.top.map { Double($0.value) },
             "k": c.outliers.neighbours,
             "metric": c.outliers.metric.rawValue,
             "scaling_factor": c.outliers.scalingFactor,

@@ -173,7 +173,7 @@ public enum RenderPipeline {
         case .movers: measure = .movement
         case .disagreement: measure = .disagreement
         }
-        let leaderboard = Leaderboard(measure: measure, entries: c.ranking(ranking, count: count).map { .init(index: $0.index, value: $0.value) },
+        let leaderboard = Leaderboard(measure: measure, entries: c.ranking(ranking, count: count),
                                       approximate: c.outliers.certificate != nil)
         return FilmTimeline.Keyframe(index: c.index, step: c.step, epoch: c.epoch, losses: c.losses, testAccuracy: c.testAccuracy,
                                      points: c.alignment.display, leaderboard: leaderboard)

@@ -1,6 +1,7 @@
 import Compositor
 import Embedlapse
 import Foundation
+import LinearAlgebra
 import MediaEncoder
 import Projection
 import RunFormat
@@ -118,7 +119,7 @@ public enum APIDocuments {
         }
     }
 
-    /// One place on a leaderboard.
+    /// One place on a leaderboard (a `RankedSample`) as JSON, where a value that is not finite is null.
     struct Entry: Encodable {
         let index: Int
         let value: Float?

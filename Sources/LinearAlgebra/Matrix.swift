@@ -58,3 +58,15 @@ public struct PlanarPoints: Sendable, Equatable {
         return out
     }
 }
+
+/// One place of a ranking: a sample and the value it was ranked by (an outlier score, kNN-AUM, a
+/// move). Every leaderboard, in the analysis, the frame and the explorer, lists these.
+public struct RankedSample: Sendable, Equatable {
+    public let index: Int
+    public let value: Float
+
+    public init(index: Int, value: Float) {
+        self.index = index
+        self.value = value
+    }
+}

@@ -119,11 +119,6 @@ public struct OutlierScores: Sendable {
         }
     }
 
-    public struct Ranked: Sendable, Equatable {
-        public let index: Int
-        public let score: Float
-    }
-
     /// - Parameters:
     ///   - threads: cores the search may use.
     ///   - seeds: a guess at the neighbours (`neighbourIndices` of the previous checkpoint); it only
@@ -197,20 +192,20 @@ public struct OutlierScores: Sendable {
     }
 
     /// The `count` lowest scores, lowest first, ties going to the lower index.
-    public func mostAtypical(_ count: Int) -> [Ranked] {
+    public func mostAtypical(_ count: Int) -> [RankedSample] {
         guard count > 0 else { return [] }
         guard count < 256 else {
             let order = scores.indices.sorted { scores[$0] < scores[$1] || (scores[$0] == scores[$1] && $0 < $1) }
-            return order.prefix(count).map { Ranked(index: $0, score: scores[$0]) }
+            return order.prefix(count).map { RankedSample(index: $0, value: scores[$0]) }
         }
         // A leaderboard: one pass keeping the lowest so far in order, not a sort of a million scores.
         // Indices ascend, so a later equal score never displaces an earlier one.
-        var lowest: [Ranked] = []
+        var lowest: [RankedSample] = []
         lowest.reserveCapacity(count + 1)
-        for (index, score) in scores.enumerated() where lowest.count < count || score < lowest[lowest.count - 1].score {
+        for (index, score) in scores.enumerated() where lowest.count < count || score < lowest[lowest.count - 1].value {
             var slot = lowest.count
-            while slot > 0 && score < lowest[slot - 1].score { slot -= 1 }
-            lowest.insert(Ranked(index: index, score: score), at: slot)
+            while slot > 0 && score < lowest[slot - 1].value { slot -= 1 }
+            lowest.insert(RankedSample(index: index, value: score), at: slot)
             if lowest.count > count { lowest.removeLast() }
         }
         return lowest

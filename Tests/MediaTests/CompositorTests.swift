@@ -44,7 +44,7 @@ import Testing
         for (w, h) in [(640, 360), (1920, 1080), (800, 800)] {
             let compositor = try FrameCompositor(width: w, height: h, setting: setting(classes: 12, n: 50))
             try compositor.draw(FrameContent(step: 0, epoch: nil, checkpointIndex: 0, points: PlanarPoints(x: [Float](repeating: 0, count: 50), y: [Float](repeating: 0, count: 50)),
-                                             outliers: (0..<8).map { .init(index: $0, score: 0.1) }, losses: LossHistory()))
+                                             outliers: (0..<8).map { .init(index: $0, value: 0.1) }, losses: LossHistory()))
         }
     }
 }
@@ -72,7 +72,7 @@ import Testing
     func frame(x: [Float], y: [Float], losses: LossHistory = LossHistory(training: [.init(step: 0, loss: 1)]),
                step: Int = 50, outliers: Int = 0) -> FrameContent {
         FrameContent(step: step, epoch: 0.5, checkpointIndex: 1, points: PlanarPoints(x: x, y: y),
-                     outliers: (0..<min(outliers, x.count)).map { .init(index: $0, score: 0.5) }, losses: losses)
+                     outliers: (0..<min(outliers, x.count)).map { .init(index: $0, value: 0.5) }, losses: losses)
     }
 
     func pixels(_ surface: ImageSurface) -> [UInt32] {

@@ -55,7 +55,7 @@ import Glibc
         var identical = Matrix(zeros: 12, 4)
         for i in 0..<12 { for j in 0..<4 { identical[i, j] = Float(j + 1) } }
         let tied = try OutlierScores(embeddings: identical).mostAtypical(12)
-        #expect(tied.allSatisfy { $0.score == 1 }, "exact duplicates beyond k are at distance 0: score 1")
+        #expect(tied.allSatisfy { $0.value == 1 }, "exact duplicates beyond k are at distance 0: score 1")
         #expect(tied.map(\.index) == Array(0..<12))
     }
 
