@@ -207,7 +207,7 @@ extension FrameCompositor {
             return
         }
         let blend = min(max(first.content.blend.isNaN ? 0 : first.content.blend, 0), 1)
-        let measure = (blend < 0.5 ? first.content.leaderboard : first.content.incoming ?? first.content.leaderboard).measure
+        let measure = (blend < 0.5 ? first.content.leaderboard : first.content.incoming ?? first.content.leaderboard).kind
         drawLeaderboardHeading(measure, in: area, u: u)
         let runs = comparison.panels.count
         let gap = 12 * u

@@ -48,30 +48,33 @@ public enum PointStyle: String, Sendable, CaseIterable {
     case auto
 }
 
-/// What a leaderboard ranks, and how its values read.
-public enum LeaderboardMeasure: Sendable {
-    /// cleanlab's kNN outlier score: lower is more atypical.
-    case outlierScore
-    /// kNN-AUM, the mean kNN label margin up to the checkpoint: lower is more likely mislabelled.
-    case labelMargin
-    /// How far a sample moved since the previous checkpoint, relative to its neighbours.
-    case movement
-    /// How differently two runs see a sample (`embedlapse compare --leaderboard disagreement`):
-    /// the difference of its outlier-score percentile between the runs, plus that of its label
-    /// agreement when there are labels; higher disagrees more.
+/// What a leaderboard ranks and rings (`--leaderboard`, the explorer's boards); how each reads is
+/// its `wording` (LeaderboardPanel), how it is ranked `AnalysedCheckpoint.ranking`.
+public enum LeaderboardKind: String, Sendable, CaseIterable {
+    /// Lowest outlier score (cleanlab's kNN outlier score): the most atypical samples.
+    case outliers
+    /// Lowest running kNN-AUM (the mean kNN label margin up to the checkpoint): likely mislabelled
+    /// or ambiguous samples.
+    case labelIssues = "label-issues"
+    /// Largest move since the previous checkpoint relative to the neighbourhood, or a changed
+    /// neighbourhood majority label.
+    case movers
+    /// The samples two runs see most differently (`compare` only): the difference of their
+    /// outlier-score percentile between the runs, plus that of their label agreement when there
+    /// are labels; higher disagrees more.
     case disagreement
 }
 
 /// The samples a frame ranks, best first: listed beside the scatter and ringed in it.
 public struct Leaderboard: Sendable, Equatable {
-    public var measure: LeaderboardMeasure
+    public var kind: LeaderboardKind
     public var entries: [RankedSample]
     /// The values rest on an approximate neighbour search (`--search approximate`); an outlier
     /// board's order is still proved exact.
     public var approximate: Bool
 
-    public init(measure: LeaderboardMeasure, entries: [RankedSample], approximate: Bool = false) {
-        self.measure = measure
+    public init(kind: LeaderboardKind, entries: [RankedSample], approximate: Bool = false) {
+        self.kind = kind
         self.entries = entries
         self.approximate = approximate
     }
@@ -126,7 +129,7 @@ public struct FrameContent: Sendable {
     public init(step: Int, epoch: Double?, checkpointIndex: Int, points: PlanarPoints, outliers: [RankedSample], losses: LossHistory,
                 testAccuracy: Double? = nil) {
         self.init(step: step, epoch: epoch, checkpointIndex: checkpointIndex, points: points,
-                  leaderboard: Leaderboard(measure: .outlierScore, entries: outliers),
+                  leaderboard: Leaderboard(kind: .outliers, entries: outliers),
                   losses: losses, testAccuracy: testAccuracy)
     }
 }

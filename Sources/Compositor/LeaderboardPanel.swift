@@ -3,7 +3,7 @@ import Canvas
 /// The leaderboard: the ranked samples with their thumbnails, class and value. Between two
 /// checkpoints the next board fades in row by row; a row that stays the same does not flicker.
 extension FrameCompositor {
-    /// How a measure's board is headed and its values read.
+    /// How a kind's board is headed and its values read.
     private struct Wording {
         let title: String
         /// The caption, given the board's power of ten (" (×1e-4)") or "".
@@ -11,20 +11,20 @@ extension FrameCompositor {
         let valueName: String
     }
 
-    private static func wording(_ measure: LeaderboardMeasure, approximate: Bool = false) -> Wording {
-        switch measure {
-        case .outlierScore where approximate:
+    private static func wording(_ kind: LeaderboardKind, approximate: Bool = false) -> Wording {
+        switch kind {
+        case .outliers where approximate:
             Wording(title: "Most atypical samples", caption: { "approximate kNN outlier score\($0), order exact" },
                     valueName: "score")
-        case .labelMargin where approximate:
+        case .labelIssues where approximate:
             Wording(title: "Likely label issues", caption: { "kNN-AUM\($0) on approximate neighbours: lowest first" },
                     valueName: "kNN-AUM")
-        case .outlierScore:
+        case .outliers:
             Wording(title: "Most atypical samples", caption: { "kNN outlier score\($0): lower is more atypical" }, valueName: "score")
-        case .labelMargin:
+        case .labelIssues:
             Wording(title: "Likely label issues", caption: { "kNN-AUM\($0), the mean neighbour vote margin: lowest first" },
                     valueName: "kNN-AUM")
-        case .movement:
+        case .movers:
             Wording(title: "Biggest movers", caption: { "move against neighbours since last checkpoint\($0) (+1: vote flipped)" },
                     valueName: "moved")
         case .disagreement:
@@ -41,7 +41,7 @@ extension FrameCompositor {
     /// unless `compact`, where one column holds as many rows as stay legible.
     func drawLeaderboard(_ frame: FrameContent, in area: Rect, compact: Bool = false, u: Double) throws(CanvasError) {
         let board = BoardTexts(frame)
-        let wording = Self.wording(board.nearer.measure, approximate: board.nearer.approximate)
+        let wording = Self.wording(board.nearer.kind, approximate: board.nearer.approximate)
         context.text(wording.title, x: area.x, y: area.y + 14 * u, size: 15 * u, weight: .bold, color: Palette.ink)
         context.text(wording.caption(board.scale.map { " (×\($0))" } ?? ""), x: area.x, y: area.y + 32 * u, size: 12 * u,
                      color: Palette.secondaryInk, maxWidth: area.width)
@@ -50,8 +50,8 @@ extension FrameCompositor {
 
     /// A board's title and caption over several lists (a comparison's, one per run): the caption
     /// without a power of ten, which each list's heading gives.
-    func drawLeaderboardHeading(_ measure: LeaderboardMeasure, in area: Rect, u: Double) {
-        let wording = Self.wording(measure)
+    func drawLeaderboardHeading(_ kind: LeaderboardKind, in area: Rect, u: Double) {
+        let wording = Self.wording(kind)
         context.text(wording.title, x: area.x, y: area.y + 14 * u, size: 15 * u, weight: .bold, color: Palette.ink)
         context.text(wording.caption(""), x: area.x, y: area.y + 32 * u, size: 12 * u, color: Palette.secondaryInk, maxWidth: area.width)
     }
@@ -65,7 +65,7 @@ extension FrameCompositor {
         let board = BoardTexts(frame)
         let (blend, current, incoming) = (board.blend, board.current, board.incoming)
         let (currentTexts, incomingTexts) = (board.currentTexts, board.incomingTexts)
-        let wording = Self.wording(board.nearer.measure)
+        let wording = Self.wording(board.nearer.kind)
         let slots = max(current.entries.count, incoming.entries.count)
         guard slots > 0 else {
             // Movers, at the first checkpoint: nothing has moved yet.
@@ -99,13 +99,13 @@ extension FrameCompositor {
             // two texts over each other for long would read as neither, and a blank board flickers.
             if let old {
                 try context.withOpacity(min(max((0.55 - blend) / 0.25, 0), 1), clip: grid.cell(slot)) { () throws(CanvasError) in
-                    try drawRow(slot: slot, index: old.index, value: "\(Self.wording(current.measure).valueName) \(currentTexts.texts[slot])",
+                    try drawRow(slot: slot, index: old.index, value: "\(Self.wording(current.kind).valueName) \(currentTexts.texts[slot])",
                                 grid: grid, u: u)
                 }
             }
             if let new, frame.incoming != nil {
                 try context.withOpacity(min(max((blend - 0.45) / 0.25, 0), 1), clip: grid.cell(slot)) { () throws(CanvasError) in
-                    try drawRow(slot: slot, index: new.index, value: "\(Self.wording(incoming.measure).valueName) \(incomingTexts.texts[slot])",
+                    try drawRow(slot: slot, index: new.index, value: "\(Self.wording(incoming.kind).valueName) \(incomingTexts.texts[slot])",
                                 grid: grid, u: u)
                 }
             }

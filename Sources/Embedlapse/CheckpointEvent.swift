@@ -1,3 +1,4 @@
+import Compositor
 import LinearAlgebra
 import Projection
 import RunFormat
@@ -136,19 +137,6 @@ public struct AnalysedCheckpoint: Sendable {
         }
         return order.map { RankedSample(index: $0, value: values[$0]) }
     }
-}
-
-/// What a leaderboard ranks and rings.
-public enum LeaderboardKind: String, Sendable, CaseIterable {
-    /// Lowest outlier score: the most atypical samples.
-    case outliers
-    /// Lowest running kNN-AUM: likely mislabelled or ambiguous samples.
-    case labelIssues = "label-issues"
-    /// Largest move since the previous checkpoint relative to the neighbourhood, or a changed
-    /// neighbourhood majority label.
-    case movers
-    /// The samples two runs see most differently (`compare` only; see `Disagreement`).
-    case disagreement
 }
 
 /// The numeric stages in order: PCA, Procrustes alignment, outlier scores, label quality, movers.

@@ -24,7 +24,7 @@ public enum ComparePipeline {
                                   options: options)
         setting.alignment = "each run rotated onto its previous frame, the right run onto the left (Procrustes)"
         setting.comparison = ComparisonSetting(names: names, dimensions: runs.map(\.dimension),
-                                               sharedLeaderboard: options.comparisonRanking == .disagreement,
+                                               sharedLeaderboard: options.leaderboard == .disagreement,
                                                wholeRunLosses: runs.map(\.losses))
         // Offline, both runs are known: the loss chart spans the film's whole axis from the start.
         setting.finalStep = runs.compactMap { $0.checkpoints.last?.step }.max()
@@ -38,7 +38,7 @@ public enum ComparePipeline {
         do {
             let analysis = StageQueue("analysis")
             let state = StageState(ComparisonState(runs: runs, labels: evaluationSet.annotations.labels,
-                                                   ranking: options.comparisonRanking, topCount: options.topCount,
+                                                   ranking: options.leaderboard, topCount: options.topCount,
                                                    search: options.search, warn: options.warn))
             let steps = Array(Set(runs.flatMap { $0.checkpoints.map(\.step) })).sorted()
             let stage = film.stage
@@ -58,17 +58,6 @@ public enum ComparePipeline {
             throw error
         }
     }
-}
-
-/// What `--leaderboard` ranks in a comparison: each run's own ranking, or the samples the runs
-/// disagree on most (one list for both panels).
-public enum ComparisonRanking: Sendable, Equatable {
-    case each(LeaderboardKind)
-    case disagreement
-}
-
-extension RenderOptions {
-    var comparisonRanking: ComparisonRanking { leaderboard == .disagreement ? .disagreement : .each(leaderboard) }
 }
 
 /// The evaluation set two runs must share: as many samples, and the same labels where both have
@@ -119,10 +108,11 @@ struct ComparisonState {
     private var latest: [AnalysedCheckpoint?]
     /// The right run's display coordinates as last rotated onto the left run's.
     private var rightPoints: PlanarPoints?
-    private let ranking: ComparisonRanking
+    /// Each run ranks its own samples, or with `.disagreement` both share the list of the samples they see most differently.
+    private let ranking: LeaderboardKind
     private let topCount: Int
 
-    init(runs: [RunDirectory], labels: [Int]?, ranking: ComparisonRanking, topCount: Int, search: OutlierSearch,
+    init(runs: [RunDirectory], labels: [Int]?, ranking: LeaderboardKind, topCount: Int, search: OutlierSearch,
          warn: @escaping @Sendable (String) -> Void) {
         self.runs = runs
         analysers = runs.map { run in
@@ -176,12 +166,12 @@ struct ComparisonState {
     /// Each run's leaderboard, or the shared disagreement one in both.
     private func leaderboards(_ shown: [AnalysedCheckpoint]) -> [Leaderboard] {
         switch ranking {
-        case .each(let kind):
-            return shown.map { RenderPipeline.keyframe($0, ranking: kind, count: topCount).leaderboard }
+        case .outliers, .labelIssues, .movers:
+            return shown.map { RenderPipeline.keyframe($0, ranking: ranking, count: topCount).leaderboard }
         case .disagreement:
             let values = Disagreement.values(shown[0], shown[1])
             let order = values.indices.sorted { (-values[$0], $0) < (-values[$1], $1) }
-            let board = Leaderboard(measure: .disagreement,
+            let board = Leaderboard(kind: .disagreement,
                                     entries: order.prefix(topCount).map { .init(index: $0, value: values[$0]) })
             return [board, board]
         }

@@ -166,14 +166,7 @@ public enum RenderPipeline {
 
     /// A checkpoint as the film shows it, its leaderboard ranked by `ranking`.
     static func keyframe(_ c: AnalysedCheckpoint, ranking: LeaderboardKind, count: Int) -> FilmTimeline.Keyframe {
-        let measure: LeaderboardMeasure
-        switch ranking {
-        case .outliers: measure = .outlierScore
-        case .labelIssues: measure = .labelMargin
-        case .movers: measure = .movement
-        case .disagreement: measure = .disagreement
-        }
-        let leaderboard = Leaderboard(measure: measure, entries: c.ranking(ranking, count: count),
+        let leaderboard = Leaderboard(kind: ranking, entries: c.ranking(ranking, count: count),
                                       approximate: c.outliers.certificate != nil)
         return FilmTimeline.Keyframe(index: c.index, step: c.step, epoch: c.epoch, losses: c.losses, testAccuracy: c.testAccuracy,
                                      points: c.alignment.display, leaderboard: leaderboard)
@@ -190,7 +183,7 @@ public enum RenderPipeline {
             }
         }
         let order = (0..<dynamics.count).sorted { (dynamics.knnAUM[$0], $0) < (dynamics.knnAUM[$1], $1) }
-        let worst = Leaderboard(measure: .labelMargin, entries: order.prefix(top).map { .init(index: $0, value: dynamics.knnAUM[$0]) })
+        let worst = Leaderboard(kind: .labelIssues, entries: order.prefix(top).map { .init(index: $0, value: dynamics.knnAUM[$0]) })
         return SummaryMap(points: PlanarPoints(x: dynamics.variability, y: dynamics.meanAgreement), regions: regions,
                           ambiguousVariability: Double(TrainingDynamics.ambiguousVariability),
                           easyAgreement: Double(TrainingDynamics.easyAgreement), checkpoints: dynamics.checkpoints,

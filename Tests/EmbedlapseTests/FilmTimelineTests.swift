@@ -20,7 +20,7 @@ import Testing
                 x = x.map { $0 + 0.4 * next() }
                 y = y.map { $0 + 0.4 * next() }
             }
-            let board = Leaderboard(measure: .outlierScore, entries: (0..<3).map { .init(index: (k + $0 * 7) % n, value: Float($0) / 10) })
+            let board = Leaderboard(kind: .outliers, entries: (0..<3).map { .init(index: (k + $0 * 7) % n, value: Float($0) / 10) })
             return FilmTimeline.Keyframe(index: k, step: k * 25, epoch: Double(k) / 2,
                                          losses: LossHistory(training: (0...k * 25).map { .init(step: $0, loss: 1 / Double($0 + 1)) }),
                                          testAccuracy: nil, points: PlanarPoints(x: x, y: y), leaderboard: board)

@@ -22,12 +22,12 @@ import Testing
         return setting
     }
 
-    func content(_ points: PlanarPoints, ringed: [Int] = [], measure: LeaderboardMeasure = .outlierScore, step: Int = 100,
+    func content(_ points: PlanarPoints, ringed: [Int] = [], measure: LeaderboardKind = .outliers, step: Int = 100,
                  losses: [Double] = [2, 1.2, 0.8], evaluation: [Double] = []) -> FrameContent {
         let history = LossHistory(training: losses.enumerated().map { .init(step: $0.offset * 50, loss: $0.element) },
                                   evaluation: evaluation.enumerated().map { .init(step: $0.offset * 50, loss: $0.element) })
         return FrameContent(step: step, epoch: nil, checkpointIndex: 2, points: points,
-                            leaderboard: Leaderboard(measure: measure, entries: ringed.map { .init(index: $0, value: 0.1) }),
+                            leaderboard: Leaderboard(kind: measure, entries: ringed.map { .init(index: $0, value: 0.1) }),
                             losses: history)
     }
 
@@ -152,7 +152,7 @@ import Testing
         let compositor = try FrameCompositor(width: width, height: height, setting: setting(n: n))
         let ringedLeft = Array(0..<8), ringedRight = Array(stride(from: 3, to: 40, by: 5))
         var right = content(cloud(n, turn: 0.5), ringed: ringedRight)
-        right.incoming = Leaderboard(measure: .outlierScore, entries: (20..<28).map { .init(index: $0, value: 0.2) })
+        right.incoming = Leaderboard(kind: .outliers, entries: (20..<28).map { .init(index: $0, value: 0.2) })
         right.blend = 0.4
         right.trails = [cloud(n, turn: 0.3), cloud(n, turn: 0.4)]
         right.trailOpacities = [0.2, 0.4]
@@ -195,7 +195,7 @@ import Testing
         let n = 100
         func thumbnailColumns(shared: Bool) throws -> [Int] {
             let compositor = try FrameCompositor(width: 1280, height: 720, setting: setting(n: n, shared: shared))
-            let measure: LeaderboardMeasure = shared ? .disagreement : .outlierScore
+            let measure: LeaderboardKind = shared ? .disagreement : .outliers
             try compositor.draw(comparison(content(cloud(n), ringed: [1, 2, 3], measure: measure),
                                            content(cloud(n), ringed: shared ? [1, 2, 3] : [4, 5, 6, 7], measure: measure)))
             let area = try layout(compositor).leaderboard
