@@ -57,7 +57,9 @@ public final class TrainerSource: CheckpointSource {
     }
 
     /// Checks a `saveRun` folder before any work: new or empty.
-    public static func checkSaveFolder(_ path: String) throws(PipelineError) { try RunWriter.checkFolder(path) }
+    public static func checkSaveFolder(_ path: String) throws(PipelineError) {
+        do { try RunWriter.checkFolder(path) } catch { throw PipelineError(error) }
+    }
 
     public var evalCount: Int { min(recipe.evalSize, test.count) }
 
@@ -113,7 +115,8 @@ public final class TrainerSource: CheckpointSource {
                     evaluation.append(.init(step: checkpoint.step, loss: checkpoint.testLoss))
                     var history = losses
                     history.evaluation = evaluation
-                    try writer?.record(checkpoint, losses: losses)
+                    try writer?.record(step: checkpoint.step, epoch: checkpoint.epoch, embeddings: checkpoint.embeddings,
+                                       testLoss: checkpoint.testLoss, testAccuracy: checkpoint.testAccuracy, losses: losses)
                     lastAccuracy = checkpoint.testAccuracy
                     await channel.send(CheckpointEvent(index: index, step: checkpoint.step, epoch: checkpoint.epoch,
                                                        embeddings: checkpoint.embeddings, losses: history,
@@ -139,74 +142,5 @@ public final class TrainerSource: CheckpointSource {
         async let producing: Void = source.emit(into: channel, stop: stop)
         for try await _ in channel {}
         await producing
-    }
-}
-
-/// `--save-run DIR`: writes the training as a run directory while it goes, every file atomically,
-/// with `DONE` at the end, so `embedlapse watch` can follow it and `render` can replay it.
-final class RunWriter {
-    let path: String
-    private var evaluation: [LossHistory.Point] = []
-    private var accuracy: [(step: Int, value: Double)] = []
-
-    init(path: String, annotations: SampleAnnotations) throws {
-        // The folder was new or empty when the command began (`checkFolder`); since then only the
-        // film's own outputs may have appeared in it (`demo --save-run D -o D/film.mp4`).
-        try Self.checkNoRun(path)
-        try OutputFile.makeFolder(path)
-        self.path = path
-        // A new identity for every run written: a watcher of this folder notices a rerun.
-        let metadata: [String: Any] = ["format": 1, "run_id": UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased(),
-                                       "writer": "embedlapse demo"]
-        try OutputFile.write(try DataDump.json(metadata), to: file(RunScanner.metadataFile))
-        let n = annotations.labels?.count ?? 0
-        try OutputFile.write(NPYWriter.encode(int64: annotations.labels ?? [], shape: [n]), to: file("labels.npy"))
-        if let names = annotations.classNames { try OutputFile.write(try DataDump.json(names), to: file("class_names.json")) }
-        if let t = annotations.thumbnails {
-            try OutputFile.write(NPYWriter.encode(uint8: t.pixels, shape: [t.count, t.height, t.width]), to: file("images.npy"))
-        }
-    }
-
-    private func file(_ name: String) -> String { (path as NSString).appendingPathComponent(name) }
-
-    /// A run is saved into a new or empty folder: saved beside an earlier run's files, the two
-    /// would be read back as one.
-    static func checkFolder(_ path: String) throws(PipelineError) {
-        guard let entries = try? FileManager.default.contentsOfDirectory(atPath: path), !entries.isEmpty else { return }
-        throw PipelineError("\(path): not empty (\(entries.count == 1 ? "it holds" : "\(entries.count) entries, such as") \(entries.sorted()[0])): save the run into a new or empty folder")
-    }
-
-    /// Nothing in `path` that a run reader would take as part of the run.
-    static func checkNoRun(_ path: String) throws(PipelineError) {
-        let names = (try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []
-        if let name = names.sorted().first(where: { RunInputs.readNames.contains($0) || RunInputs.isCheckpointFolder($0) }) {
-            throw PipelineError("\(path): holds \(name), which a run reads: save the run into a new or empty folder")
-        }
-    }
-
-    func record(_ checkpoint: TrainingCheckpoint, losses: LossHistory) throws {
-        evaluation.append(.init(step: checkpoint.step, loss: checkpoint.testLoss))
-        accuracy.append((checkpoint.step, checkpoint.testAccuracy))
-        let directory = file("checkpoint-\(checkpoint.step)")
-        try OutputFile.makeFolder(directory)
-        // The trainer state first: a watcher reads it once the embeddings are complete.
-        var log: [[String: Any]] = losses.training.map { ["step": $0.step, "loss": $0.loss, "epoch": losses.epochs[$0.step] ?? 0] }
-        for (point, acc) in zip(evaluation, accuracy) {
-            log.append(["step": point.step, "eval_loss": point.loss, "eval_accuracy": acc.value, "epoch": checkpoint.epoch])
-        }
-        log.sort { ($0["step"] as! Int) < ($1["step"] as! Int) }
-        let state: [String: Any] = ["global_step": checkpoint.step, "epoch": checkpoint.epoch, "log_history": log]
-        try OutputFile.write(try DataDump.json(state), to: (directory as NSString).appendingPathComponent("trainer_state.json"))
-        let e = checkpoint.embeddings
-        try OutputFile.write(NPYWriter.encode(float32: e.storage, shape: [e.rows, e.columns]),
-                             to: (directory as NSString).appendingPathComponent("embeddings.npy"))
-        // Complete: a watcher takes it at once, without waiting for the file to settle.
-        try OutputFile.write("", to: (directory as NSString).appendingPathComponent(RunScanner.embeddingsFile + RunScanner.completionSuffix))
-        let csv = "step,loss,epoch\n" + losses.training.map { "\($0.step),\($0.loss),\(losses.epochs[$0.step] ?? 0)\n" }.joined()
-        try OutputFile.write(csv, to: file("losses.csv"))
-    }
-
-    func finish() throws {
-        try OutputFile.write("", to: file(RunScanner.doneMarker))
     }
 }
