@@ -9,13 +9,13 @@ import PackageDescription
 //   RunFormat (.npy and the run directory)
 //   Canvas (Cairo) -> Compositor (the frame)
 //   MediaEncoder (MP4, GIF, PNG)
-//   Embedlapse (checkpoint events, sources, the pipeline) -> embedlapse (CLI)
+//   Pipeline (checkpoint events, sources, analysis, the film) -> embedlapse (CLI)
 //   Explorer (the local web explorer: Hummingbird routes over the same analysis) -> embedlapse serve
 let package = Package(
     name: "Embedlapse",
     products: [
         .executable(name: "embedlapse", targets: ["EmbedlapseCLI"]),
-        .library(name: "Embedlapse", targets: ["Embedlapse"]),
+        .library(name: "Embedlapse", targets: ["Pipeline"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -52,7 +52,7 @@ let package = Package(
         .target(name: "Compositor", dependencies: ["Canvas", "RunFormat", "LinearAlgebra"]),
         .target(name: "MediaEncoder", dependencies: ["CFFmpeg", "CZlib", "FileOutput"]),
         .target(
-            name: "Embedlapse",
+            name: "Pipeline",
             dependencies: [
                 "LinearAlgebra", "Projection", "RunFormat", "Training", "Compositor", "MediaEncoder", "Canvas", "FileOutput",
                 .product(name: "AsyncAlgorithms", package: "swift-async-algorithms"),
@@ -60,7 +60,7 @@ let package = Package(
         .target(
             name: "Explorer",
             dependencies: [
-                "Embedlapse", "Compositor", "Projection", "RunFormat", "LinearAlgebra",
+                "Pipeline", "Compositor", "Projection", "RunFormat", "LinearAlgebra",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -74,7 +74,7 @@ let package = Package(
         .executableTarget(
             name: "EmbedlapseCLI",
             dependencies: [
-                "Embedlapse", "Explorer", "Compositor", "Projection", "RunFormat", "Training", "LinearAlgebra", "CMalloc", "FileOutput",
+                "Pipeline", "Explorer", "Compositor", "Projection", "RunFormat", "Training", "LinearAlgebra", "CMalloc", "FileOutput",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
 
@@ -87,6 +87,6 @@ let package = Package(
         .testTarget(name: "TrainingTests", dependencies: ["Training", "LinearAlgebra"]),
         .testTarget(name: "MediaTests", dependencies: ["MediaEncoder", "Compositor", "Canvas", "LinearAlgebra", "RunFormat"]),
         .testTarget(name: "ExplorerTests", dependencies: ["Explorer"]),
-        .testTarget(name: "EmbedlapseTests", dependencies: ["Embedlapse", "Compositor", "LinearAlgebra", "RunFormat", "FileOutput", "MediaEncoder", .product(name: "AsyncAlgorithms", package: "swift-async-algorithms")]),
+        .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "Compositor", "LinearAlgebra", "RunFormat", "FileOutput", "MediaEncoder", .product(name: "AsyncAlgorithms", package: "swift-async-algorithms")]),
     ]
 )

@@ -1,6 +1,6 @@
 import ArgumentParser
 import CMalloc
-import Embedlapse
+import Pipeline
 import FileOutput
 import Foundation
 import RunFormat

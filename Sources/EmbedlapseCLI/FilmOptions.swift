@@ -1,6 +1,6 @@
 import ArgumentParser
 import Compositor
-import Embedlapse
+import Pipeline
 import Projection
 
 extension AlignmentTarget: ExpressibleByArgument {}

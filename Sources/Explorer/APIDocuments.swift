@@ -1,5 +1,5 @@
 import Compositor
-import Embedlapse
+import Pipeline
 import Foundation
 import LinearAlgebra
 import MediaEncoder

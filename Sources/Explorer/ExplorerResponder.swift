@@ -1,4 +1,4 @@
-import Embedlapse
+import Pipeline
 import Hummingbird
 import Synchronization
 

@@ -3,7 +3,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
-import Embedlapse
+import Pipeline
 import Hummingbird
 import HummingbirdCore
 import Logging

@@ -1,5 +1,5 @@
 import Compositor
-import Embedlapse
+import Pipeline
 import Foundation
 import Projection
 import RunFormat

@@ -5,7 +5,7 @@ import Darwin
 #endif
 import AsyncAlgorithms
 import Dispatch
-import Embedlapse
+import Pipeline
 import Projection
 import RunFormat
 import ServiceLifecycle

@@ -1,4 +1,4 @@
-@testable import Embedlapse
+@testable import Pipeline
 import FileOutput
 import MediaEncoder
 import RunFormat

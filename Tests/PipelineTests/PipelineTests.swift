@@ -5,7 +5,7 @@ import LinearAlgebra
 import RunFormat
 import Synchronization
 import Testing
-@testable import Embedlapse
+@testable import Pipeline
 
 /// Emits prepared events and counts how many the pipeline has taken.
 final class ScriptedSource: CheckpointSource {

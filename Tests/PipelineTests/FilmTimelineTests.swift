@@ -2,7 +2,7 @@ import Compositor
 import LinearAlgebra
 import RunFormat
 import Testing
-@testable import Embedlapse
+@testable import Pipeline
 
 /// Issue 11: tweening. Frame counts, keyframes independent of N, paths that stay between their
 /// keyframes, a live film one checkpoint behind, and fades that never pop.
