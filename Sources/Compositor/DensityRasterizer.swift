@@ -1,5 +1,6 @@
 import Canvas
 import Dispatch
+import LinearAlgebra
 
 /// Draws a dense scatter as a density image, as datashader does: points are counted per pixel, each
 /// pixel takes the count-weighted mix of its points' class colours, and its opacity grows with its
@@ -550,9 +551,3 @@ public final class DensityRasterizer {
     }
 }
 
-/// A value handed to the threads of `DispatchQueue.concurrentPerform`, each of which touches only
-/// its own part of what it points to.
-private struct UncheckedSendable<Value>: @unchecked Sendable {
-    let value: Value
-    init(_ value: Value) { self.value = value }
-}

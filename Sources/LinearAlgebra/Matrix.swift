@@ -70,3 +70,11 @@ public struct RankedSample: Sendable, Equatable {
         self.value = value
     }
 }
+
+/// Pointers into buffers handed to the threads of `DispatchQueue.concurrentPerform`, each of which
+/// touches only its own part of them; the buffers outlive the call. Unchecked Sendable for that
+/// reason alone: whoever makes one keeps the parts apart.
+public struct UncheckedSendable<Value>: @unchecked Sendable {
+    public let value: Value
+    public init(_ value: Value) { self.value = value }
+}

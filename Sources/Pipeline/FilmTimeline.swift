@@ -249,8 +249,3 @@ enum MotionPath {
     }
 }
 
-/// Output buffers handed to the threads of `DispatchQueue.concurrentPerform`, each writing its own.
-private struct UncheckedSendable<Value>: @unchecked Sendable {
-    let value: Value
-    init(_ value: Value) { self.value = value }
-}
