@@ -27,6 +27,8 @@ public enum APIDocuments {
         let viewHalfExtent: Double
         /// The size of `/api/samples/<index>/image.png`; nil when the run has no images.
         let thumbnail: Size?
+        /// The leaderboards the scores documents hold, in the order of the page's tabs.
+        let boards = LeaderboardKind.explorerBoards.map(\.explorerBoard)
 
         struct Size: Encodable {
             let width: Int
@@ -34,7 +36,7 @@ public enum APIDocuments {
         }
 
         enum CodingKeys: String, CodingKey {
-            case run, ready, steps, done, problem, labels, thumbnail
+            case run, ready, steps, done, problem, labels, thumbnail, boards
             case sampleCount = "sample_count", dimension, classNames = "class_names", viewHalfExtent = "view_half_extent"
         }
 
@@ -52,7 +54,22 @@ public enum APIDocuments {
             try container.encode(problem, forKey: .problem)
             try container.encode(viewHalfExtent, forKey: .viewHalfExtent)
             try container.encode(thumbnail, forKey: .thumbnail)
+            try container.encode(boards, forKey: .boards)
         }
+    }
+
+    /// One leaderboard as the page shows it: its key in the scores document and its words.
+    struct Board: Encodable {
+        let key: String
+        let tab: String
+        /// The values' column heading.
+        let value: String
+        let hint: String
+        /// What an empty board says (a run without labels says so itself).
+        let empty: String
+        let needsLabels: Bool
+
+        enum CodingKeys: String, CodingKey { case key, tab, value, hint, empty, needsLabels = "needs_labels" }
     }
 
     /// `GET /api/runs`: the runs served, in order; run `r`'s API is under `/api/runs/<r>/`.
@@ -129,12 +146,10 @@ public enum APIDocuments {
     struct Scores: Encodable {
         let step: Int
         let index: Int
-        /// The most atypical samples (lowest kNN outlier score, as cleanlab's), most atypical first.
-        let outliers: [Entry]
-        /// The lowest running kNN-AUM so far (likely label issues); empty without labels.
-        let labelIssues: [Entry]
-        /// The biggest movers since the previous checkpoint; empty at the first.
-        let movers: [Entry]
+        /// Each board's places, first place first, under its key (`LeaderboardKind.apiKey`): the
+        /// most atypical samples, the lowest running kNN-AUM (empty without labels), the biggest
+        /// movers (empty at the first checkpoint).
+        let boards: [(key: String, entries: [Entry])]
         /// Each sample's share of its k nearest neighbours that carry its label; nil without labels.
         let labelAgreement: [Float?]?
         /// The mean of `labelAgreement`; nil without labels.
@@ -142,22 +157,23 @@ public enum APIDocuments {
         /// Neighbours per sample in the outlier score and the label agreement.
         let k: Int
 
-        enum CodingKeys: String, CodingKey {
-            case step, index, outliers, movers, k
-            case labelIssues = "label_issues", labelAgreement = "label_agreement", meanLabelAgreement = "mean_label_agreement"
+        struct Key: CodingKey {
+            let stringValue: String
+            init(_ name: String) { stringValue = name }
+            init?(stringValue: String) { self.init(stringValue) }
+            var intValue: Int? { nil }
+            init?(intValue: Int) { nil }
         }
 
         /// Every key, the label ones null without labels.
         func encode(to encoder: any Encoder) throws {
-            var container = encoder.container(keyedBy: CodingKeys.self)
-            try container.encode(step, forKey: .step)
-            try container.encode(index, forKey: .index)
-            try container.encode(outliers, forKey: .outliers)
-            try container.encode(labelIssues, forKey: .labelIssues)
-            try container.encode(movers, forKey: .movers)
-            try container.encode(labelAgreement, forKey: .labelAgreement)
-            try container.encode(meanLabelAgreement, forKey: .meanLabelAgreement)
-            try container.encode(k, forKey: .k)
+            var container = encoder.container(keyedBy: Key.self)
+            try container.encode(step, forKey: Key("step"))
+            try container.encode(index, forKey: Key("index"))
+            for board in boards { try container.encode(board.entries, forKey: Key(board.key)) }
+            try container.encode(labelAgreement, forKey: Key("label_agreement"))
+            try container.encode(meanLabelAgreement, forKey: Key("mean_label_agreement"))
+            try container.encode(k, forKey: Key("k"))
         }
     }
 
@@ -239,9 +255,7 @@ public enum APIDocuments {
         let agreement = c.labelQuality?.agreement
         let mean = agreement.map { values in values.reduce(0.0) { $0 + Double($1) } / Double(max(values.count, 1)) }
         let scores = Scores(step: c.step, index: c.index,
-                            outliers: entries(c.ranking(.outliers, count: leaderboardLength)),
-                            labelIssues: entries(c.ranking(.labelIssues, count: leaderboardLength)),
-                            movers: entries(c.ranking(.movers, count: leaderboardLength)),
+                            boards: LeaderboardKind.explorerBoards.map { ($0.apiKey, entries(c.ranking($0, count: leaderboardLength))) },
                             labelAgreement: agreement?.map { $0.isFinite ? $0 : nil }, meanLabelAgreement: mean,
                             k: c.outliers.neighbours)
         return ExplorerStore.Checkpoint(step: c.step, points: littleEndianFloat32(c.alignment.display.interleaved),

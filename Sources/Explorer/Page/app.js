@@ -25,11 +25,9 @@ const THUMBNAIL_LIMIT = 150;
 const RINGED = 8;
 const ZOOM_RANGE = [0.5, 2000];
 const INK = "#222222";
-const BOARDS = {
-  outliers: { value: "score", hint: "most atypical first: lowest kNN outlier score at the shown step" },
-  label_issues: { value: "kNN-AUM", hint: "likely label issues: lowest running kNN-AUM up to the shown step" },
-  movers: { value: "moved", hint: "moved the most since the previous checkpoint, relative to its neighbours" },
-};
+// The leaderboards, by key, as /api/run lists them (key, tab, value, hint, empty, needs_labels): the
+// tabs are built from that list, so a board the server adds appears with no change here.
+const BOARDS = {};
 // What a panel of a comparison says about the checkpoint it shows (compare's film's states).
 const BADGES = {
   current: () => "",
@@ -933,10 +931,20 @@ function renderAgreement() {
   ] : []));
 }
 
+// Builds the tabs from the run's list of boards, once.
+function adoptBoards(boards) {
+  if (!Array.isArray(boards) || Object.keys(BOARDS).length) return;
+  for (const board of boards) BOARDS[board.key] = board;
+  $("tabs").replaceChildren(...boards.map((board) => el("button", {
+    type: "button", role: "tab", dataset: { board: board.key }, ariaSelected: String(board.key === state.board),
+  }, board.tab)));
+  if (!BOARDS[state.board]) state.board = boards[0]?.key ?? state.board;
+}
+
 function renderBoards() {
   const board = state.board;
   for (const tab of document.querySelectorAll("#tabs button")) tab.setAttribute("aria-selected", String(tab.dataset.board === board));
-  $("board-hint").textContent = BOARDS[board].hint;
+  $("board-hint").textContent = BOARDS[board]?.hint ?? "";
   const scores = state.runs[0].scores;
   $("board-step").textContent = state.compare ? (state.shown >= 0 ? `at step ${state.steps[state.shown]}` : "") :
     scores ? `at step ${scores.step}` : "";
@@ -947,7 +955,7 @@ function renderBoard(run) {
   const { table, valueHead, head } = run.board;
   const scores = run.scores;
   const board = state.board;
-  valueHead.textContent = BOARDS[board].value;
+  valueHead.textContent = BOARDS[board]?.value ?? "";
   table.classList.toggle("no-thumbs", !hasImages());
   if (state.compare) {
     head.replaceChildren(runDot(run), el("span", { className: "board-name" }, run.name),
@@ -957,8 +965,7 @@ function renderBoard(run) {
   const body = table.tBodies[0];
   if (!entries.length) {
     const why = !scores ? (run.steps.length ? "…" : "No checkpoint yet.") :
-      board === "label_issues" && !hasLabels() ? "The run has no labels." :
-        board === "movers" ? "Nothing moved yet: this is the first checkpoint." : "No entries.";
+      BOARDS[board]?.needs_labels && !hasLabels() ? "The run has no labels." : BOARDS[board]?.empty ?? "No entries.";
     body.replaceChildren(el("tr", { className: "empty" }, el("td", { colSpan: 5 }, why)));
     return;
   }
@@ -1426,9 +1433,13 @@ function setupControls() {
     seek(best);
   });
   $("show-all").addEventListener("click", () => { state.hidden.clear(); applyHidden(); });
-  for (const tab of document.querySelectorAll("#tabs button")) {
-    tab.addEventListener("click", () => { state.board = tab.dataset.board; renderBoards(); requestDraw(); });
-  }
+  $("tabs").addEventListener("click", (event) => {
+    const tab = event.target.closest("button[data-board]");
+    if (!tab) return;
+    state.board = tab.dataset.board;
+    renderBoards();
+    requestDraw();
+  });
   for (const run of state.runs) setupBoardInput(run);
   $("pin-form").addEventListener("submit", (event) => {
     event.preventDefault();
@@ -1525,6 +1536,7 @@ function adoptFacts(doc) {
 
 async function loadRun(run) {
   run.doc = await json(`${run.api}/run`);
+  adoptBoards(run.doc.boards);
   if (!state.compare) $("run-name").textContent = run.doc.run;
   if (!run.doc.ready) { if (state.compare) renderPanelHeads(); return false; }
   adoptFacts(run.doc);
