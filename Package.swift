@@ -6,7 +6,7 @@ import PackageDescription
 //   (CNeighbourSearch: AVX-512 VNNI screening for the outlier search; CSubspaceProduct: the PCA step)
 //   LinearAlgebra -> Projection (PCA, Procrustes, outlier scores), Training (the built-in trainer)
 //   FileOutput (every file Embedlapse writes: whole or not at all, temporaries, authorship)
-//   RunFormat (.npy and the run directory)
+//   RunFormat (.npy and the run directory), CheckpointCache (the analysis cache's format)
 //   Canvas (Cairo) -> Compositor (the frame)
 //   MediaEncoder (MP4, GIF, PNG)
 //   Pipeline (checkpoint events, sources, analysis, the film) -> embedlapse (CLI)
@@ -47,6 +47,8 @@ let package = Package(
         .target(name: "CSubspaceProduct"),
         .target(name: "Projection", dependencies: ["LinearAlgebra", "CNeighbourSearch", "CSubspaceProduct"]),
         .target(name: "RunFormat", dependencies: ["LinearAlgebra", "FileOutput"]),
+        // The analysis cache's format (docs/cache.md): one folder of its own, entries keyed to their embeddings files.
+        .target(name: "CheckpointCache", dependencies: ["FileOutput", "LinearAlgebra", "Projection", "RunFormat"]),
         .target(name: "Training", dependencies: ["LinearAlgebra", "CZlib"]),
         .target(name: "Canvas", dependencies: ["CCairo"]),
         .target(name: "Compositor", dependencies: ["Canvas", "RunFormat", "LinearAlgebra"]),
@@ -54,13 +56,13 @@ let package = Package(
         .target(
             name: "Pipeline",
             dependencies: [
-                "LinearAlgebra", "Projection", "RunFormat", "Training", "Compositor", "MediaEncoder", "Canvas", "FileOutput",
+                "LinearAlgebra", "Projection", "RunFormat", "Training", "Compositor", "MediaEncoder", "Canvas", "FileOutput", "CheckpointCache",
                 .product(name: "AsyncAlgorithms", package: "swift-async-algorithms"),
             ]),
         .target(
             name: "Explorer",
             dependencies: [
-                "Pipeline", "Compositor", "Projection", "RunFormat", "LinearAlgebra",
+                "Pipeline", "CheckpointCache", "Compositor", "Projection", "RunFormat", "LinearAlgebra",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -74,7 +76,7 @@ let package = Package(
         .executableTarget(
             name: "EmbedlapseCLI",
             dependencies: [
-                "Pipeline", "Explorer", "Compositor", "Projection", "RunFormat", "Training", "LinearAlgebra", "CMalloc", "FileOutput",
+                "Pipeline", "CheckpointCache", "Explorer", "Compositor", "Projection", "RunFormat", "Training", "LinearAlgebra", "CMalloc", "FileOutput",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
 

@@ -1,6 +1,7 @@
 import ArgumentParser
-import Pipeline
+import CheckpointCache
 import Foundation
+import Pipeline
 import RunFormat
 
 struct Analyse: AsyncParsableCommand {

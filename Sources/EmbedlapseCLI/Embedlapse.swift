@@ -1,8 +1,8 @@
 import ArgumentParser
 import CMalloc
-import Pipeline
 import FileOutput
 import Foundation
+import Pipeline
 import RunFormat
 
 @main

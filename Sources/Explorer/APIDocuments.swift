@@ -1,8 +1,8 @@
 import Compositor
-import Pipeline
 import Foundation
 import LinearAlgebra
 import MediaEncoder
+import Pipeline
 import Projection
 import RunFormat
 

@@ -4,6 +4,7 @@ import Glibc
 import Darwin
 #endif
 import AsyncAlgorithms
+import CheckpointCache
 import Dispatch
 import Pipeline
 import Projection

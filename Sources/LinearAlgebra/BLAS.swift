@@ -19,6 +19,12 @@ public enum BLAS {
                     Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
     }
 
+    /// Threads for one checkpoint's analysis of `elements` values: small problems run faster on one
+    /// OpenBLAS thread than on two that fight the encoder's. (The last bits of the results depend on it.)
+    public static func threads(forElements elements: Int, upTo most: Int) -> Int {
+        elements >= 1 << 20 ? max(most, 1) : 1
+    }
+
     /// Sets how many threads OpenBLAS may use (`openblas_set_num_threads`): one when stages run
     /// side by side on a small machine, so they do not fight over the same cores. Inside a
     /// `singleThreaded` section, from the section's end.

@@ -1,3 +1,4 @@
+import CheckpointCache
 import Compositor
 import LinearAlgebra
 import Projection
@@ -227,10 +228,8 @@ public struct CheckpointAnalyser: Sendable {
 }
 
 extension CheckpointAnalyser {
-    /// Threads for one checkpoint's analysis: small problems run faster on one OpenBLAS thread than
-    /// on two that fight the encoder's. (The last bits of the results depend on it.)
     static func threads(for embeddings: Matrix, upTo most: Int) -> Int {
-        embeddings.rows * embeddings.columns >= 1 << 20 ? max(most, 1) : 1
+        BLAS.threads(forElements: embeddings.rows * embeddings.columns, upTo: most)
     }
 
     /// The checkpoint's cache entry, computed and stored when there is no usable one.

@@ -1,3 +1,4 @@
+import CheckpointCache
 import Compositor
 import Foundation
 import LinearAlgebra

@@ -1,4 +1,5 @@
 import Canvas
+import CheckpointCache
 import FileOutput
 import MediaEncoder
 import RunFormat
@@ -17,6 +18,7 @@ public struct PipelineError: Error, CustomStringConvertible {
         case output(FileOutputError)
         case media(MediaError)
         case canvas(CanvasError)
+        case cache(CacheError)
         /// In words: a rule of the pipeline's own, or an error of another kind.
         case problem(String)
     }
@@ -31,6 +33,7 @@ public struct PipelineError: Error, CustomStringConvertible {
 
     public init(_ error: RunFormatError) { self.init(nil, .input(error)) }
     public init(_ error: FileOutputError) { self.init(nil, .output(error)) }
+    public init(_ error: CacheError) { self.init(nil, .cache(error)) }
 
     /// `error` about `subject`: typed when it is one of the lower modules', in words otherwise.
     public init(_ subject: String, _ error: any Error) {
@@ -40,6 +43,7 @@ public struct PipelineError: Error, CustomStringConvertible {
         case let error as FileOutputError: self.init(subject, .output(error))
         case let error as MediaError: self.init(subject, .media(error))
         case let error as CanvasError: self.init(subject, .canvas(error))
+        case let error as CacheError: self.init(subject, .cache(error))
         default: self.init(subject, .problem("\(error)"))
         }
     }
@@ -51,6 +55,7 @@ public struct PipelineError: Error, CustomStringConvertible {
         case .output(let error): why = error.description
         case .media(let error): why = error.description
         case .canvas(let error): why = error.description
+        case .cache(let error): why = error.description
         case .problem(let text): why = text
         }
         return subject.map { "\($0): \(why)" } ?? why

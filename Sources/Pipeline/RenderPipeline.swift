@@ -1,5 +1,6 @@
 import AsyncAlgorithms
 import Canvas
+import CheckpointCache
 import Compositor
 import Foundation
 import LinearAlgebra

@@ -1,6 +1,7 @@
-import FileOutput
 import AsyncAlgorithms
+import CheckpointCache
 import Compositor
+import FileOutput
 import Foundation
 import Projection
 import RunFormat

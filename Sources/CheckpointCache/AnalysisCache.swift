@@ -42,33 +42,33 @@ public struct AnalysisCache: Sendable {
     /// an empty one, or one that this format's marker names. Any other folder is refused before
     /// anything is written, with the reason in one line; leftovers of killed writers on this
     /// machine are removed.
-    public init(opening directory: String) throws(PipelineError) {
+    public init(opening directory: String) throws(CacheError) {
         self.directory = directory
         var info = stat()
         guard stat(directory, &info) == 0 else {
-            guard errno == ENOENT else { throw PipelineError("\(directory): cannot use as the analysis cache: \(systemWords(errno))") }
+            guard errno == ENOENT else { throw CacheError("\(directory): cannot use as the analysis cache: \(systemWords(errno))") }
             return
         }
         guard info.st_mode & S_IFMT == S_IFDIR else {
-            throw PipelineError("\(directory): cannot use as the analysis cache: not a folder")
+            throw CacheError("\(directory): cannot use as the analysis cache: not a folder")
         }
         let names = try Self.names(in: directory)
         if names.contains(Self.markerName) {
             let marker = directory + "/" + Self.markerName
             guard let data = FileManager.default.contents(atPath: marker),
                   let found = try? JSONDecoder().decode(Marker.self, from: data), found.format == Self.format else {
-                throw PipelineError("\(marker): not an Embedlapse analysis cache marker: choose another folder for the cache")
+                throw CacheError("\(marker): not an Embedlapse analysis cache marker: choose another folder for the cache")
             }
             guard found.version == Self.version else {
-                throw PipelineError("\(directory): an analysis cache of format \(found.version), and this embedlapse reads format \(Self.version): delete that folder (rm -r \(directory)) or choose another")
+                throw CacheError("\(directory): an analysis cache of format \(found.version), and this embedlapse reads format \(Self.version): delete that folder (rm -r \(directory)) or choose another")
             }
             removeLeftovers(names)
         } else if !names.isEmpty {
             if names.contains(where: { $0.hasPrefix("checkpoint-") })
                 && FileManager.default.fileExists(atPath: "\(directory)/\(names.first { $0.hasPrefix("checkpoint-") }!)/meta.json") {
-                throw PipelineError("\(directory): an analysis cache of format 1, and this embedlapse reads format \(Self.version): delete that folder (rm -r \(directory)) and analyse again")
+                throw CacheError("\(directory): an analysis cache of format 1, and this embedlapse reads format \(Self.version): delete that folder (rm -r \(directory)) and analyse again")
             }
-            throw PipelineError("\(directory): not an analysis cache (no \(Self.markerName)) and not empty: the cache writes only into a new or empty folder; choose another")
+            throw CacheError("\(directory): not an analysis cache (no \(Self.markerName)) and not empty: the cache writes only into a new or empty folder; choose another")
         }
     }
 
@@ -79,7 +79,7 @@ public struct AnalysisCache: Sendable {
 
     /// The run's own cache if `analyse` (or a film told `--cache` so) has made it; films read and
     /// fill it then, and never create it unasked. nil when there is none, or why it cannot be used.
-    public static func own(forRun run: String) -> Result<AnalysisCache, PipelineError>? {
+    public static func own(forRun run: String) -> Result<AnalysisCache, CacheError>? {
         let own = defaultDirectory(forRun: run)
         guard FileManager.default.fileExists(atPath: own) else { return nil }
         do { return .success(try AnalysisCache(opening: own)) } catch { return .failure(error) }
@@ -150,22 +150,22 @@ public struct AnalysisCache: Sendable {
 
     /// Analyses one checkpoint file on its own.
     public static func analyse(_ file: CheckpointFile, threads: Int, search: OutlierScores.Search,
-                               certify: Int) throws(PipelineError) -> Entry {
+                               certify: Int) throws(CacheError) -> Entry {
         let embeddings: Matrix
-        do { embeddings = try file.loadEmbeddings() } catch { throw PipelineError(error) }
+        do { embeddings = try file.loadEmbeddings() } catch { throw CacheError(error.description) }
         do {
             return try analyse(embeddings, step: file.step, threads: threads, search: search, certify: certify)
         } catch {
-            throw PipelineError(file.embeddingsPath, error)
+            throw CacheError("\(file.embeddingsPath): \(error)")
         }
     }
 
     /// Analyses one checkpoint on its own: the exact PCA route and an unseeded exact neighbour
     /// search (seeds could order equally distant neighbours otherwise).
-    static func analyse(_ embeddings: Matrix, step: Int, threads most: Int, search: OutlierScores.Search,
+    public static func analyse(_ embeddings: Matrix, step: Int, threads most: Int, search: OutlierScores.Search,
                         certify: Int) throws -> Entry {
         // As a film would: then a film that fills the cache writes what `analyse` writes.
-        let threads = CheckpointAnalyser.threads(for: embeddings, upTo: most)
+        let threads = BLAS.threads(forElements: embeddings.rows * embeddings.columns, upTo: most)
         BLAS.setThreadCount(threads)
         // A fresh IncrementalPCA takes the exact route: the result owes nothing to other checkpoints.
         var pca = IncrementalPCA()
@@ -177,7 +177,7 @@ public struct AnalysisCache: Sendable {
 
     /// Writes `entry`, the analysis of `file`, in place of any entry of its step: into a hidden
     /// folder first, renamed into place whole. The marker is written before the first entry.
-    public func store(_ entry: Entry, for file: CheckpointFile) throws(PipelineError) {
+    public func store(_ entry: Entry, for file: CheckpointFile) throws(CacheError) {
         let n = file.sampleCount, k = entry.outliers.neighbours
         let final = entryPath(step: entry.step)
         let partial = "\(directory)/\(Self.hiddenName(step: entry.step, ending: Self.partialEnding))"
@@ -202,7 +202,7 @@ public struct AnalysisCache: Sendable {
             try moveIntoPlace(partial, final, step: entry.step)
         } catch {
             Self.removeEntry(partial)
-            throw PipelineError("cannot write the analysis cache \(directory)", error)
+            throw CacheError("cannot write the analysis cache \(directory): \(error)")
         }
     }
 
@@ -257,9 +257,9 @@ public struct AnalysisCache: Sendable {
         return name.isEmpty ? "host" : name
     }()
 
-    private static func names(in directory: String) throws(PipelineError) -> [String] {
+    private static func names(in directory: String) throws(CacheError) -> [String] {
         do { return try FileManager.default.contentsOfDirectory(atPath: directory) } catch {
-            throw PipelineError("\(directory): cannot read the analysis cache folder: \(systemWords(errno == 0 ? EACCES : errno))")
+            throw CacheError("\(directory): cannot read the analysis cache folder: \(systemWords(errno == 0 ? EACCES : errno))")
         }
     }
 
@@ -375,4 +375,10 @@ public struct AnalysisCache: Sendable {
             case scalingFactor = "scaling_factor", exactPairs = "exact_pairs", pcaMeanSquares = "pca_mean_squares", certificate
         }
     }
+}
+
+/// Why the cache cannot be used or written, in the one line the user sees.
+public struct CacheError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
 }
