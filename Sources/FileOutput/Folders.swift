@@ -47,21 +47,26 @@ public enum Folders {
 /// Writes all of `bytes` to `descriptor` (at `offset`, if given, else where it stands), retrying
 /// interrupted and partial writes: 0, or the failure's errno.
 public func writeAll(_ bytes: some Collection<UInt8>, to descriptor: Int32, at offset: off_t? = nil) -> Int32 {
-    let contiguous = Array(bytes)
-    return contiguous.withUnsafeBytes { raw -> Int32 in
-        var written = 0
-        while written < raw.count {
-            let start = raw.baseAddress! + written, remaining = raw.count - written
-            let count = offset.map { pwrite(descriptor, start, remaining, $0 + off_t(written)) } ?? write(descriptor, start, remaining)
-            if count < 0 {
-                if errno == EINTR { continue }
-                return errno
-            }
-            if count == 0 { return EIO }
-            written += count
-        }
-        return 0
+    // Arrays and UTF-8 views are written where they lie; only a scattered collection is copied.
+    if let written = bytes.withContiguousStorageIfAvailable({ writeAll(UnsafeRawBufferPointer($0), to: descriptor, at: offset) }) {
+        return written
     }
+    return Array(bytes).withUnsafeBytes { writeAll($0, to: descriptor, at: offset) }
+}
+
+private func writeAll(_ raw: UnsafeRawBufferPointer, to descriptor: Int32, at offset: off_t?) -> Int32 {
+    var written = 0
+    while written < raw.count {
+        let start = raw.baseAddress! + written, remaining = raw.count - written
+        let count = offset.map { pwrite(descriptor, start, remaining, $0 + off_t(written)) } ?? write(descriptor, start, remaining)
+        if count < 0 {
+            if errno == EINTR { continue }
+            return errno
+        }
+        if count == 0 { return EIO }
+        written += count
+    }
+    return 0
 }
 
 /// A system error in plain words: "disk full" for ENOSPC, the system's own otherwise.
