@@ -89,6 +89,6 @@ let package = Package(
         .testTarget(name: "TrainingTests", dependencies: ["Training", "LinearAlgebra"]),
         .testTarget(name: "MediaTests", dependencies: ["MediaEncoder", "Compositor", "Canvas", "LinearAlgebra", "RunFormat"]),
         .testTarget(name: "ExplorerTests", dependencies: ["Explorer"]),
-        .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "Compositor", "LinearAlgebra", "RunFormat", "FileOutput", "MediaEncoder", .product(name: "AsyncAlgorithms", package: "swift-async-algorithms")]),
+        .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "CheckpointCache", "Projection", "Compositor", "LinearAlgebra", "RunFormat", "FileOutput", "MediaEncoder", .product(name: "AsyncAlgorithms", package: "swift-async-algorithms")]),
     ]
 )

@@ -24,8 +24,9 @@ public struct CheckpointRecord: Sendable {
 @dynamicMemberLookup
 public struct CheckpointEvent: Sendable {
     public let record: CheckpointRecord
-    /// The `N x D` embeddings of the evaluation set at this checkpoint.
-    public let embeddings: Matrix
+    /// The `N x D` embeddings of the evaluation set, or nil where a source left them in `file`:
+    /// with an analysis cache they are read only when the cache has no entry for the file.
+    private let loaded: Matrix?
     /// The file they were read from, when they were (the analysis cache is keyed by it).
     public let file: CheckpointFile?
     /// Lives as long as the event: a source may wait for it to go before reading another.
@@ -38,22 +39,35 @@ public struct CheckpointEvent: Sendable {
                   embeddings: embeddings, file: file, lifetime: nil)
     }
 
-    /// A checkpoint file's event, the one way a file becomes one: its embeddings (read here unless
-    /// given), its epoch from the file or else the run's loss log, and the losses up to its step.
-    init(file: CheckpointFile, index: Int, runLosses: LossHistory, embeddings: Matrix? = nil,
+    /// A checkpoint file's event, the one way a file becomes one: its embeddings (given, read
+    /// here, or with `deferReading` left in the file), its epoch from the file or else the run's
+    /// loss log, and the losses up to its step.
+    init(file: CheckpointFile, index: Int, runLosses: LossHistory, embeddings: Matrix? = nil, deferReading: Bool = false,
          lifetime: EventLifetime? = nil) throws(RunFormatError) {
         let record = CheckpointRecord(index: index, step: file.step, epoch: file.epoch ?? runLosses.epoch(atStep: file.step),
                                       losses: runLosses.upTo(step: file.step), origin: file.embeddingsPath, testAccuracy: nil)
-        let matrix: Matrix
-        if let embeddings { matrix = embeddings } else { matrix = try file.loadEmbeddings() }
+        var matrix = embeddings
+        if matrix == nil && !deferReading { matrix = try file.loadEmbeddings() }
         self.init(record: record, embeddings: matrix, file: file, lifetime: lifetime)
     }
 
-    init(record: CheckpointRecord, embeddings: Matrix, file: CheckpointFile?, lifetime: EventLifetime?) {
+    private init(record: CheckpointRecord, embeddings: Matrix?, file: CheckpointFile?, lifetime: EventLifetime?) {
         self.record = record
-        self.embeddings = embeddings
+        self.loaded = embeddings
         self.file = file
         self.lifetime = lifetime
+    }
+
+    /// N: the evaluation set's size (from the file's header when the values are not read yet).
+    public var sampleCount: Int { loaded?.rows ?? file?.sampleCount ?? 0 }
+    /// D: the embedding's width.
+    public var dimension: Int { loaded?.columns ?? file?.dimension ?? 0 }
+
+    /// The embeddings, read and validated from the file if the source left them there.
+    public func embeddings() throws(RunFormatError) -> Matrix {
+        if let loaded { return loaded }
+        guard let file else { preconditionFailure("an event has its embeddings or their file") }
+        return try file.loadEmbeddings()
     }
 
     public subscript<T>(dynamicMember field: KeyPath<CheckpointRecord, T>) -> T { record[keyPath: field] }
@@ -191,31 +205,40 @@ public struct CheckpointAnalyser: Sendable {
     /// Analyses the next checkpoint of the run; checkpoints must come in step order (alignment,
     /// neighbour seeds, movers and dynamics carry over from the one before).
     public mutating func analyse(_ event: CheckpointEvent) throws(PipelineError) -> AnalysedCheckpoint {
-        let threads = Self.threads(for: event.embeddings, upTo: maxBLASThreads)
+        let threads = BLAS.threads(forElements: event.sampleCount * event.dimension, upTo: maxBLASThreads)
         BLAS.setThreadCount(threads)
         pca.threads = threads
+        // Read (or taken from the event) when first needed: a cache hit needs no embeddings.
+        var embeddings: Matrix?
+        func matrix() throws(RunFormatError) -> Matrix {
+            if let embeddings { return embeddings }
+            let read = try event.embeddings()
+            embeddings = read
+            return read
+        }
         do {
             let scores: PlanarPoints, outliers: OutlierScores, method: IncrementalPCA.Method
             if let cache, let file = event.file {
-                let entry = try cached(event, file: file, cache: cache, threads: threads)
+                let entry = try cached(event, file: file, cache: cache, threads: threads, embeddings: matrix)
                 (scores, outliers, method) = (entry.pca, entry.outliers, .exact)
             } else {
-                scores = try timings.measure("pca") { try pca.fit(event.embeddings) }.scores
+                let x = try matrix()
+                scores = try timings.measure("pca") { try pca.fit(x) }.scores
                 method = pca.lastMethod
                 outliers = try timings.measure("outliers") {
-                    try OutlierScores(embeddings: event.embeddings, search: search.search(forSamples: event.embeddings.rows),
+                    try OutlierScores(embeddings: x, search: search.search(forSamples: x.rows),
                                       threads: threads, seeds: previousNeighbours, certify: topCount)
                 }
                 previousNeighbours = outliers.neighbourIndices.isEmpty ? nil : outliers.neighbourIndices
             }
-            if let certificate = outliers.certificate, certificate.certifiedTop < min(topCount, event.embeddings.rows),
+            if let certificate = outliers.certificate, certificate.certifiedTop < min(topCount, event.sampleCount),
                !warnedUnproved {
                 warn("step \(event.step): the approximate search proved only the top \(certificate.certifiedTop) of \(topCount) outliers (bounds tie at the line); --search exact lists them all exactly")
                 warnedUnproved = true
             }
             let alignment = try timings.measure("alignment") { try aligner.align(scores) }
             let (quality, movers, running) = try timings.measure("labels") {
-                try labelScores(event, outliers: outliers, display: alignment.display, threads: threads)
+                try labelScores(event, outliers: outliers, display: alignment.display, threads: threads, embeddings: matrix)
             }
             return AnalysedCheckpoint(record: event.record, pca: scores, pcaMethod: method,
                                       pcaIterations: method == .exact ? 0 : pca.lastIterations, alignment: alignment, outliers: outliers,
@@ -228,14 +251,10 @@ public struct CheckpointAnalyser: Sendable {
 }
 
 extension CheckpointAnalyser {
-    static func threads(for embeddings: Matrix, upTo most: Int) -> Int {
-        BLAS.threads(forElements: embeddings.rows * embeddings.columns, upTo: most)
-    }
-
     /// The checkpoint's cache entry, computed and stored when there is no usable one.
-    fileprivate mutating func cached(_ event: CheckpointEvent, file: CheckpointFile, cache: AnalysisCache,
-                                     threads: Int) throws -> AnalysisCache.Entry {
-        let search = search.search(forSamples: event.embeddings.rows)
+    fileprivate mutating func cached(_ event: CheckpointEvent, file: CheckpointFile, cache: AnalysisCache, threads: Int,
+                                     embeddings: () throws(RunFormatError) -> Matrix) throws -> AnalysisCache.Entry {
+        let search = search.search(forSamples: event.sampleCount)
         switch timings.measure("cache", { cache.lookup(file, search: search, certify: topCount) }) {
         case .hit(let entry): return entry
         case .missing: break
@@ -245,8 +264,9 @@ extension CheckpointAnalyser {
             if unusableEntries <= 3 { warn("recomputing step \(event.step) of the analysis cache: \(why)") }
             if unusableEntries == 4 { warn("recomputing more entries of the analysis cache \(cache.directory) that cannot be used") }
         }
+        let x = try embeddings()
         let entry = try timings.measure("outliers") {
-            try AnalysisCache.analyse(event.embeddings, step: event.step, threads: threads, search: search, certify: topCount)
+            try AnalysisCache.analyse(x, step: event.step, threads: threads, search: search, certify: topCount)
         }
         do {
             try cache.store(entry, for: file)
@@ -259,10 +279,14 @@ extension CheckpointAnalyser {
 
     /// Label quality, movers and the running dynamics of one checkpoint, on the outlier scorer's
     /// neighbour graph. Labels that are not one per sample count as no labels.
-    fileprivate mutating func labelScores(_ event: CheckpointEvent, outliers: OutlierScores, display: PlanarPoints, threads: Int)
-        throws(PipelineError) -> (LabelQuality?, MoverScores, TrainingDynamics?) {
-        let n = event.embeddings.rows
-        let quality = labels.flatMap { LabelQuality(embeddings: event.embeddings, outliers: outliers, labels: $0, threads: threads) }
+    fileprivate mutating func labelScores(_ event: CheckpointEvent, outliers: OutlierScores, display: PlanarPoints, threads: Int,
+                                          embeddings: () throws(RunFormatError) -> Matrix)
+        throws -> (LabelQuality?, MoverScores, TrainingDynamics?) {
+        let n = event.sampleCount
+        var quality: LabelQuality?
+        if let labels, labels.count == n {
+            quality = try LabelQuality(outliers: outliers, labels: labels, threads: threads, embeddings: embeddings)
+        }
         if let quality, dynamics != nil {
             guard dynamics?.add(step: event.step, quality: quality, outlierScores: outliers.scores) == true else {
                 throw PipelineError("the checkpoint has \(n) samples, unlike the ones before it")

@@ -131,14 +131,14 @@ struct ComparisonState {
     mutating func advance(to step: Int, index: Int) throws -> ComparisonKeyframe {
         var isNew = [false, false]
         for r in runs.indices where next[r] < runs[r].checkpoints.count && runs[r].checkpoints[next[r]].step == step {
-            let event = try CheckpointEvent(file: runs[r].checkpoints[next[r]], index: next[r], runLosses: runs[r].losses)
+            let event = try CheckpointEvent(file: runs[r].checkpoints[next[r]], index: next[r], runLosses: runs[r].losses, deferReading: true)
             latest[r] = try analysers[r].analyse(event)
             next[r] += 1
             isNew[r] = true
         }
         // Before its first checkpoint, a run shows that first checkpoint (analysed ahead).
         for r in runs.indices where latest[r] == nil {
-            let event = try CheckpointEvent(file: runs[r].checkpoints[0], index: 0, runLosses: runs[r].losses)
+            let event = try CheckpointEvent(file: runs[r].checkpoints[0], index: 0, runLosses: runs[r].losses, deferReading: true)
             latest[r] = try analysers[r].analyse(event)
             next[r] = 1
             isNew[r] = true

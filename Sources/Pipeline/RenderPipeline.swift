@@ -126,7 +126,7 @@ public enum RenderPipeline {
     /// Renders a saved run: the run-directory source feeding `run(source:...)`.
     public static func render(run: RunDirectory, options: RenderOptions, stop: StopFlag,
                               progress: (@Sendable (Int) -> Void)? = nil) async throws -> RenderSummary {
-        let source = RunDirectorySource(run: run)
+        let source = RunDirectorySource(run: run, deferReading: options.cache != nil)
         let finalScores = options.alignment == .last ? try source.finalProjection() : nil
         return try await self.run(source: source, setting: FilmSetting(run: run, options: options), options: options,
                                   stop: stop, finalScores: finalScores, progress: progress)

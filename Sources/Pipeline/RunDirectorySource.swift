@@ -10,8 +10,14 @@ import RunFormat
 /// checkpoint is read only once the one before it is done with, so there is one at a time.
 public struct RunDirectorySource: CheckpointSource {
     public let run: RunDirectory
+    /// Leave each checkpoint's embeddings in its file for the analyser, which reads them only if
+    /// its analysis cache has no entry for the file.
+    public let deferReading: Bool
 
-    public init(run: RunDirectory) { self.run = run }
+    public init(run: RunDirectory, deferReading: Bool = false) {
+        self.run = run
+        self.deferReading = deferReading
+    }
 
     /// From this size of embeddings file a second checkpoint in memory costs more than reading it
     /// ahead saves (reading is a few percent of analysing at any size).
@@ -22,7 +28,7 @@ public struct RunDirectorySource: CheckpointSource {
         do {
             weak var previous: EventLifetime?
             for (index, checkpoint) in run.checkpoints.enumerated() {
-                if checkpoint.embeddings.identity.size >= Self.readAheadLimit {
+                if !deferReading && checkpoint.embeddings.identity.size >= Self.readAheadLimit {
                     while previous != nil && !stop.isRaised && !Task.isCancelled {
                         try? await Task.sleep(for: .milliseconds(5))
                     }
@@ -30,7 +36,8 @@ public struct RunDirectorySource: CheckpointSource {
                 if stop.isRaised || Task.isCancelled { break }
                 let lifetime = EventLifetime()
                 previous = lifetime
-                await channel.send(try CheckpointEvent(file: checkpoint, index: index, runLosses: run.losses, lifetime: lifetime))
+                await channel.send(try CheckpointEvent(file: checkpoint, index: index, runLosses: run.losses,
+                                                       deferReading: deferReading, lifetime: lifetime))
             }
             channel.finish()
         } catch {

@@ -20,7 +20,7 @@ public enum TableExport {
         plan.removeLeftoverTemporaries()
         let file = try TableFile(path: path)
         do {
-            let source = RunDirectorySource(run: run)
+            let source = RunDirectorySource(run: run, deferReading: cache != nil)
             let finalScores = alignment == .last ? try source.finalProjection() : nil
             let table = SampleTable(labels: run.labels, classNames: FilmSetting.classNames(labels: run.labels, classNames: run.classNames))
             let analysis = AnalysisStage(CheckpointAnalyser(aligner: Aligner(target: alignment, finalScores: finalScores),

@@ -37,12 +37,20 @@ public struct LabelQuality: Sendable {
     /// on `threads` cores).
     /// - Returns: nil when `labels` does not have one label per row.
     public init?(embeddings: Matrix, outliers: OutlierScores, labels: [Int], threads: Int = 1) {
-        guard labels.count == embeddings.rows, outliers.neighbourIndices.count == embeddings.rows * outliers.neighbours
-        else { return nil }
+        guard labels.count == embeddings.rows else { return nil }
+        self.init(outliers: outliers, labels: labels, threads: threads, embeddings: { embeddings })
+    }
+
+    /// Votes on the outlier scorer's graph; `embeddings` is called only when that graph is not a
+    /// cosine one (`D <= 3`), so a cached analysis needs no embeddings.
+    /// - Returns: nil when `labels` does not have one label per sample of `outliers`.
+    public init?<Failure: Error>(outliers: OutlierScores, labels: [Int], threads: Int = 1,
+                                 embeddings: () throws(Failure) -> Matrix) throws(Failure) {
+        guard outliers.neighbourIndices.count == labels.count * outliers.neighbours else { return nil }
         let graph: [Int32]
         switch outliers.metric {
         case .cosine: graph = outliers.neighbourIndices
-        case .euclidean: graph = Self.cosineNeighbourIndices(embeddings, k: outliers.neighbours, threads: threads)
+        case .euclidean: graph = Self.cosineNeighbourIndices(try embeddings(), k: outliers.neighbours, threads: threads)
         }
         self.init(neighbourIndices: graph, k: outliers.neighbours, labels: labels)
     }
