@@ -10,7 +10,8 @@ certificate and cleanlab scaled from subsamples; runs made by benchmarks/make_bi
 
 Environment: BENCH_REPS (default 3) repetitions, alternating reference and Embedlapse;
 BENCH_QUICK=1 skips the 10k reference runs (minutes each), the 100-checkpoint run and the large section;
-BENCH_ONLY_LARGE=1 runs only the large section (skipped, with one line, while the binary has no --search).
+BENCH_ONLY_LARGE=1 runs only the large section (skipped, with one line, while the binary has no --search);
+BENCH_ONLY_UMAP=1 runs only the UMAP section (--projection umap against umap-learn fitting the same points).
 """
 import datetime
 import json
@@ -34,6 +35,7 @@ PY = sys.executable
 REPS = int(os.environ.get("BENCH_REPS", "3"))
 QUICK = os.environ.get("BENCH_QUICK") == "1"
 ONLY_LARGE = os.environ.get("BENCH_ONLY_LARGE") == "1"
+ONLY_UMAP = os.environ.get("BENCH_ONLY_UMAP") == "1"
 lines = []
 # The reference draws one frame per checkpoint: so does Embedlapse wherever the two are compared.
 ONE_FRAME_PER_CHECKPOINT = ("--tween", "1")
@@ -365,6 +367,59 @@ def large():
         say(f"| {label} ({search}) | {t5:.2f} | {t10:.2f} | {est:.0f} | {ours:.0f} | {est * 1e3 / ours:.0f}x |")
 
 
+def decaying(name, n, dim, checkpoints):
+    """A synthetic run whose spectrum is like real embeddings' (`--spectrum decaying`), reused."""
+    out = CACHE / name
+    if not (out / "truth.json").exists():
+        say(f"generating {name} (n={n}, dim={dim}, checkpoints={checkpoints}, decaying spectrum) ...")
+        shutil.rmtree(out, ignore_errors=True)
+        subprocess.run([PY, SHARED / "reference" / "make_synthetic_run.py", out, "--n", str(n), "--dim", str(dim),
+                        "--checkpoints", str(checkpoints), "--spectrum", "decaying"], check=True, capture_output=True)
+    return out
+
+
+def umap_learn_fit(embeddings, reps=2):
+    """Median seconds of umap-learn fitting `embeddings` (cosine, n_neighbors 15, min_dist 0.1),
+    after one fit that compiles its kernels; None without umap-learn."""
+    script = (
+        "import sys, time, numpy as np, umap\n"
+        "x = np.load(sys.argv[1]).astype(np.float32)\n"
+        "umap.UMAP(n_neighbors=15, min_dist=0.1, metric='cosine', random_state=0).fit(x[:500])\n"
+        "for _ in range(int(sys.argv[2])):\n"
+        "    t = time.perf_counter(); umap.UMAP(n_neighbors=15, min_dist=0.1, metric='cosine', random_state=0).fit(x)\n"
+        "    print(time.perf_counter() - t)\n")
+    proc = subprocess.run([PY, "-c", script, str(embeddings), str(reps)], capture_output=True, text=True)
+    if proc.returncode != 0:
+        return None
+    return statistics.median(float(v) for v in proc.stdout.split())
+
+
+def umap_section():
+    """--projection umap: the whole render per checkpoint and the layout's share, against umap-learn
+    fitting one checkpoint's points (after its compiling first fit); peak memory."""
+    say("\n### UMAP (--projection umap) against umap-learn fitting the same points")
+    say("| run | kind | render per checkpoint | layout: first / following (median) | umap-learn fit | ratio | peak RSS |")
+    say("|---|---|---:|---:|---:|---:|---:|")
+    runs = [("cnn-fmnist (N=1000, D=128)", "real", ROOT / "samples" / "cnn-fmnist"),
+            ("N=3000, D=768", "synthetic, decaying spectrum", decaying("umap3k", 3000, 768, 6)),
+            ("N=10000, D=768", "synthetic, decaying spectrum", decaying("umap10k", 10000, 768, 6))]
+    if not QUICK:
+        runs.append(("N=100000, D=768", "synthetic, decaying spectrum", decaying("umap100k", 100000, 768, 3)))
+    for name, kind, run in runs:
+        work = Path(tempfile.mkdtemp(prefix="bench-umap-"))
+        steps = sorted(int(p.name.split("-")[1]) for p in run.glob("checkpoint-*"))
+        wall, rss, _ = timed([BIN, "render", run, "--projection", "umap", "--no-cache", *ONE_FRAME_PER_CHECKPOINT,
+                              "-o", work / "film.mp4", "--timings", work / "t.json"])
+        layout = json.loads((work / "t.json").read_text()).get("layout", [])
+        per = wall / max(1, len(steps))
+        following = statistics.median(layout[1:]) if len(layout) > 1 else float("nan")
+        reference = umap_learn_fit(run / f"checkpoint-{steps[-1]}" / "embeddings.npy", reps=1 if "100000" in name else 2)
+        ratio = f"{reference / per:.1f}x" if reference else "n/a"
+        fitted = f"{reference:.2f} s" if reference else "not installed"
+        say(f"| {name} | {kind} | {per:.2f} s | {layout[0]:.0f} / {following:.0f} ms | {fitted} | {ratio} | {rss:.0f} MB |")
+        shutil.rmtree(work, ignore_errors=True)
+
+
 def main():
     if not BIN.exists():
         raise SystemExit(f"{BIN} missing: build first (make bench does)")
@@ -376,6 +431,10 @@ def main():
     if ONLY_LARGE:
         large()
         write_results("-large")
+        return
+    if ONLY_UMAP:
+        umap_section()
+        write_results("-umap")
         return
     say("Encoders differ as shipped: reference libx264 medium CRF 18 (imageio-ffmpeg), Embedlapse veryfast CRF 20, rc-lookahead 5.")
     run10k = synthetic("run10k", 10000, 768, 30)
@@ -389,6 +448,7 @@ def main():
     tween_rate(ROOT / "samples" / "cnn-fmnist")
     live_latency(run10k)
     cache_rerender(run10k, max(1, min(REPS, 2)))
+    umap_section()
     if not QUICK:
         memory_long(synthetic("run10k-100", 10000, 768, 100))
         large()

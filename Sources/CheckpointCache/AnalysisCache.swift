@@ -96,6 +96,8 @@ public struct AnalysisCache: Sendable {
         /// Principal-component scores before alignment.
         public let pca: PlanarPoints
         public let outliers: OutlierScores
+        /// The embeddings' total variance: what the frame's "PCA keeps N% of the variance" divides by.
+        public let totalVariance: Double
     }
 
     public enum Lookup: Sendable {
@@ -131,6 +133,10 @@ public struct AnalysisCache: Sendable {
                   meta.pcaMeanSquares.count == 2 else {
                 throw RunFormatError(folder + "/meta.json", "values out of range")
             }
+            guard let totalVariance = meta.totalVariance, totalVariance.isFinite, totalVariance > 0,
+                  meta.pcaMeanSquares.reduce(0, +) <= totalVariance * (1 + 1e-3) + 1e-12 else {
+                throw RunFormatError(folder + "/meta.json", "no total variance, or one the PCA scores exceed (an entry of an earlier version is computed again)")
+            }
             let pca = try Self.values(folder, "pca.npy", shape: [n, 2]) { try $0.float32Values() }
             let scores = try Self.values(folder, "outlier_scores.npy", shape: [n]) { try $0.float32Values() }
             let distances = try Self.values(folder, "average_distances.npy", shape: [n]) { try $0.float32Values() }
@@ -142,7 +148,7 @@ public struct AnalysisCache: Sendable {
             let outliers = OutlierScores(scores: scores, averageDistances: distances, scalingFactor: meta.scalingFactor,
                                          neighbours: k, metric: metric, neighbourIndices: neighbours, exactPairs: meta.exactPairs,
                                          certificate: meta.certificate)
-            return .hit(Entry(step: file.step, pca: planar, outliers: outliers))
+            return .hit(Entry(step: file.step, pca: planar, outliers: outliers, totalVariance: totalVariance))
         } catch {
             return .unusable("\(error)")
         }
@@ -172,7 +178,8 @@ public struct AnalysisCache: Sendable {
         pca.threads = threads
         let projection = try pca.fit(embeddings)
         let outliers = try OutlierScores(embeddings: embeddings, search: search, threads: threads, certify: certify)
-        return Entry(step: step, pca: projection.scores, outliers: outliers)
+        return Entry(step: step, pca: projection.scores, outliers: outliers,
+                     totalVariance: Faithfulness.totalVariance(of: embeddings))
     }
 
     /// Writes `entry`, the analysis of `file`, in place of any entry of its step: into a hidden
@@ -192,7 +199,8 @@ public struct AnalysisCache: Sendable {
             let meta = Meta(version: Self.version, step: entry.step, source: Meta.Source(file), samples: n,
                             dimension: file.dimension, neighbours: k, metric: entry.outliers.metric.rawValue,
                             scalingFactor: entry.outliers.scalingFactor, exactPairs: entry.outliers.exactPairs,
-                            pcaMeanSquares: Self.meanSquares(entry.pca), certificate: entry.outliers.certificate)
+                            pcaMeanSquares: Self.meanSquares(entry.pca), totalVariance: entry.totalVariance,
+                            certificate: entry.outliers.certificate)
             try WholeFile.write(NPYWriter.encode(float32: entry.pca.interleaved, shape: [n, 2]), to: partial + "/pca.npy")
             try WholeFile.write(NPYWriter.encode(float32: entry.outliers.scores, shape: [n]), to: partial + "/outlier_scores.npy")
             try WholeFile.write(NPYWriter.encode(float32: entry.outliers.averageDistances, shape: [n]),
@@ -342,6 +350,9 @@ public struct AnalysisCache: Sendable {
         var exactPairs: Int
         /// Each principal-component column's mean square (`meanSquares`), to check `pca.npy` against.
         var pcaMeanSquares: [Double]
+        /// The embeddings' total variance (`Faithfulness.totalVariance`); nil in entries written
+        /// before it was recorded, which are computed again.
+        var totalVariance: Double?
         /// Only for an approximate search: what it proved and its measured error.
         var certificate: OutlierScores.Certificate?
 
@@ -372,7 +383,7 @@ public struct AnalysisCache: Sendable {
 
         enum CodingKeys: String, CodingKey {
             case format, version, step, source, samples, dimension, neighbours, metric
-            case scalingFactor = "scaling_factor", exactPairs = "exact_pairs", pcaMeanSquares = "pca_mean_squares", certificate
+            case scalingFactor = "scaling_factor", exactPairs = "exact_pairs", pcaMeanSquares = "pca_mean_squares", totalVariance = "total_variance", certificate
         }
     }
 }

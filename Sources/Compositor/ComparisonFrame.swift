@@ -62,7 +62,7 @@ extension FrameCompositor {
             "\(runs[run]) \(dimensions.indices.contains(run) ? "\(dimensions[run])-d" : "?-d")"
         }
         // Long names give way to the alignment's phrase.
-        let samples = "PCA of \(NumberText.grouped(setting.sampleCount)) evaluation samples (\(widths.joined(separator: ", ")))"
+        let samples = "\(setting.projection) of \(NumberText.grouped(setting.sampleCount)) evaluation samples (\(widths.joined(separator: ", ")))"
         context.text(samples, keeping: "  ·  each run aligned over time, the right run rotated onto the left (Procrustes)", x: x, y: 58 * u,
                      size: 13 * u, color: Palette.secondaryInk, maxWidth: layout.width - 2 * layout.margin)
     }

@@ -64,7 +64,8 @@ public final class FrameCompositor {
         let title = setting.title ?? ""
         context.text(title, keeping: title.isEmpty ? position : "  ·  " + position, x: x + headingWidth + 18 * u, y: 34 * u,
                      size: 15 * u, color: Palette.secondaryInk, maxWidth: layout.width - x - headingWidth - 30 * u - layout.margin)
-        let subtitle = "PCA of \(NumberText.grouped(setting.sampleCount)) evaluation embeddings (\(setting.dimension)-d)  ·  \(setting.alignment)"
+        let faithfulness = frame.faithfulness.map { "  ·  \($0)" } ?? ""
+        let subtitle = "\(setting.projection) of \(NumberText.grouped(setting.sampleCount)) evaluation embeddings (\(setting.dimension)-d)\(faithfulness)  ·  \(setting.alignment)"
         context.text(subtitle, x: x, y: 58 * u, size: 13 * u, color: Palette.secondaryInk, maxWidth: layout.width - 2 * layout.margin)
     }
 

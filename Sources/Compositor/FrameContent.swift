@@ -18,6 +18,8 @@ public struct FilmSetting: Sendable {
     public var title: String?
     /// One phrase saying how frames are aligned, for the subtitle.
     public var alignment: String
+    /// The projection and its parameters, for the subtitle: `PCA`, `UMAP (n_neighbors 15, ...)`.
+    public var projection = "PCA"
     /// How the points are drawn: dots, per-class density, or density once dots would overplot.
     public var pointStyle: PointStyle = .auto
     /// Set for a comparison film: the frames are `ComparisonContent`, two runs side by side.
@@ -107,6 +109,8 @@ public struct FrameContent: Sendable {
     public var trails: [PlanarPoints]
     /// The opacity of each trail segment, 0...1: the one from `trails[i]` to the next position.
     public var trailOpacities: [Double]
+    /// How much of the embedding space the picture keeps, in words (`Faithfulness.phrase`).
+    public var faithfulness: String?
 
     public init(step: Int, stepPosition: Double? = nil, epoch: Double?, checkpointIndex: Int, points: PlanarPoints,
                 leaderboard: Leaderboard, incoming: Leaderboard? = nil, blend: Double = 0, losses: LossHistory,

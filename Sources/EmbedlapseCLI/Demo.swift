@@ -47,9 +47,6 @@ struct Demo: AsyncParsableCommand {
     @Option(help: "Test images embedded at each checkpoint (the first N of the test set).")
     var evalSize = 10_000
 
-    @Option(help: "Random seed.")
-    var seed: UInt64 = 0
-
     @Option(help: "Directory with the Fashion-MNIST IDX files.")
     var data = "/usr/share/datasets/fashion-mnist"
 
@@ -121,7 +118,7 @@ struct Demo: AsyncParsableCommand {
         recipe.fineTuneSteps = steps
         recipe.pretrainSteps = pretrainSteps
         recipe.evalSize = evalSize
-        recipe.seed = seed
+        recipe.seed = film.layout.seed
         return recipe
     }
 

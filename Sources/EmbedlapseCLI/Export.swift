@@ -29,6 +29,12 @@ struct Export: AsyncParsableCommand {
 
     @OptionGroup var cache: CacheOptions
 
+    @OptionGroup var layout: ProjectionOptions
+
+    func validate() throws {
+        try layout.check(alignment: align)
+    }
+
     func run() async throws {
         do { try OutputPlan(table: output).check(against: [RunInputs(run: run)]) } catch { fail("-o \(error.description)") }
         let runDirectory: RunDirectory
@@ -43,7 +49,7 @@ struct Export: AsyncParsableCommand {
         let written: Int?
         do {
             written = try await TableExport.write(run: runDirectory, to: output, alignment: align,
-                                                  cache: cache.cache(forRun: run), stop: stop,
+                                                  cache: cache.cache(forRun: run), projection: layout.method, stop: stop,
                                                   warn: { note("warning: \($0)") }, progress: { progress.update($0) })
         } catch {
             progress.end()

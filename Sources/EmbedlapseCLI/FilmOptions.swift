@@ -80,6 +80,8 @@ struct FilmOptions: ParsableArguments {
     @Option(help: OutlierSearch.help)
     var search: OutlierSearch = .auto
 
+    @OptionGroup var layout: ProjectionOptions
+
     func validate() throws {
         guard size.width >= FrameSize.smallest.width, size.height >= FrameSize.smallest.height, size.width <= FrameSize.largest.width,
               size.height <= FrameSize.largest.height, size.width % 2 == 0, size.height % 2 == 0 else {
@@ -109,6 +111,7 @@ struct FilmOptions: ParsableArguments {
         options.latestPath = latest
         options.timingsPath = timings
         options.search = search
+        options.projection = layout.method
         return options
     }
 

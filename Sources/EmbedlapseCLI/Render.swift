@@ -31,6 +31,7 @@ struct Render: AsyncParsableCommand {
     @OptionGroup var cache: CacheOptions
 
     func validate() throws {
+        try film.layout.check(alignment: align)
         try film.checkOneRun()
         guard film.writesAnything else {
             throw ValidationError("nothing to write: give -o OUT.mp4, -o OUT.gif, --frames-dir DIR, --dump-data DIR or --latest PNG")

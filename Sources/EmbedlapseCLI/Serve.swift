@@ -2,6 +2,7 @@ import ArgumentParser
 import Explorer
 import FileOutput
 import Foundation
+import Projection
 
 struct Serve: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -41,6 +42,8 @@ struct Serve: AsyncParsableCommand {
 
     @OptionGroup var server: ServerOptions
 
+    @OptionGroup var layout: ProjectionOptions
+
     func validate() throws {
         guard (1...2).contains(runs.count) else {
             throw ValidationError("serve takes one run, or two to compare; got \(runs.count)")
@@ -52,7 +55,7 @@ struct Serve: AsyncParsableCommand {
     }
 
     func run() async throws {
-        var explorer = server.explorer(for: runs)
+        var explorer = server.explorer(for: runs, projection: layout.method)
         if runs.count == 2 { explorer.names = try names.map(Compare.names) ?? Compare.defaultNames(runs) }
         do {
             try await explorer.run()
@@ -81,10 +84,11 @@ struct ServerOptions: ParsableArguments {
 
     /// The explorer of `runs`, which prints `serving RUN at URL` once listening (with a warning first
     /// when the host is not loopback) and its notes on stderr.
-    func explorer(for runs: [String]) -> ExplorerServer {
+    func explorer(for runs: [String], projection: ProjectionMethod) -> ExplorerServer {
         var server = ExplorerServer(runPaths: runs)
         server.host = host
         server.port = port
+        server.projection = projection
         server.warn = { note("warning: \($0)") }
         server.inform = { note($0) }
         let host = self.host

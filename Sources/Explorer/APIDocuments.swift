@@ -27,6 +27,8 @@ public enum APIDocuments {
         let viewHalfExtent: Double
         /// The size of `/api/samples/<index>/image.png`; nil when the run has no images.
         let thumbnail: Size?
+        /// How the picture is made: `PCA`, or `UMAP (n_neighbors 15, min_dist 0.1, seed 0)`.
+        let projection: String
         /// The leaderboards the scores documents hold, in the order of the page's tabs.
         let boards = LeaderboardKind.explorerBoards.map(\.explorerBoard)
 
@@ -36,7 +38,7 @@ public enum APIDocuments {
         }
 
         enum CodingKeys: String, CodingKey {
-            case run, ready, steps, done, problem, labels, thumbnail, boards
+            case run, ready, steps, done, problem, labels, thumbnail, boards, projection
             case sampleCount = "sample_count", dimension, classNames = "class_names", viewHalfExtent = "view_half_extent"
         }
 
@@ -54,6 +56,7 @@ public enum APIDocuments {
             try container.encode(problem, forKey: .problem)
             try container.encode(viewHalfExtent, forKey: .viewHalfExtent)
             try container.encode(thumbnail, forKey: .thumbnail)
+            try container.encode(projection, forKey: .projection)
             try container.encode(boards, forKey: .boards)
         }
     }
@@ -156,6 +159,10 @@ public enum APIDocuments {
         let meanLabelAgreement: Double?
         /// Neighbours per sample in the outlier score and the label agreement.
         let k: Int
+        /// How much of the embedding space this checkpoint's picture keeps, in words and as a number
+        /// (PCA's explained-variance ratio, or UMAP's trustworthiness at 10 neighbours).
+        let faithfulness: String?
+        let faithfulnessValue: Double?
 
         struct Key: CodingKey {
             let stringValue: String
@@ -174,6 +181,8 @@ public enum APIDocuments {
             try container.encode(labelAgreement, forKey: Key("label_agreement"))
             try container.encode(meanLabelAgreement, forKey: Key("mean_label_agreement"))
             try container.encode(k, forKey: Key("k"))
+            try container.encode(faithfulness, forKey: Key("faithfulness"))
+            try container.encode(faithfulnessValue, forKey: Key("faithfulness_value"))
         }
     }
 
@@ -188,7 +197,8 @@ public enum APIDocuments {
                            dimension: facts?.dimension ?? 0, classNames: facts?.classNames ?? [], labels: facts?.labels,
                            steps: store.steps, done: store.isDone, problem: store.problem,
                            viewHalfExtent: FrameCompositor.viewHalfExtent,
-                           thumbnail: facts?.thumbnails.map { Run.Size(width: $0.width, height: $0.height) })
+                           thumbnail: facts?.thumbnails.map { Run.Size(width: $0.width, height: $0.height) },
+                           projection: store.projection)
         return encode(document)
     }
 
@@ -257,7 +267,8 @@ public enum APIDocuments {
         let scores = Scores(step: c.step, index: c.index,
                             boards: LeaderboardKind.explorerBoards.map { ($0.apiKey, entries(c.ranking($0, count: leaderboardLength))) },
                             labelAgreement: agreement?.map { $0.isFinite ? $0 : nil }, meanLabelAgreement: mean,
-                            k: c.outliers.neighbours)
+                            k: c.outliers.neighbours, faithfulness: c.faithfulness?.phrase,
+                            faithfulnessValue: c.faithfulness?.value)
         return ExplorerStore.Checkpoint(step: c.step, points: littleEndianFloat32(c.alignment.display.interleaved),
                                         scores: encode(scores), columns: SampleTable.Checkpoint(c),
                                         knnAUM: c.dynamics?.knnAUM, neighbours: c.outliers.neighbourIndices,

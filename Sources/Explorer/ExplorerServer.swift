@@ -4,6 +4,7 @@ import Glibc
 import Darwin
 #endif
 import Pipeline
+import Projection
 import Hummingbird
 import HummingbirdCore
 import Logging
@@ -25,6 +26,8 @@ public struct ExplorerServer: Sendable {
     public var port = 8737
     /// OpenBLAS and search threads for large checkpoints; one leaves a core to the browser.
     public var maxBLASThreads = 1
+    /// How the picture is made (`--projection`).
+    public var projection: ProjectionMethod = .pca
     /// Called once, with the URL, when the server listens.
     public var onListening: @Sendable (String) -> Void = { _ in }
     /// One-line warnings (skipped checkpoints, unreadable logs, a run that stopped being readable).
@@ -44,7 +47,7 @@ public struct ExplorerServer: Sendable {
 
     /// Follows the runs and serves them until Ctrl-C or SIGTERM.
     public func run() async throws {
-        let stores = runPaths.indices.map { ExplorerStore(runName: runPaths[$0], name: names?[$0]) }
+        let stores = runPaths.indices.map { ExplorerStore(runName: runPaths[$0], name: names?[$0], projection: projection.description) }
         let sinks: [any AnalysisSink] = stores.count == 2 ? RunPairing(left: stores[0], right: stores[1]).sides : stores
         // The page answers before any analysis starts: the followers wait until the server listens.
         let listening = sinks.map { _ in AsyncStream<Void>.makeStream() }
@@ -52,7 +55,7 @@ public struct ExplorerServer: Sendable {
             var watcher = RunWatcher(path: sink.store.runName)
             watcher.warn = warn
             watcher.inform = inform
-            return RunFollower(watcher: watcher, sink: sink, maxBLASThreads: maxBLASThreads, warn: warn,
+            return RunFollower(watcher: watcher, sink: sink, maxBLASThreads: maxBLASThreads, projection: projection, warn: warn,
                                serverListening: listening.stream)
         }
         // Shut down in reverse order: the followers (ending the event streams), then the server.

@@ -88,9 +88,12 @@ public final class ExplorerStore: Sendable {
     public let runName: String
     /// What the page calls the run beside another (`--names`; by default the folder's name).
     public let name: String
+    /// How the picture is made, in words (`ProjectionMethod.description`).
+    public let projection: String
 
-    public init(runName: String, name: String? = nil) {
+    public init(runName: String, name: String? = nil, projection: String = "PCA") {
         self.runName = runName
+        self.projection = projection
         self.name = name ?? runName.split(separator: "/").last.map(String.init) ?? runName
     }
 

@@ -29,6 +29,7 @@ struct RunFollower: Service {
     let sink: any AnalysisSink
     /// OpenBLAS and search threads for large checkpoints: one leaves the other core to the browser.
     let maxBLASThreads: Int
+    let projection: ProjectionMethod
     let warn: @Sendable (String) -> Void
     /// Yields once the server listens: analysis starts only then, so the first page loads at once.
     let serverListening: AsyncStream<Void>
@@ -112,7 +113,8 @@ struct RunFollower: Service {
         // In the background: the explorer keeps answering requests while it analyses.
         let analyser = progress.analyser ?? AnalysisStage(CheckpointAnalyser(
             aligner: Aligner(target: .previous), labels: run.annotations.labels, topCount: APIDocuments.leaderboardLength,
-            timings: StageTimings(), maxBLASThreads: maxBLASThreads, cache: AnalysisCache.existing(forRun: watcher.path), warn: warn),
+            timings: StageTimings(), maxBLASThreads: maxBLASThreads, cache: AnalysisCache.existing(forRun: watcher.path),
+            projection: projection, warn: warn),
             background: true)
         progress.analyser = analyser
         let events = AsyncThrowingChannel<CheckpointEvent, any Error>()

@@ -84,6 +84,10 @@ public struct AnalysedCheckpoint: Sendable {
     public let record: CheckpointRecord
     /// PCA scores before alignment.
     public let pca: PlanarPoints
+    /// The picture before alignment: the PCA scores, or the UMAP or t-SNE layout (`ProjectionMethod`).
+    public let layout: PlanarPoints
+    /// How much of the embedding space the picture keeps.
+    public let faithfulness: Faithfulness?
     /// How the PCA was computed (exact, or warm-started from the previous checkpoint) and in how many iterations.
     public let pcaMethod: IncrementalPCA.Method
     public let pcaIterations: Int
@@ -176,6 +180,9 @@ public struct CheckpointAnalyser: Sendable {
     let cache: AnalysisCache?
     /// The neighbour search; an approximate one certifies the first `topCount` outliers.
     let search: OutlierSearch
+    /// How the picture is made; a layout other than PCA follows the previous checkpoint's.
+    let projection: ProjectionMethod
+    private var previousLayout: PlanarPoints?
     /// Called once if the cache cannot be written (the film goes on without it).
     let warn: @Sendable (String) -> Void
     private var cacheWriteFailed = false
@@ -190,8 +197,11 @@ public struct CheckpointAnalyser: Sendable {
     ///     cache, or computes them as `embedlapse analyse` would (the exact PCA route, an unseeded
     ///     search) and stores them there.
     public init(aligner: Aligner, labels: [Int]?, topCount: Int, timings: StageTimings, maxBLASThreads: Int,
-                cache: AnalysisCache? = nil, search: OutlierSearch = .auto, warn: @escaping @Sendable (String) -> Void = { _ in }) {
-        self.cache = cache
+                cache: AnalysisCache? = nil, search: OutlierSearch = .auto, projection: ProjectionMethod = .pca,
+                warn: @escaping @Sendable (String) -> Void = { _ in }) {
+        // The cache holds no neighbour graph yet: a layout that needs one searches afresh.
+        self.cache = projection == .pca ? cache : nil
+        self.projection = projection
         self.search = search
         self.warn = warn
         self.aligner = aligner
@@ -218,29 +228,48 @@ public struct CheckpointAnalyser: Sendable {
         }
         do {
             let scores: PlanarPoints, outliers: OutlierScores, method: IncrementalPCA.Method
+            var totalVariance: Double?
             if let cache, let file = event.file {
                 let entry = try cached(event, file: file, cache: cache, threads: threads, embeddings: matrix)
                 (scores, outliers, method) = (entry.pca, entry.outliers, .exact)
+                totalVariance = entry.totalVariance
             } else {
                 let x = try matrix()
                 scores = try timings.measure("pca") { try pca.fit(x) }.scores
                 method = pca.lastMethod
                 outliers = try timings.measure("outliers") {
                     try OutlierScores(embeddings: x, search: search.search(forSamples: x.rows),
-                                      threads: threads, seeds: previousNeighbours, certify: topCount)
+                                      threads: threads, seeds: previousNeighbours, certify: topCount,
+                                      graphNeighbours: projection.graphNeighbours(samples: x.rows))
                 }
-                previousNeighbours = outliers.neighbourIndices.isEmpty ? nil : outliers.neighbourIndices
+                previousNeighbours = outliers.graph.indices.isEmpty ? nil : outliers.graph.indices
+            }
+            let layout = timings.measure("layout") {
+                projection.layout(graph: outliers.graph, metric: outliers.metric, pca: scores, previous: previousLayout,
+                                  threads: threads)
+            }
+            previousLayout = layout
+            let faithfulness: Faithfulness?
+            switch projection {
+            case .pca:
+                faithfulness = try totalVariance.map { Faithfulness.explainedVariance(of: scores, totalVariance: $0) }
+                    ?? Faithfulness.explainedVariance(of: scores, totalVariance: Faithfulness.totalVariance(of: matrix()))
+            case .umap, .tsne:
+                faithfulness = try timings.measure("faithfulness") {
+                    try Trustworthiness(embeddings: matrix(), layout: layout, graph: outliers.graph, metric: outliers.metric)
+                        .map(Faithfulness.trustworthiness)
+                }
             }
             if let certificate = outliers.certificate, certificate.certifiedTop < min(topCount, event.sampleCount),
                !warnedUnproved {
                 warn("step \(event.step): the approximate search proved only the top \(certificate.certifiedTop) of \(topCount) outliers (bounds tie at the line); --search exact lists them all exactly")
                 warnedUnproved = true
             }
-            let alignment = try timings.measure("alignment") { try aligner.align(scores) }
+            let alignment = try timings.measure("alignment") { try aligner.align(layout) }
             let (quality, movers, running) = try timings.measure("labels") {
                 try labelScores(event, outliers: outliers, display: alignment.display, threads: threads, embeddings: matrix)
             }
-            return AnalysedCheckpoint(record: event.record, pca: scores, pcaMethod: method,
+            return AnalysedCheckpoint(record: event.record, pca: scores, layout: layout, faithfulness: faithfulness, pcaMethod: method,
                                       pcaIterations: method == .exact ? 0 : pca.lastIterations, alignment: alignment, outliers: outliers,
                                       top: outliers.mostAtypical(topCount), labelQuality: quality, movers: movers,
                                       dynamics: running)

@@ -40,7 +40,7 @@ public enum ComparePipeline {
             let analysis = StageQueue("analysis")
             let state = StageState(ComparisonState(runs: runs, labels: evaluationSet.annotations.labels,
                                                    ranking: options.leaderboard, topCount: options.topCount,
-                                                   search: options.search, warn: options.warn))
+                                                   search: options.search, projection: options.projection, warn: options.warn))
             let steps = Array(Set(runs.flatMap { $0.checkpoints.map(\.step) })).sorted()
             let stage = film.stage
             try await stage.produce {
@@ -114,12 +114,12 @@ struct ComparisonState {
     private let topCount: Int
 
     init(runs: [RunDirectory], labels: [Int]?, ranking: LeaderboardKind, topCount: Int, search: OutlierSearch,
-         warn: @escaping @Sendable (String) -> Void) {
+         projection: ProjectionMethod, warn: @escaping @Sendable (String) -> Void) {
         self.runs = runs
         analysers = runs.map { run in
             CheckpointAnalyser(aligner: Aligner(target: .previous), labels: labels, topCount: topCount, timings: StageTimings(),
                                maxBLASThreads: ProcessInfo.processInfo.activeProcessorCount, cache: AnalysisCache.existing(forRun: run.path),
-                               search: search, warn: warn)
+                               search: search, projection: projection, warn: warn)
         }
         next = runs.map { _ in 0 }
         latest = runs.map { _ in nil }

@@ -15,14 +15,17 @@ final class DataDump: FilmDump {
     private let folder: StagedFolder
     private var alignment: [[String: Any]] = []
     private let target: AlignmentTarget
+    /// Another projection than PCA also writes its layout before alignment (`layout-<step>.npy`).
+    private let projection: ProjectionMethod
     /// The label-quality dynamics up to the last checkpoint recorded (the whole run's after the
     /// last); nil without labels. What `dynamics.csv` holds.
     private(set) var dynamics: TrainingDynamics?
 
-    init(directory: String, target: AlignmentTarget, staged: Bool) throws {
+    init(directory: String, target: AlignmentTarget, projection: ProjectionMethod = .pca, staged: Bool) throws {
         do { folder = try StagedFolder(directory: directory, staged: staged) } catch { throw PipelineError(error) }
         self.directory = directory
         self.target = target
+        self.projection = projection
     }
 
     private func write(_ bytes: [UInt8], _ name: String) throws {
@@ -54,8 +57,20 @@ final class DataDump: FilmDump {
             try write(NPYWriter.encode(float32: quality.margin, shape: [n]), "label_margin-\(c.step).npy")
         }
         if let running = c.dynamics { dynamics = running }
+        if projection != .pca {
+            try write(NPYWriter.encode(float32: c.layout.interleaved, shape: [n, 2]), "layout-\(c.step).npy")
+        }
         let a = c.alignment
+        var faithfulness: [String: Any] = [:]
+        switch c.faithfulness {
+        case .explainedVariance(let fraction)?: faithfulness = ["explained_variance_ratio": fraction]
+        case .trustworthiness(let measure)?:
+            faithfulness = ["trustworthiness": measure.value, "n_neighbors": Trustworthiness.neighbours,
+                            "samples": measure.evaluated, "sampled": measure.sampled]
+        case nil: break
+        }
         alignment.append([
+            "faithfulness": faithfulness,
             "step": c.step,
             "reference": c.index == 0 && target == .previous ? "self" : target.rawValue,
             "rotation": [[a.fit.rotation[0], a.fit.rotation[1]], [a.fit.rotation[2], a.fit.rotation[3]]],
@@ -79,7 +94,7 @@ final class DataDump: FilmDump {
     /// Whether `name` is one of the files this dump, or a comparison's (`ComparisonDump`), writes
     /// (a leftover temporary of one is removed).
     static func writes(fileNamed name: String) -> Bool {
-        let perCheckpoint = [("pca-", ".npy"), ("aligned-", ".npy"), ("outlier-scores-", ".npy"), ("outliers-", ".json"),
+        let perCheckpoint = [("pca-", ".npy"), ("layout-", ".npy"), ("aligned-", ".npy"), ("outlier-scores-", ".npy"), ("outliers-", ".json"),
                              ("label_agreement-", ".npy"), ("label_margin-", ".npy"), ("labels-", ".json"),
                              ("comparison-", ".csv")]
         return name == "alignment.json" || name == "dynamics.csv" || name == "comparison.json" || perCheckpoint.contains { name.hasPrefix($0.0) && name.hasSuffix($0.1) }
@@ -90,7 +105,9 @@ final class DataDump: FilmDump {
         if let dynamics { try write(dynamics.csv(), "dynamics.csv") }
         let document: [String: Any] = [
             "align": target.rawValue,
-            "display": "aligned = (pca - centre) @ rotation.T / display_scale; scipy.spatial.procrustes' second matrix = (aligned * display_scale + (centre - mean(pca)) @ rotation.T) * scale / frobenius_norm",
+            "projection": projection.name,
+            "projection_parameters": projection.description,
+            "display": "aligned = (layout - centre) @ rotation.T / display_scale, layout being pca-<step>.npy, or layout-<step>.npy for another projection than PCA; scipy.spatial.procrustes' second matrix = (aligned * display_scale + (centre - mean(pca)) @ rotation.T) * scale / frobenius_norm",
             "checkpoints": alignment,
         ]
         try write(try Self.json(document), "alignment.json")

@@ -37,6 +37,7 @@ struct FilmTimeline {
         let testAccuracy: Double?
         let points: PlanarPoints
         let leaderboard: Leaderboard
+        var faithfulness: String? = nil
         /// The path's velocity at this keyframe, in display units per checkpoint; nil until known.
         var velocity: PlanarPoints?
     }
@@ -142,10 +143,12 @@ struct FilmTimeline {
         let from = self[index]
         let trailKeyframes = (max(index - trails, window[0].index)..<index).map { self[$0] }
         guard t > 0, has(index + 1) else {
-            return FrameContent(step: from.step, epoch: from.epoch, checkpointIndex: from.index, points: from.points,
+            var frame = FrameContent(step: from.step, epoch: from.epoch, checkpointIndex: from.index, points: from.points,
                                 leaderboard: from.leaderboard, losses: from.losses, testAccuracy: from.testAccuracy,
                                 trails: trailKeyframes.map(\.points),
                                 trailOpacities: trailKeyframes.map { Self.trailOpacity(age: Double(index - $0.index), trails: trails) })
+            frame.faithfulness = from.faithfulness
+            return frame
         }
         let to = self[index + 1]
         let points = MotionPath.interpolate(from: from.points, velocity: from.velocity, to: to.points, velocity: to.velocity, t: t)
@@ -157,11 +160,13 @@ struct FilmTimeline {
         let blend = MotionPath.smoothstep((t - 0.2) / 0.6)
         // Trails also run through the keyframe just passed; the oldest segment fades out on the way to the next.
         let trailed = trails > 0 ? trailKeyframes + [from] : []
-        return FrameContent(step: step, stepPosition: stepPosition, epoch: epoch, checkpointIndex: from.index, points: points,
+        var frame = FrameContent(step: step, stepPosition: stepPosition, epoch: epoch, checkpointIndex: from.index, points: points,
                             leaderboard: from.leaderboard, incoming: to.leaderboard, blend: blend,
                             losses: to.losses.upTo(step: step), testAccuracy: from.testAccuracy,
                             trails: trailed.map(\.points),
                             trailOpacities: trailed.map { Self.trailOpacity(age: Double(index - $0.index) + t, trails: trails) })
+        frame.faithfulness = t < 0.5 ? from.faithfulness : to.faithfulness
+        return frame
     }
 
     /// The opacity of the trail segment that starts at a keyframe `age` checkpoints ago: the newest

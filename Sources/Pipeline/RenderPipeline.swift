@@ -46,6 +46,8 @@ public struct RenderOptions: Sendable {
     public var cache: AnalysisCache?
     /// The neighbour search behind the outlier scores.
     public var search: OutlierSearch = .auto
+    /// How the picture is made (`--projection`).
+    public var projection: ProjectionMethod = .pca
     /// One-line warnings that do not stop the film (a cache that cannot be written).
     public var warn: @Sendable (String) -> Void = { _ in }
 
@@ -83,7 +85,7 @@ public enum RenderPipeline {
                            progress: (@Sendable (Int) -> Void)? = nil) async throws -> RenderSummary {
         let timings = StageTimings()
         let film = try Film(setting: setting, options: options, timings: timings) {
-            try options.dumpDirectory.map { try DataDump(directory: $0, target: options.alignment, staged: !options.live) }
+            try options.dumpDirectory.map { try DataDump(directory: $0, target: options.alignment, projection: options.projection, staged: !options.live) }
         }
         do {
             options.tap?.start(setting)
@@ -92,7 +94,7 @@ public enum RenderPipeline {
             let analysis = AnalysisStage(CheckpointAnalyser(aligner: Aligner(target: options.alignment, finalScores: finalScores),
                                                             labels: setting.labels, topCount: options.topCount, timings: timings,
                                                             maxBLASThreads: options.maxBLASThreads, cache: options.cache,
-                                                            search: options.search, warn: options.warn))
+                                                            search: options.search, projection: options.projection, warn: options.warn))
             let stage = film.stage
             stage.onEncodingFailure = { analysed.fail($0) }
             var checkpoints = 0
@@ -170,7 +172,8 @@ public enum RenderPipeline {
         let leaderboard = Leaderboard(kind: ranking, entries: c.ranking(ranking, count: count),
                                       approximate: c.outliers.certificate != nil)
         return FilmTimeline.Keyframe(index: c.index, step: c.step, epoch: c.epoch, losses: c.losses, testAccuracy: c.testAccuracy,
-                                     points: c.alignment.display, leaderboard: leaderboard)
+                                     points: c.alignment.display, leaderboard: leaderboard,
+                                     faithfulness: c.faithfulness?.phrase)
     }
 
     /// The summary frame's map: each sample's label-agreement variability and mean, its region,
@@ -224,5 +227,6 @@ extension FilmSetting {
                   thumbnails: annotations.thumbnails, wholeRunLosses: wholeRunLosses, checkpointCount: checkpointCount,
                   title: options.title, alignment: alignment)
         pointStyle = options.points
+        projection = options.projection.description
     }
 }

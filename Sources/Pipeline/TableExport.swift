@@ -14,6 +14,7 @@ import RunFormat
 public enum TableExport {
     /// Returns the number of checkpoints written, or nil when `stop` was raised (nothing written).
     public static func write(run: RunDirectory, to path: String, alignment: AlignmentTarget, cache: AnalysisCache? = nil,
+                             projection: ProjectionMethod = .pca,
                              stop: StopFlag, warn: @escaping @Sendable (String) -> Void = { _ in },
                              progress: (@Sendable (Int) -> Void)? = nil) async throws -> Int? {
         let plan = try OutputPlan(table: path)
@@ -26,7 +27,7 @@ public enum TableExport {
             let analysis = AnalysisStage(CheckpointAnalyser(aligner: Aligner(target: alignment, finalScores: finalScores),
                                                             labels: run.labels, topCount: 0, timings: StageTimings(),
                                                             maxBLASThreads: ProcessInfo.processInfo.activeProcessorCount,
-                                                            cache: cache, warn: warn))
+                                                            cache: cache, projection: projection, warn: warn))
             let events = AsyncThrowingChannel<CheckpointEvent, any Error>()
             let written = try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask { await source.emit(into: events, stop: stop) }

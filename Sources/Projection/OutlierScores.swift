@@ -25,6 +25,10 @@ public struct OutlierScores: Sendable {
     /// on (`LabelQuality`), so nothing searches twice. Among neighbours at exactly equal distance
     /// the order (and, at the k-th place, the choice) depends on the search path.
     public let neighbourIndices: [Int32]
+    /// The search's lists with their distances: `neighbours` a sample, or more where the caller
+    /// asked for a longer graph (`graphNeighbours`, for a UMAP or t-SNE layout). Empty for scores
+    /// read from the analysis cache.
+    public let graph: NeighbourGraph
     /// Pairs whose distance was computed exactly: all `N (N - 1) / 2` for brute force; for
     /// `D <= 3`, the distances the tree search computed (a pair may count from both ends).
     public let exactPairs: Int
@@ -124,43 +128,50 @@ public struct OutlierScores: Sendable {
     ///   - seeds: a guess at the neighbours (`neighbourIndices` of the previous checkpoint); it only
     ///     saves work, the result is exact whatever it holds.
     ///   - certify: with `.approximate`, how many of the most atypical points must be exact.
+    ///   - graphNeighbours: the neighbours a sample `graph` should list (at most N - 1); the scores
+    ///     use the first 10 of them. An approximate search lists 10 whatever is asked.
     public init(embeddings x: Matrix, search: Search = .automatic, threads: Int = 1, seeds: [Int32]? = nil,
-                certify: Int = 8) throws {
+                certify: Int = 8, graphNeighbours: Int = 0) throws {
         let n = x.rows
         guard n >= 2, x.columns >= 1 else { throw ProjectionError.tooFewSamples(n, x.columns) }
         let k = min(10, n - 1)
         let metric: Metric = x.columns > 3 ? .cosine : .euclidean
         let duplicates = DuplicateRows(x, threads: threads)
-        var nearest = NearestDistances(count: n, k: k)
+        let approximateSearch = metric == .cosine && Self.isApproximate(search, samples: n, dimension: x.columns)
+        // One search serves both: the first k of a longer exact list are the exact k nearest.
+        let listed = approximateSearch ? k : max(k, min(graphNeighbours, n - 1))
+        var nearest = NearestDistances(count: n, k: listed)
         var exactPairs = n * (n - 1) / 2
         var approximate: CertifiedOutlierSearch.Result?
         switch metric {
         case .cosine:
-            if Self.isApproximate(search, samples: n, dimension: x.columns) {
+            if approximateSearch {
                 let found = CertifiedOutlierSearch.nearest(x, k: k, certify: max(1, certify), duplicates: duplicates,
                                                            threads: threads)
                 nearest = found.nearest
                 exactPairs = found.exactPairs
                 approximate = found
             } else if search != .bruteForce, ScreenedCosineSearch.canSearch(x),
-               let screened = ScreenedCosineSearch.nearest(x, k: k, duplicates: duplicates, threads: threads,
+               let screened = ScreenedCosineSearch.nearest(x, k: listed, duplicates: duplicates, threads: threads,
                                                            seeds: seeds) {
                 nearest = screened.nearest
                 exactPairs = screened.exactPairs
             } else {
-                nearest = BlockedCosineSearch.nearest(x, k: k, duplicates: duplicates, threads: threads)
+                nearest = BlockedCosineSearch.nearest(x, k: listed, duplicates: duplicates, threads: threads)
             }
         case .euclidean:
-            if let found = LowDimensionalSearch.nearest(x, k: k, duplicates: duplicates, threads: threads) {
+            if let found = LowDimensionalSearch.nearest(x, k: listed, duplicates: duplicates, threads: threads) {
                 nearest = found.nearest
                 exactPairs = found.distances
             } else {
                 Self.euclideanNeighbours(x, duplicates: duplicates, into: &nearest)
             }
         }
-        self.neighbourIndices = nearest.indices
+        graph = nearest.graph
+        let scored = graph.prefix(k)
+        self.neighbourIndices = scored.indices
         self.exactPairs = exactPairs
-        let average = nearest.averages()
+        let average = NearestDistances(k: k, sortedDistances: scored.distances, indices: scored.indices).averages()
         let median = Self.median(average) * (approximate.map(Certificate.scalingCorrection) ?? 1)
         let scale = max(median, 100 * Double.ulpOfOne)
         self.scores = average.map { Self.score(averageDistance: $0, scalingFactor: scale) }
@@ -189,6 +200,7 @@ public struct OutlierScores: Sendable {
         self.metric = metric
         self.neighbourIndices = neighbourIndices
         self.exactPairs = exactPairs
+        graph = NeighbourGraph(count: 0, k: 0, indices: [], distances: [])
     }
 
     /// The `count` lowest scores, lowest first, ties going to the lower index.
@@ -303,6 +315,9 @@ struct NearestDistances {
     }
 
     func averages() -> [Float] { (0..<distances.count / k).map(average) }
+
+    /// The lists as they stand, with their distances.
+    var graph: NeighbourGraph { NeighbourGraph(count: distances.count / k, k: k, indices: indices, distances: distances) }
 
     /// The mean of one point's k distances (infinity while it has fewer than k).
     func average(_ point: Int) -> Float {

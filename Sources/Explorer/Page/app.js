@@ -911,6 +911,7 @@ async function loadScores(run, step) {
   run.scores = scores;
   renderBoards();
   renderAgreement();
+  renderPicture();
   requestDraw();
 }
 
@@ -929,6 +930,15 @@ function renderAgreement() {
       el("strong", {}, `${(run.scores.mean_label_agreement * 100).toFixed(1)}%`)]),
     ".",
   ] : []));
+}
+
+// How each run's picture is made and how far it can be trusted at the step shown.
+function renderPicture() {
+  const described = state.runs.filter((run) => run.doc?.projection);
+  $("picture").textContent = described.map((run) => {
+    const words = [run.doc.projection, run.scores?.faithfulness].filter(Boolean).join(": ");
+    return state.compare ? `${run.name}: ${words}` : words;
+  }).join("; ");
 }
 
 // Builds the tabs from the run's list of boards, once.
