@@ -176,31 +176,44 @@ struct FilmTimeline {
     }
 }
 
-/// Positions between keyframes: per coordinate, a cubic Hermite curve through the keyframes with
-/// monotone tangents (Fritsch and Carlson), so a point never overshoots the range between two
-/// consecutive keyframe positions and so never leaves the film's view when both ends are in it.
+/// Positions between keyframes: a cubic Hermite curve through each point's keyframe positions, so a
+/// point passes through a checkpoint without slowing down, as the eye expects of something in motion.
+///
+/// The velocity at a keyframe points from the previous position to the next (Catmull-Rom's
+/// direction) with the mean length of the two steps beside it: a point keeps its speed through a
+/// turn. Catmull-Rom's own length (half the sum of the two steps as vectors) shrinks wherever the
+/// steps change direction, which embeddings do at nearly every checkpoint: measured on
+/// samples/cnn-fmnist at `--tween 10`, points still slowed to 52% of their mid-segment speed at each
+/// checkpoint with it, 36% with monotone per-coordinate tangents, and 77% with this one. The length
+/// is capped at twice the shorter step, so a short step between long ones makes no loop and a point
+/// strays from the straight line between two keyframes by at most 0.6 of that step. Where the path
+/// reverses exactly, the point comes to rest.
 enum MotionPath {
-    /// Each point's velocity at a keyframe: zero at a turn or where a neighbour is unknown (the
-    /// point comes to rest), else the harmonic mean of the two neighbouring secants, which is at
-    /// most twice the smaller one: Fritsch and Carlson's condition for a monotone segment.
+    /// Each point's velocity at a keyframe, in display units per checkpoint: zero where a neighbour
+    /// is unknown (the ends of the film, the newest checkpoint live) or not finite.
     static func velocities(previous: PlanarPoints?, current: PlanarPoints, next: PlanarPoints?) -> PlanarPoints {
-        guard let previous, let next, previous.count == current.count, next.count == current.count else {
-            return PlanarPoints(x: [Float](repeating: 0, count: current.count), y: [Float](repeating: 0, count: current.count))
+        let n = current.count
+        var vx = [Float](repeating: 0, count: n), vy = [Float](repeating: 0, count: n)
+        guard let previous, let next, previous.count == n, next.count == n else { return PlanarPoints(x: vx, y: vy) }
+        for i in 0..<n {
+            // In Double: the steps of points far beyond the view can overflow a Float product.
+            let bx = Double(current.x[i]) - Double(previous.x[i]), by = Double(current.y[i]) - Double(previous.y[i])
+            let ax = Double(next.x[i]) - Double(current.x[i]), ay = Double(next.y[i]) - Double(current.y[i])
+            let dx = bx + ax, dy = by + ay
+            let across = (dx * dx + dy * dy).squareRoot()
+            let before = (bx * bx + by * by).squareRoot(), after = (ax * ax + ay * ay).squareRoot()
+            let speed = min((before + after) / 2, 2 * min(before, after))
+            guard across.isFinite, speed.isFinite, across > 0 else { continue }
+            let x = Float(dx / across * speed), y = Float(dy / across * speed)
+            guard x.isFinite, y.isFinite else { continue }
+            vx[i] = x
+            vy[i] = y
         }
-        func tangent(_ a: [Float], _ b: [Float], _ c: [Float]) -> [Float] {
-            (0..<b.count).map { i in
-                // In Double: the secants of points far beyond the view can overflow a Float product.
-                let before = Double(b[i]) - Double(a[i]), after = Double(c[i]) - Double(b[i])
-                guard before.isFinite, after.isFinite, (before > 0) == (after > 0), before != 0, after != 0 else { return 0 }
-                let mean = Float(2 / (1 / before + 1 / after))
-                return mean.isFinite ? mean : 0
-            }
-        }
-        return PlanarPoints(x: tangent(previous.x, current.x, next.x), y: tangent(previous.y, current.y, next.y))
+        return PlanarPoints(x: vx, y: vy)
     }
 
-    /// The points at `t` (0...1) of the way from `from` to `to`, kept within each coordinate's range
-    /// between the two (against rounding), missing velocities read as zero.
+    /// The points at `t` (0...1) of the way from `from` to `to`, missing velocities read as zero;
+    /// exactly `from` at 0 and `to` at 1.
     static func interpolate(from: PlanarPoints, velocity v0: PlanarPoints?, to: PlanarPoints, velocity v1: PlanarPoints?,
                             t: Double) -> PlanarPoints {
         guard from.count == to.count else { return from }
@@ -219,11 +232,9 @@ enum MotionPath {
                             for i in 0..<n {
                                 let a = p0[i], b = p1[i]
                                 let value = h00 * a + h10 * m0[i] + h01 * b + h11 * m1[i]
-                                let low = a < b ? a : b, high = a < b ? b : a
-                                let kept = value < low ? low : (value > high ? high : value)
                                 // magnitude < infinity: finite (NaN compares false).
                                 let finite = a.magnitude < .infinity && b.magnitude < .infinity && value.magnitude < .infinity
-                                out[i] = finite ? kept : (t < 0.5 ? a : b)
+                                out[i] = finite ? value : (t < 0.5 ? a : b)
                             }
                         }
                     }

@@ -76,7 +76,7 @@ import Testing
         }
     }
 
-    @Test func pathsStayBetweenTheirKeyframesAndMoveSmoothly() {
+    @Test func pathsStayNearTheLineBetweenTheirKeyframesAndMoveSmoothly() {
         let keyframes = Self.keyframes(12)
         let tween = 8
         let frames = Self.filmFrames(Self.film(keyframes, tween: tween))
@@ -84,11 +84,15 @@ import Testing
             let k = f / tween
             guard k + 1 < keyframes.count else { continue }
             let a = keyframes[k].points, b = keyframes[k + 1].points
+            let p = frame.content.points
             for i in 0..<a.count {
-                let p = frame.content.points
-                #expect(p.x[i] >= min(a.x[i], b.x[i]) && p.x[i] <= max(a.x[i], b.x[i]))
-                #expect(p.y[i] >= min(a.y[i], b.y[i]) && p.y[i] <= max(a.y[i], b.y[i]))
+                // Within 0.6 of the step from the segment between the two keyframes.
+                let step = ((b.x[i] - a.x[i]) * (b.x[i] - a.x[i]) + (b.y[i] - a.y[i]) * (b.y[i] - a.y[i])).squareRoot()
+                let low = (min(a.x[i], b.x[i]) - 0.6 * step, min(a.y[i], b.y[i]) - 0.6 * step)
+                let high = (max(a.x[i], b.x[i]) + 0.6 * step, max(a.y[i], b.y[i]) + 0.6 * step)
+                #expect(p.x[i] >= low.0 - 1e-6 && p.x[i] <= high.0 + 1e-6 && p.y[i] >= low.1 - 1e-6 && p.y[i] <= high.1 + 1e-6)
             }
+            if f % tween == 0 { #expect(p == a, "a checkpoint's frame shows its keyframe exactly") }
         }
         // Smooth: no frame-to-frame step is much larger than the typical step along the same path
         // (a jump would be a whole keyframe interval in one frame).
@@ -138,18 +142,32 @@ import Testing
         }
     }
 
-    @Test func monotoneVelocitiesNeverOvershootEvenAtTurnsAndNaN() {
-        let previous = PlanarPoints(x: [0, 0, 0, .nan], y: [0, 1, 0, 0])
-        let current = PlanarPoints(x: [1, 1, 1, 1], y: [1, 1, 0, 0])
-        let next = PlanarPoints(x: [2, 0, 100, 2], y: [1, 1, 0, 0])
+    @Test func pointsPassThroughKeyframesWithoutStoppingOrLooping() {
+        // 0: straight on; 1: a right-angle turn; 2: a full reversal; 3: a NaN before; 4: a short
+        // step between long ones.
+        let previous = PlanarPoints(x: [0, 0, 0, .nan, 0], y: [0, 0, 0, 0, 0])
+        let current = PlanarPoints(x: [1, 1, 1, 1, 10], y: [0, 0, 0, 0, 0])
+        let next = PlanarPoints(x: [2, 1, 0, 2, 10.1], y: [0, 1, 0, 0, 0])
         let v = MotionPath.velocities(previous: previous, current: current, next: next)
-        #expect(v.x[1] == 0, "a turn comes to rest")
-        #expect(v.x[0] == 1 && v.x[2] > 0 && v.x[2] <= 2, "bounded by twice the smaller secant")
-        #expect(v.x[3] == 0)
+        #expect(v.x[0] == 1 && v.y[0] == 0, "straight on at the same speed")
+        #expect(v.x[1] > 0 && v.y[1] > 0, "a turn is rounded, not stopped at")
+        #expect(abs((v.x[1] * v.x[1] + v.y[1] * v.y[1]).squareRoot() - 1) < 1e-6, "at the speed of its steps")
+        #expect(v.x[2] == 0 && v.y[2] == 0, "a reversal comes to rest")
+        #expect(v.x[3] == 0 && v.y[3] == 0)
+        #expect(abs(v.x[4]) <= 0.2 + 1e-6, "never longer than twice the shorter step")
         for t in stride(from: 0.0, through: 1.0, by: 0.05) {
             let p = MotionPath.interpolate(from: current, velocity: v, to: next, velocity: nil, t: t)
-            for i in 0..<3 { #expect(p.x[i] >= min(current.x[i], next.x[i]) && p.x[i] <= max(current.x[i], next.x[i])) }
+            for i in [0, 1, 2, 4] {
+                // Within 0.6 of the step from the straight line between the two keyframes.
+                let ax = current.x[i], ay = current.y[i], bx = next.x[i], by = next.y[i]
+                let step = ((bx - ax) * (bx - ax) + (by - ay) * (by - ay)).squareRoot()
+                let cross = abs((bx - ax) * (p.y[i] - ay) - (by - ay) * (p.x[i] - ax)) / max(step, 1e-9)
+                #expect(cross <= 0.6 * step + 1e-5)
+            }
         }
+        let start = MotionPath.interpolate(from: current, velocity: v, to: next, velocity: v, t: 0)
+        let end = MotionPath.interpolate(from: current, velocity: v, to: next, velocity: v, t: 1)
+        #expect(start == current && end.x.enumerated().allSatisfy { $0.element == next.x[$0.offset] })
     }
 
     @Test func farPointsNeitherOverflowNorVanish() {

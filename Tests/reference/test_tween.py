@@ -186,3 +186,17 @@ def test_a_doubled_stop_signal_finalises_a_tweened_watch_with_every_checkpoint(t
             proc.wait()
     assert proc.returncode == 130 and "aborting" not in err, err
     assert frames_in(video) == 4, "the last checkpoint's own frame is drawn before the video closes"
+
+
+def test_points_pass_through_checkpoints_without_slowing_to_a_stop(tmp_path, binary):
+    """The scatter keeps moving through each checkpoint: on a real run, the mean pixel change from one
+    frame to the next at a checkpoint is at least 60% of that in the middle of a segment (monotone
+    per-coordinate paths, which stopped wherever a coordinate turned, gave 40%)."""
+    tween = 10
+    run_cli("render", SHARED / "runs" / "cnn-fmnist", "--frames-dir", tmp_path / "frames", "--tween", tween)
+    frames = [decoded(p).astype(np.float32).mean(axis=2)[80:690, 25:640]
+              for p in sorted((tmp_path / "frames").glob("frame-*.png"))]
+    changes = [np.abs(b - a).mean() for a, b in zip(frames, frames[1:])]
+    # Each change by its place in the segment, past the first two segments (the fastest training).
+    by_place = np.array([np.mean(changes[place::tween][2:]) for place in range(tween)])
+    assert by_place.min() >= 0.6 * by_place.max(), by_place
