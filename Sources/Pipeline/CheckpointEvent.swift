@@ -201,6 +201,9 @@ public struct CheckpointAnalyser: Sendable {
                 warn: @escaping @Sendable (String) -> Void = { _ in }) {
         // The cache holds no neighbour graph yet: a layout that needs one searches afresh.
         self.cache = projection == .pca ? cache : nil
+        if let cache, projection != .pca {
+            warn("the analysis cache \(cache.directory) holds no neighbour graph: --projection \(projection.name) searches every checkpoint again and leaves the cache as it is")
+        }
         self.projection = projection
         self.search = search
         self.warn = warn
