@@ -302,15 +302,18 @@ void ns_screen_copy_rows(ns_screen *target, const ns_screen *source, int64_t fir
 
 int64_t ns_screen_exact_count(const ns_screen *s) { return s->exact; }
 
-// Keeps j among i's k most similar points if it belongs there.
+// Keeps j among i's k most similar points if it belongs there. The list runs from the worst kept
+// (the lowest similarity; among equal ones, the highest index) to the best, so that a tie goes to the
+// lower index whatever order the pairs arrive in: the result does not depend on which worker took
+// which tile.
 static void keep(ns_screen *s, int64_t i, int32_t j, float similarity) {
-    if (similarity <= s->threshold[i]) return;
     float *kept = s->similarity + i * s->k;
     int32_t *who = s->neighbour + i * s->k;
+    if (similarity < s->threshold[i] || (similarity == s->threshold[i] && who[0] >= 0 && j > who[0])) return;
     if (s->seeded)
         for (int c = 0; c < s->k; c++) if (who[c] == j) return;
     int slot = 0;
-    while (slot + 1 < s->k && kept[slot + 1] < similarity) {
+    while (slot + 1 < s->k && (kept[slot + 1] < similarity || (kept[slot + 1] == similarity && who[slot + 1] > j))) {
         kept[slot] = kept[slot + 1];
         who[slot] = who[slot + 1];
         slot++;
@@ -458,9 +461,11 @@ void ns_finish(const ns_points *p, ns_screen *const *screens, int count, int64_t
     const int k = screens[0]->k;
     (void)p;
     for (int64_t i = first; i < last; i++) {
+        // By similarity, ties to the lower index, as `keep` ranks them (two similarities may round
+        // to one distance): the same lists whichever screens the candidates come from.
         float *best = distances + i * k;
         int32_t *who = neighbours + i * k;
-        for (int c = 0; c < k; c++) { best[c] = INFINITY; who[c] = -1; }
+        for (int c = 0; c < k; c++) { best[c] = -INFINITY; who[c] = -1; }
         for (int w = 0; w < count; w++)
             for (int c = 0; c < k; c++) {
                 int32_t j = screens[w]->neighbour[i * k + c];
@@ -468,12 +473,18 @@ void ns_finish(const ns_points *p, ns_screen *const *screens, int count, int64_t
                 int seen = 0;
                 for (int e = 0; e < k; e++) seen |= who[e] == j;
                 if (seen) continue;
-                float distance = fminf(fmaxf(1 - screens[w]->similarity[i * k + c], 0), 2);
-                if (distance >= best[k - 1]) continue;
+                float similarity = screens[w]->similarity[i * k + c];
+                if (who[k - 1] >= 0 && (similarity < best[k - 1] || (similarity == best[k - 1] && j > who[k - 1]))) continue;
                 int slot = k - 1;
-                while (slot > 0 && best[slot - 1] > distance) { best[slot] = best[slot - 1]; who[slot] = who[slot - 1]; slot--; }
-                best[slot] = distance;
+                while (slot > 0 && (best[slot - 1] < similarity || (best[slot - 1] == similarity && who[slot - 1] > j))) {
+                    best[slot] = best[slot - 1];
+                    who[slot] = who[slot - 1];
+                    slot--;
+                }
+                best[slot] = similarity;
                 who[slot] = j;
             }
+        for (int c = 0; c < k; c++)
+            best[c] = who[c] < 0 ? INFINITY : fminf(fmaxf(1 - best[c], 0), 2);
     }
 }

@@ -259,7 +259,8 @@ public struct CheckpointAnalyser: Sendable {
                     ?? Faithfulness.explainedVariance(of: scores, totalVariance: Faithfulness.totalVariance(of: matrix()))
             case .umap, .tsne:
                 faithfulness = try timings.measure("faithfulness") {
-                    try Trustworthiness(embeddings: matrix(), layout: layout, graph: outliers.graph, metric: outliers.metric)
+                    try Trustworthiness(embeddings: matrix(), layout: layout, graph: outliers.graph, metric: outliers.metric,
+                                        threads: threads)
                         .map(Faithfulness.trustworthiness)
                 }
             }

@@ -1,3 +1,4 @@
+import Dispatch
 import LinearAlgebra
 
 /// How far a 2-D picture can be trusted: scikit-learn's `trustworthiness(X, layout, n_neighbors=10)`
@@ -23,8 +24,9 @@ public struct Trustworthiness: Sendable, Equatable {
     ///   - graph: the exact neighbour lists of `embeddings` (at least 10 a sample), as the outlier
     ///     search found them: the embedding-space neighbourhoods.
     /// - Returns: nil when there are too few samples for the measure (`N < 2k + 2`, as scikit-learn).
+    ///   - threads: workers for the ranks; the value does not depend on it.
     public init?(embeddings x: Matrix, layout: PlanarPoints, graph: NeighbourGraph, metric: OutlierScores.Metric,
-                 exactUpTo limit: Int = Self.exactUpTo) {
+                 exactUpTo limit: Int = Self.exactUpTo, threads: Int = 1) {
         let n = x.rows, k = Self.neighbours
         guard n >= 2 * k + 2, layout.count == n, graph.count == n, graph.k >= k else { return nil }
         let measured = n <= limit ? n : min(Self.sampleSize, limit)
@@ -40,6 +42,7 @@ public struct Trustworthiness: Sendable, Equatable {
         let block = 128
         var dots = [Float](repeating: 0, count: block * n)
         var rows = [Float](repeating: 0, count: block * x.columns)
+        var penalties = [Double](repeating: 0, count: block)
         for start in Swift.stride(from: 0, to: evaluated.count, by: block) {
             let members = Array(evaluated[start..<min(start + block, evaluated.count)])
             for (r, i) in members.enumerated() {
@@ -54,32 +57,55 @@ public struct Trustworthiness: Sendable, Equatable {
                     }
                 }
             }
-            for (r, i) in members.enumerated() {
-                func distance(_ j: Int) -> Float {
-                    let dot = dots[r * n + j]
-                    return metric == .cosine ? 1 - dot * inverseLengths[i] * inverseLengths[j]
-                        : squaredLengths[i] + squaredLengths[j] - 2 * dot
-                }
-                let trueNeighbours = Set(graph.indices[i * graph.k..<i * graph.k + k])
-                let intruders = Self.pictureNeighbours(of: i, in: layout, k: k).filter { !trueNeighbours.contains(Int32($0)) }
-                guard !intruders.isEmpty else { continue }
-                // Each intruder's rank among i's neighbours in the embedding space (1 for the
-                // nearest), counted in one pass over all N.
-                let thresholds = intruders.map { (distance($0), $0) }
-                var ranks = [Int](repeating: 1, count: thresholds.count)
-                for l in 0..<n where l != i {
-                    let other = distance(l)
-                    for (t, threshold) in thresholds.enumerated() where other < threshold.0 || (other == threshold.0 && l < threshold.1) {
-                        ranks[t] += 1
+            // Each member on its own worker, its penalty in its own slot: summed in order after.
+            let workers = max(1, min(threads, members.count))
+            dots.withUnsafeBufferPointer { dots in
+                penalties.withUnsafeMutableBufferPointer { out in
+                    let shared = UncheckedSendable((dots.baseAddress!, out.baseAddress!))
+                    DispatchQueue.concurrentPerform(iterations: workers) { worker in
+                        let (dots, out) = shared.value
+                        for r in Swift.stride(from: worker, to: members.count, by: workers) {
+                            let i = members[r]
+                            out[r] = Self.penalty(of: i, products: dots + r * n, count: n, layout: layout, graph: graph,
+                                                  inverseLengths: inverseLengths, squaredLengths: squaredLengths, metric: metric)
+                        }
                     }
                 }
-                penalty += ranks.reduce(0.0) { $0 + Double($1 - k) }
             }
+            penalty += penalties[0..<members.count].reduce(0, +)
         }
         let m = Double(evaluated.count)
         value = 1 - penalty * 2 / (m * Double(k) * (2 * Double(n) - 3 * Double(k) - 1))
         self.evaluated = evaluated.count
         sampled = evaluated.count < n
+    }
+
+    /// Sample i's part of the sum: for each of its 10 nearest in the picture that is not among its
+    /// 10 nearest in the embedding space, how far down that ranking it sits (its rank minus 10).
+    static func penalty(of i: Int, products: UnsafePointer<Float>, count n: Int, layout: PlanarPoints, graph: NeighbourGraph,
+                        inverseLengths: [Float], squaredLengths: [Float], metric: OutlierScores.Metric) -> Double {
+        let k = Self.neighbours
+        func distance(_ j: Int) -> Float {
+            metric == .cosine ? 1 - products[j] * inverseLengths[i] * inverseLengths[j]
+                : squaredLengths[i] + squaredLengths[j] - 2 * products[j]
+        }
+        let trueNeighbours = graph.indices[i * graph.k..<i * graph.k + k]
+        let intruders = pictureNeighbours(of: i, in: layout, k: k).filter { !trueNeighbours.contains(Int32($0)) }
+        guard !intruders.isEmpty else { return 0 }
+        // Each intruder's rank among i's neighbours in the embedding space (1 for the nearest),
+        // counted in one pass over all N; most samples are farther than every intruder, and one
+        // comparison sets them aside.
+        let thresholds = intruders.map { (distance($0), $0) }
+        let farthest = thresholds.map(\.0).max()!
+        var ranks = [Int](repeating: 1, count: thresholds.count)
+        for l in 0..<n where l != i {
+            let other = distance(l)
+            guard other <= farthest else { continue }
+            for (t, threshold) in thresholds.enumerated() where other < threshold.0 || (other == threshold.0 && l < threshold.1) {
+                ranks[t] += 1
+            }
+        }
+        return ranks.reduce(0.0) { $0 + Double($1 - k) }
     }
 
     /// The `k` nearest samples to `i` in the picture, by squared Euclidean distance, ties to the lower index.

@@ -118,6 +118,26 @@ import Glibc
         }
     }
 
+    /// The screened search's lists, longer ones for a layout included, are the same whatever the
+    /// thread count, where many neighbours tie at exactly the same similarity: ties go to the lower
+    /// index in each worker's screen and in the merge (a tie at the last place once went to the
+    /// first pair to arrive, so a UMAP film differed from run to run).
+    @Test(.enabled(if: ScreenedCosineSearch.isSupported, "needs AVX-512 VNNI"))
+    func screenedListsWithTiesAreTheSameOnAnyThreads() throws {
+        let n = 3_000, d = 16
+        // Small integers: many pairs at exactly equal similarity.
+        var generator = SplitMix(seed: 29)
+        var x = Matrix(zeros: n, d)
+        for i in 0..<n { for j in 0..<d { x[i, j] = Float(generator.next() % 3) + (j == i % d ? 4 : 0) } }
+        let one = try OutlierScores(embeddings: x, threads: 1, graphNeighbours: 14)
+        let tiedRows = (0..<n).filter { i in Set(one.graph.distances[i * 14..<(i + 1) * 14]).count < 14 }.count
+        #expect(tiedRows > 100, "the data has ties to break")
+        for threads in [2, 3, 2] {
+            let same = try OutlierScores(embeddings: x, threads: threads, graphNeighbours: 14).graph == one.graph
+            #expect(same, "\(threads) threads")
+        }
+    }
+
     /// One point's exact mean distance to its k nearest, in double precision.
     func exactAverage(_ x: Matrix, _ i: Int, k: Int) -> Double {
         let a = x.row(i).map(Double.init)
