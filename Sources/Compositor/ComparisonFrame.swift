@@ -93,12 +93,15 @@ extension FrameCompositor {
         let name = runName(run)
         let nameWidth = context.textWidth(name, size: 15 * u, weight: .bold)
         let drawn = context.text(name, x: nameLeft, y: baseline, size: 15 * u, weight: .bold, color: Palette.ink, maxWidth: room)
-        if let accuracy = panel.content.testAccuracy, accuracy.isFinite, drawn >= nameWidth {
-            let text = "accuracy \(Ticks.formatted(100 * accuracy, decimals: 1))%"
-            let left = nameLeft + drawn + 10 * u
-            if context.textWidth(text, size: 13 * u) <= stateLeft - badgePadding - 12 * u - left {
-                context.text(text, x: left, y: baseline, size: 13 * u, color: Palette.secondaryInk)
-            }
+        // Then the accuracy and how far the picture can be trusted, each only where it reads whole.
+        var left = nameLeft + drawn + 10 * u
+        let notes = [panel.content.testAccuracy.flatMap { $0.isFinite ? "accuracy \(Ticks.formatted(100 * $0, decimals: 1))%" : nil },
+                     panel.content.faithfulness].compactMap { $0 }
+        for text in notes where drawn >= nameWidth {
+            let width = context.textWidth(text, size: 13 * u)
+            guard width <= stateLeft - badgePadding - 12 * u - left else { break }
+            context.text(text, x: left, y: baseline, size: 13 * u, color: Palette.secondaryInk)
+            left += width + 10 * u
         }
     }
 

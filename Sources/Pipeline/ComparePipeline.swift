@@ -159,7 +159,7 @@ struct ComparisonState {
             let c = shown[r]
             return FilmTimeline.Keyframe(index: index, step: step, epoch: c.epoch, losses: runs[r].losses.upTo(step: step),
                                          testAccuracy: c.testAccuracy, points: r == 0 ? c.alignment.display : rightPoints!,
-                                         leaderboard: boards[r])
+                                         leaderboard: boards[r], faithfulness: c.faithfulness?.phrase)
         }
         return ComparisonKeyframe(step: step, keyframes: keyframes, states: states, latest: shown, isNew: isNew)
     }
