@@ -64,9 +64,13 @@ public final class FrameCompositor {
         let title = setting.title ?? ""
         context.text(title, keeping: title.isEmpty ? position : "  ·  " + position, x: x + headingWidth + 18 * u, y: 34 * u,
                      size: 15 * u, color: Palette.secondaryInk, maxWidth: layout.width - x - headingWidth - 30 * u - layout.margin)
-        let faithfulness = frame.faithfulness.map { "  ·  \($0)" } ?? ""
-        let subtitle = "\(setting.projection) of \(NumberText.grouped(setting.sampleCount)) evaluation embeddings (\(setting.dimension)-d)\(faithfulness)  ·  \(setting.alignment)"
-        context.text(subtitle, x: x, y: 58 * u, size: 13 * u, color: Palette.secondaryInk, maxWidth: layout.width - 2 * layout.margin)
+        // What the picture is, how far to trust it, how it is aligned: where all three do not fit,
+        // the last gives way whole rather than be cut mid-phrase.
+        var parts = ["\(setting.projection) of \(NumberText.grouped(setting.sampleCount)) evaluation embeddings (\(setting.dimension)-d)",
+                     frame.faithfulness, setting.alignment].compactMap { $0 }
+        let room = layout.width - 2 * layout.margin
+        while parts.count > 1, context.textWidth(parts.joined(separator: "  ·  "), size: 13 * u) > room { parts.removeLast() }
+        context.text(parts.joined(separator: "  ·  "), x: x, y: 58 * u, size: 13 * u, color: Palette.secondaryInk, maxWidth: room)
     }
 
     func drawLegend(u: Double) {
