@@ -15,7 +15,9 @@ import RunFormat
 /// - `pca.npy`: float32 `(N, 2)`, the first two principal-component scores, before any alignment;
 /// - `outlier_scores.npy`, `average_distances.npy`: float32 `(N,)`, the kNN outlier scores (as
 ///   cleanlab's `OutOfDistribution`) and each sample's mean distance to its k nearest neighbours;
-/// - `neighbours.npy`: int32 `(N, k)`, each sample's k nearest samples, nearest first;
+/// - `neighbours.npy`, `neighbour_distances.npy`: int32 and float32 `(N, k')`, each sample's k'
+///   nearest samples and their distances, nearest first: k' is 10 (the scores' k), or the longer
+///   lists a UMAP or t-SNE layout needs (`analyse --projection`);
 /// - `meta.json`: the format version, the step, the embeddings file it was computed from (size,
 ///   modification and status-change times, inode, shape, dtype) and the search's parameters.
 ///
@@ -35,7 +37,8 @@ public struct AnalysisCache: Sendable {
     static let format = "embedlapse analysis cache"
     static let markerName = "embedlapse-cache.json"
     /// Every file an entry holds: all that removing an entry may delete.
-    static let entryFiles = ["pca.npy", "outlier_scores.npy", "average_distances.npy", "neighbours.npy", "meta.json"]
+    static let entryFiles = ["pca.npy", "outlier_scores.npy", "average_distances.npy", "neighbours.npy",
+                             "neighbour_distances.npy", "meta.json"]
     public let directory: String
 
     /// Opens the cache in `directory`: a folder that does not exist yet (made at the first entry),
@@ -108,9 +111,10 @@ public struct AnalysisCache: Sendable {
     }
 
     /// The cached analysis of `file`, if there is a whole, current one with every value in range.
-    /// An entry of another search (exact against approximate), or one certified for a shorter
-    /// leaderboard than `certify`, does not count.
-    public func lookup(_ file: CheckpointFile, search: OutlierScores.Search, certify: Int) -> Lookup {
+    /// An entry of another search (exact against approximate), one certified for a shorter
+    /// leaderboard than `certify`, or one listing fewer than `graphNeighbours` (at most N - 1)
+    /// neighbours a sample, does not count.
+    public func lookup(_ file: CheckpointFile, search: OutlierScores.Search, certify: Int, graphNeighbours: Int = 0) -> Lookup {
         let folder = entryPath(step: file.step)
         guard FileManager.default.fileExists(atPath: folder) else { return .missing }
         guard let data = FileManager.default.contents(atPath: folder + "/meta.json"),
@@ -140,13 +144,23 @@ public struct AnalysisCache: Sendable {
             let pca = try Self.values(folder, "pca.npy", shape: [n, 2]) { try $0.float32Values() }
             let scores = try Self.values(folder, "outlier_scores.npy", shape: [n]) { try $0.float32Values() }
             let distances = try Self.values(folder, "average_distances.npy", shape: [n]) { try $0.float32Values() }
-            let neighbours = try Self.values(folder, "neighbours.npy", shape: [n, k]) { try $0.int32Values() }
+            let listed = meta.graphNeighbours ?? k
+            let wanted = approximate ? k : max(k, min(graphNeighbours, n - 1))
+            guard listed >= wanted else {
+                throw RunFormatError(folder + "/meta.json", "lists \(listed) neighbours a sample, and the layout needs \(wanted)")
+            }
+            guard listed >= k, listed < max(n, 1) else { throw RunFormatError(folder + "/meta.json", "values out of range") }
+            let neighbours = try Self.values(folder, "neighbours.npy", shape: [n, listed]) { try $0.int32Values() }
+            let neighbourDistances = try Self.values(folder, "neighbour_distances.npy", shape: [n, listed]) { try $0.float32Values() }
             let planar = PlanarPoints(x: stride(from: 0, to: 2 * n, by: 2).map { pca[$0] }, y: stride(from: 1, to: 2 * n, by: 2).map { pca[$0] })
             try Self.checkScores(planar, meanSquares: meta.pcaMeanSquares, path: folder + "/pca.npy")
             try Self.checkOutliers(scores: scores, distances: distances, scalingFactor: meta.scalingFactor, metric: metric, folder: folder)
-            try Self.checkNeighbours(neighbours, k: k, path: folder + "/neighbours.npy")
+            try Self.checkNeighbours(neighbours, k: listed, path: folder + "/neighbours.npy")
+            try Self.checkNeighbourDistances(neighbourDistances, k: k, listed: listed, averages: distances, metric: metric,
+                                             path: folder + "/neighbour_distances.npy")
+            let graph = NeighbourGraph(count: n, k: listed, indices: neighbours, distances: neighbourDistances)
             let outliers = OutlierScores(scores: scores, averageDistances: distances, scalingFactor: meta.scalingFactor,
-                                         neighbours: k, metric: metric, neighbourIndices: neighbours, exactPairs: meta.exactPairs,
+                                         neighbours: k, metric: metric, graph: graph, exactPairs: meta.exactPairs,
                                          certificate: meta.certificate)
             return .hit(Entry(step: file.step, pca: planar, outliers: outliers, totalVariance: totalVariance))
         } catch {
@@ -156,11 +170,12 @@ public struct AnalysisCache: Sendable {
 
     /// Analyses one checkpoint file on its own.
     public static func analyse(_ file: CheckpointFile, threads: Int, search: OutlierScores.Search,
-                               certify: Int) throws(CacheError) -> Entry {
+                               certify: Int, graphNeighbours: Int = 0) throws(CacheError) -> Entry {
         let embeddings: Matrix
         do { embeddings = try file.loadEmbeddings() } catch { throw CacheError(error.description) }
         do {
-            return try analyse(embeddings, step: file.step, threads: threads, search: search, certify: certify)
+            return try analyse(embeddings, step: file.step, threads: threads, search: search, certify: certify,
+                               graphNeighbours: graphNeighbours)
         } catch {
             throw CacheError("\(file.embeddingsPath): \(error)")
         }
@@ -169,7 +184,7 @@ public struct AnalysisCache: Sendable {
     /// Analyses one checkpoint on its own: the exact PCA route and an unseeded exact neighbour
     /// search (seeds could order equally distant neighbours otherwise).
     public static func analyse(_ embeddings: Matrix, step: Int, threads most: Int, search: OutlierScores.Search,
-                        certify: Int) throws -> Entry {
+                        certify: Int, graphNeighbours: Int = 0) throws -> Entry {
         // As a film would: then a film that fills the cache writes what `analyse` writes.
         let threads = BLAS.threads(forElements: embeddings.rows * embeddings.columns, upTo: most)
         BLAS.setThreadCount(threads)
@@ -177,7 +192,8 @@ public struct AnalysisCache: Sendable {
         var pca = IncrementalPCA()
         pca.threads = threads
         let projection = try pca.fit(embeddings)
-        let outliers = try OutlierScores(embeddings: embeddings, search: search, threads: threads, certify: certify)
+        let outliers = try OutlierScores(embeddings: embeddings, search: search, threads: threads, certify: certify,
+                                         graphNeighbours: graphNeighbours)
         return Entry(step: step, pca: projection.scores, outliers: outliers,
                      totalVariance: Faithfulness.totalVariance(of: embeddings))
     }
@@ -200,12 +216,15 @@ public struct AnalysisCache: Sendable {
                             dimension: file.dimension, neighbours: k, metric: entry.outliers.metric.rawValue,
                             scalingFactor: entry.outliers.scalingFactor, exactPairs: entry.outliers.exactPairs,
                             pcaMeanSquares: Self.meanSquares(entry.pca), totalVariance: entry.totalVariance,
-                            certificate: entry.outliers.certificate)
+                            graphNeighbours: entry.outliers.graph.k, certificate: entry.outliers.certificate)
             try WholeFile.write(NPYWriter.encode(float32: entry.pca.interleaved, shape: [n, 2]), to: partial + "/pca.npy")
             try WholeFile.write(NPYWriter.encode(float32: entry.outliers.scores, shape: [n]), to: partial + "/outlier_scores.npy")
             try WholeFile.write(NPYWriter.encode(float32: entry.outliers.averageDistances, shape: [n]),
                                 to: partial + "/average_distances.npy")
-            try WholeFile.write(NPYWriter.encode(int32: entry.outliers.neighbourIndices, shape: [n, k]), to: partial + "/neighbours.npy")
+            let graph = entry.outliers.graph
+            try WholeFile.write(NPYWriter.encode(int32: graph.indices, shape: [n, graph.k]), to: partial + "/neighbours.npy")
+            try WholeFile.write(NPYWriter.encode(float32: graph.distances, shape: [n, graph.k]),
+                                to: partial + "/neighbour_distances.npy")
             try WholeFile.write(Array(try Self.json(meta)), to: partial + "/meta.json")
             try moveIntoPlace(partial, final, step: entry.step)
         } catch {
@@ -321,6 +340,27 @@ public struct AnalysisCache: Sendable {
         }
     }
 
+    /// Each list's distances: in range, nearest first, and the first k of them averaging to the
+    /// sample's recorded mean distance (as the search summed them).
+    private static func checkNeighbourDistances(_ values: [Float], k: Int, listed: Int, averages: [Float],
+                                                metric: OutlierScores.Metric, path: String) throws(RunFormatError) {
+        let largest: Float = metric == .cosine ? 2 : .greatestFiniteMagnitude
+        for row in 0..<averages.count {
+            let list = values[(row * listed)..<(row * listed + listed)]
+            var previous: Float = 0, sum: Float = 0
+            for (slot, value) in list.enumerated() {
+                guard value >= previous, value <= largest else {
+                    throw RunFormatError(path, "sample \(row): distance \(value) is out of range or out of order")
+                }
+                previous = value
+                if slot < k { sum += value }
+            }
+            guard sum / Float(k) == averages[row] else {
+                throw RunFormatError(path, "sample \(row): the nearest \(k) distances do not average to its recorded mean distance")
+            }
+        }
+    }
+
     private static func values<T>(_ folder: String, _ name: String, shape: [Int],
                                   _ read: (NPYArray) throws -> [T]) throws -> [T] {
         let array = try NPYArray(path: folder + "/" + name)
@@ -353,6 +393,8 @@ public struct AnalysisCache: Sendable {
         /// The embeddings' total variance (`Faithfulness.totalVariance`); nil in entries written
         /// before it was recorded, which are computed again.
         var totalVariance: Double?
+        /// Neighbours each sample's lists hold (`neighbours.npy`): at least `neighbours`.
+        var graphNeighbours: Int?
         /// Only for an approximate search: what it proved and its measured error.
         var certificate: OutlierScores.Certificate?
 
@@ -383,7 +425,7 @@ public struct AnalysisCache: Sendable {
 
         enum CodingKeys: String, CodingKey {
             case format, version, step, source, samples, dimension, neighbours, metric
-            case scalingFactor = "scaling_factor", exactPairs = "exact_pairs", pcaMeanSquares = "pca_mean_squares", totalVariance = "total_variance", certificate
+            case scalingFactor = "scaling_factor", exactPairs = "exact_pairs", pcaMeanSquares = "pca_mean_squares", totalVariance = "total_variance", graphNeighbours = "graph_neighbours", certificate
         }
     }
 }

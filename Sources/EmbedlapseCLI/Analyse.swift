@@ -52,6 +52,9 @@ struct Analyse: AsyncParsableCommand {
     @Option(help: "How many of the most atypical samples an approximate search proves exact, 1 to 32 (a film with a longer --top computes its own).")
     var top: Int = 8
 
+    /// Only the neighbour lists' length comes from it: a UMAP or t-SNE film needs longer ones.
+    @OptionGroup var layout: ProjectionOptions
+
     func validate() throws {
         if let threads, !(1...1024).contains(threads) { throw ValidationError("--threads must be 1 to 1024, got \(threads)") }
         guard (1...32).contains(top) else { throw ValidationError("--top \(top): must be from 1 to 32") }
@@ -87,14 +90,16 @@ struct Analyse: AsyncParsableCommand {
         for file in selected {
             if stop.isRaised { break }
             let method = search.search(forSamples: file.sampleCount)
-            let lookup = cache.lookup(file, search: method, certify: top)
+            let listed = layout.method.graphNeighbours(samples: file.sampleCount)
+            let lookup = cache.lookup(file, search: method, certify: top, graphNeighbours: listed)
             switch lookup {
             case .hit:
                 kept += 1
             case .missing, .unusable:
                 if case .unusable(let why) = lookup { replaced.append("step \(file.step): \(why)") }
                 do {
-                    try cache.store(try AnalysisCache.analyse(file, threads: threads, search: method, certify: top), for: file)
+                    try cache.store(try AnalysisCache.analyse(file, threads: threads, search: method, certify: top,
+                                                              graphNeighbours: listed), for: file)
                 } catch {
                     progress.end()
                     fail(error.description)

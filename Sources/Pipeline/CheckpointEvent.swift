@@ -199,11 +199,7 @@ public struct CheckpointAnalyser: Sendable {
     public init(aligner: Aligner, labels: [Int]?, topCount: Int, timings: StageTimings, maxBLASThreads: Int,
                 cache: AnalysisCache? = nil, search: OutlierSearch = .auto, projection: ProjectionMethod = .pca,
                 warn: @escaping @Sendable (String) -> Void = { _ in }) {
-        // The cache holds no neighbour graph yet: a layout that needs one searches afresh.
-        self.cache = projection == .pca ? cache : nil
-        if let cache, projection != .pca {
-            warn("the analysis cache \(cache.directory) holds no neighbour graph: --projection \(projection.name) searches every checkpoint again and leaves the cache as it is")
-        }
+        self.cache = cache
         self.projection = projection
         self.search = search
         self.warn = warn
@@ -288,7 +284,8 @@ extension CheckpointAnalyser {
     fileprivate mutating func cached(_ event: CheckpointEvent, file: CheckpointFile, cache: AnalysisCache, threads: Int,
                                      embeddings: () throws(RunFormatError) -> Matrix) throws -> AnalysisCache.Entry {
         let search = search.search(forSamples: event.sampleCount)
-        switch timings.measure("cache", { cache.lookup(file, search: search, certify: topCount) }) {
+        let listed = projection.graphNeighbours(samples: event.sampleCount)
+        switch timings.measure("cache", { cache.lookup(file, search: search, certify: topCount, graphNeighbours: listed) }) {
         case .hit(let entry): return entry
         case .missing: break
         case .unusable(let why):
@@ -299,7 +296,8 @@ extension CheckpointAnalyser {
         }
         let x = try embeddings()
         let entry = try timings.measure("outliers") {
-            try AnalysisCache.analyse(x, step: event.step, threads: threads, search: search, certify: topCount)
+            try AnalysisCache.analyse(x, step: event.step, threads: threads, search: search, certify: topCount,
+                                      graphNeighbours: listed)
         }
         do {
             try cache.store(entry, for: file)

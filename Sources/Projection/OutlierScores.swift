@@ -28,7 +28,7 @@ public struct OutlierScores: Sendable {
     /// The search's lists with their distances: `neighbours` a sample, or more where the caller
     /// asked for a longer graph (`graphNeighbours`, for a UMAP or t-SNE layout). Empty for scores
     /// read from the analysis cache.
-    public let graph: NeighbourGraph
+    public private(set) var graph: NeighbourGraph
     /// Pairs whose distance was computed exactly: all `N (N - 1) / 2` for brute force; for
     /// `D <= 3`, the distances the tree search computed (a pair may count from both ends).
     public let exactPairs: Int
@@ -189,7 +189,16 @@ public struct OutlierScores: Sendable {
         return Double(distance) < tiny ? 1 : Float(exp(-Double(distance) / max(scale, 1e-6)))
     }
 
-    /// Scores computed before (the analysis cache): every field as the search left it.
+    /// Scores computed before (the analysis cache): every field as the search left it, the graph
+    /// with its distances (then `neighbourIndices` are its first `neighbours`) or without.
+    public init(scores: [Float], averageDistances: [Float], scalingFactor: Double, neighbours: Int, metric: Metric,
+                graph: NeighbourGraph, exactPairs: Int, certificate: Certificate? = nil) {
+        self.init(scores: scores, averageDistances: averageDistances, scalingFactor: scalingFactor, neighbours: neighbours,
+                  metric: metric, neighbourIndices: graph.prefix(neighbours).indices, exactPairs: exactPairs,
+                  certificate: certificate)
+        self.graph = graph
+    }
+
     public init(scores: [Float], averageDistances: [Float], scalingFactor: Double, neighbours: Int, metric: Metric,
                 neighbourIndices: [Int32], exactPairs: Int, certificate: Certificate? = nil) {
         self.certificate = certificate

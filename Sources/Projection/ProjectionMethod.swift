@@ -27,6 +27,8 @@ public enum ProjectionMethod: Sendable, Equatable {
     public func layout(graph: NeighbourGraph, metric: OutlierScores.Metric, pca: PlanarPoints, previous: PlanarPoints?,
                        threads: Int) -> PlanarPoints {
         let following = previous.flatMap { $0.count == pca.count ? $0 : nil }
+        // A cached graph may list more neighbours than this layout asks for.
+        let graph = graph.prefix(graphNeighbours(samples: graph.count))
         switch self {
         case .pca:
             return pca

@@ -67,7 +67,12 @@ def test_the_cache_holds_scikit_learns_pca_and_cleanlabs_scores_and_the_true_nei
         assert np.abs(scores - reference).max() / np.abs(reference).max() < 1e-4, f"step {step}"
         # Neighbours: scikit-learn's cosine neighbours, as sets (ties may order differently).
         neighbours = np.load(entry / "neighbours.npy")
-        assert neighbours.dtype == np.int32 and neighbours.shape == (len(x), 10)
+        assert neighbours.dtype == np.int32 and neighbours.shape == (len(x), 10) and meta["graph_neighbours"] == 10
+        # Their distances: scikit-learn's, nearest first; the first 10 average to the recorded mean.
+        distances = np.load(entry / "neighbour_distances.npy")
+        assert distances.dtype == np.float32 and distances.shape == (len(x), 10)
+        assert np.all(np.diff(distances, axis=1) >= 0)
+        assert np.allclose(distances.mean(axis=1), np.load(entry / "average_distances.npy"), rtol=1e-5, atol=1e-7)
         _, truth = NearestNeighbors(n_neighbors=11, metric="cosine").fit(x).kneighbors(x)
         truth = truth[:, 1:]
         agree = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(neighbours, truth)])
@@ -88,7 +93,7 @@ def test_shards_in_separate_processes_write_what_one_process_writes(runs, binary
         _, err = proc.communicate(timeout=300)
         assert proc.returncode == 0, err
     assert files_of(shards) == files_of(one)
-    assert len(files_of(one)) == 5 * 4 + 1  # with the marker
+    assert len(files_of(one)) == 6 * 4 + 1  # with the marker
 
 
 def test_the_local_shard_script_writes_what_one_process_writes(runs, binary, tmp_path):
@@ -156,7 +161,7 @@ def test_an_unusable_entry_is_recomputed_and_the_others_kept(tmp_path, binary, s
     fresh = tmp_path / "fresh"
     run_cli("analyse", run, "--cache", fresh, "--checkpoints", "1:2")
     entries = lambda c: {k: v for k, v in files_of(c).items() if k.parts[0] == "analysis-50"}
-    assert entries(fresh) == entries(cache) and len(entries(fresh)) == 5
+    assert entries(fresh) == entries(cache) and len(entries(fresh)) == 6
     assert not [p for p in cache.iterdir() if p.name.startswith(".")], "no partial entry is left behind"
 
 
@@ -238,11 +243,14 @@ def test_the_film_reads_its_scores_from_the_cache_and_no_cache_ignores_it(tmp_pa
     run_cli("analyse", run)  # the run's own cache: films use it without being told
     entry = run / ".embedlapse" / "analysis" / "analysis-100"
     scores = np.load(entry / "outlier_scores.npy")
-    # Planted: every distance doubled, and the scores those distances give (the cache checks they agree).
+    # Planted: every distance doubled, and the scores those distances give (the cache checks they agree,
+    # and that the neighbours' distances average to the means).
     scale = json.loads((entry / "meta.json").read_text())["scaling_factor"]
     distances = np.load(entry / "average_distances.npy") * np.float32(2)
+    lists = np.load(entry / "neighbour_distances.npy") * np.float32(2)
     planted = np.exp(-distances.astype(np.float64) / max(scale, 1e-6)).astype(np.float32)
-    for name, values in (("average_distances.npy", distances), ("outlier_scores.npy", planted)):
+    for name, values in (("average_distances.npy", distances), ("outlier_scores.npy", planted),
+                         ("neighbour_distances.npy", lists)):
         with open(entry / name, "wb") as f:
             np.save(f, values)
     run_cli("render", run, "--tween", "1", "--dump-data", tmp_path / "own")

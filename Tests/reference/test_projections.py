@@ -96,3 +96,30 @@ def test_bad_projection_options_are_one_line(args, words, tmp_path):
     proc = run_cli("render", SAMPLE_RUN, "-o", tmp_path / "film.mp4", *args, check=False)
     assert proc.returncode != 0 and words in proc.stderr
     assert not (tmp_path / "film.mp4").exists()
+
+
+def test_the_cache_keeps_the_longer_lists_a_layout_needs(tmp_path):
+    """`analyse --projection umap` caches 14 neighbours a sample; a UMAP film then searches nothing, and
+    is the film that filled a cache itself. A cache of 10 is recomputed once with 14, saying why."""
+    import shutil
+    run = tmp_path / "run"
+    shutil.copytree(SAMPLE_RUN, run)
+    run_cli("analyse", run)
+    first = run_cli("render", run, "--projection", "umap", "--dump-data", tmp_path / "a", "--timings", tmp_path / "a.json",
+                    *ONE_FRAME_PER_CHECKPOINT)
+    assert "lists 10 neighbours a sample, and the layout needs 14" in first.stderr
+    meta = json.loads(next((run / ".embedlapse" / "analysis").glob("analysis-*/meta.json")).read_text())
+    assert meta["graph_neighbours"] == 14 and meta["neighbours"] == 10
+    second = run_cli("render", run, "--projection", "umap", "--dump-data", tmp_path / "b", "--timings", tmp_path / "b.json",
+                     *ONE_FRAME_PER_CHECKPOINT)
+    assert "recomputing" not in second.stderr
+    assert not json.loads((tmp_path / "b.json").read_text()).get("outliers"), "a cached film searches nothing"
+    assert json.loads((tmp_path / "a.json").read_text()).get("outliers"), "the film that filled the cache searched"
+    for step, _ in checkpoints(run):
+        assert (tmp_path / "a" / f"aligned-{step}.npy").read_bytes() == (tmp_path / "b" / f"aligned-{step}.npy").read_bytes()
+    # A cache analysed for UMAP serves PCA films (the first 10 of its lists) and t-SNE's needs more.
+    run_cli("render", run, "--dump-data", tmp_path / "c", "--timings", tmp_path / "c.json", *ONE_FRAME_PER_CHECKPOINT)
+    assert not json.loads((tmp_path / "c.json").read_text()).get("outliers")
+    run_cli("analyse", run, "--projection", "tsne")
+    meta = json.loads(next((run / ".embedlapse" / "analysis").glob("analysis-*/meta.json")).read_text())
+    assert meta["graph_neighbours"] == 90

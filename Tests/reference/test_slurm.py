@@ -122,7 +122,7 @@ def test_the_array_analyses_three_shards_and_the_dependent_job_films_them_as_one
     one = tmp_path / "one-process"
     run_cli("analyse", run, "--cache", one, "--threads", "1")
     assert files_of(cache) == files_of(one)
-    assert len(files_of(one)) == 31 * 5 + 1  # with the marker
+    assert len(files_of(one)) == 31 * 6 + 1  # with the marker
     reference = tmp_path / "one-process.mp4"
     run_cli("render", run, "--cache", one, "--tween", "1", "-o", reference)
     assert film.read_bytes() == reference.read_bytes()
