@@ -24,10 +24,15 @@ struct Analyse: AsyncParsableCommand {
             a job array's tasks would. Ctrl-C stops after the checkpoint being analysed; every \
             entry written is whole.
 
+            --projection umap or tsne (with its --neighbors or --perplexity) changes no number: it \
+            makes the neighbour lists as long as those films need (14 or 90 a sample by default), so \
+            that they read them instead of searching; --min-dist and --seed play no part here.
+
             Examples:
               embedlapse analyse runs/vit-cifar10
               embedlapse analyse runs/vit-cifar10 --checkpoints 0:15 --cache /scratch/vit-cache
               embedlapse analyse runs/vit-cifar10 --shard 2/4
+              embedlapse analyse runs/vit-cifar10 --projection umap
             """)
 
     @Argument(help: "The run directory.")

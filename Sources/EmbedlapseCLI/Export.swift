@@ -60,6 +60,6 @@ struct Export: AsyncParsableCommand {
             note("interrupted: nothing written")
             throw ExitCode(130)
         }
-        note("wrote \(written * runDirectory.sampleCount) rows (\(runDirectory.sampleCount) samples x \(written) checkpoints) to \(output)")
+        note("wrote \(written * runDirectory.sampleCount) rows (\(runDirectory.sampleCount) samples x \(written) checkpoints) to \(output); x and y: \(layout.method.description)")
     }
 }
