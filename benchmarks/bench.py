@@ -58,13 +58,15 @@ def timed(cmd, **kw):
     return wall, rss, proc
 
 
-def synthetic(name, n, dim, checkpoints):
+def synthetic(name, n, dim, checkpoints, spectrum="isotropic"):
+    """A run from the shared generator, reused once made (its truth.json is written last)."""
     out = CACHE / name
     if not (out / "truth.json").exists():
-        say(f"generating {name} (n={n}, dim={dim}, checkpoints={checkpoints}) ...")
+        say(f"generating {name} (n={n}, dim={dim}, checkpoints={checkpoints}, {spectrum} spectrum) ...")
         shutil.rmtree(out, ignore_errors=True)
         subprocess.run([PY, SHARED / "reference" / "make_synthetic_run.py", out, "--n", str(n), "--dim", str(dim),
-                        "--checkpoints", str(checkpoints), "--seed", "0"], check=True, capture_output=True)
+                        "--checkpoints", str(checkpoints), "--seed", "0", "--spectrum", spectrum],
+                       check=True, capture_output=True)
     return out
 
 
@@ -367,17 +369,6 @@ def large():
         say(f"| {label} ({search}) | {t5:.2f} | {t10:.2f} | {est:.0f} | {ours:.0f} | {est * 1e3 / ours:.0f}x |")
 
 
-def decaying(name, n, dim, checkpoints):
-    """A synthetic run whose spectrum is like real embeddings' (`--spectrum decaying`), reused."""
-    out = CACHE / name
-    if not (out / "truth.json").exists():
-        say(f"generating {name} (n={n}, dim={dim}, checkpoints={checkpoints}, decaying spectrum) ...")
-        shutil.rmtree(out, ignore_errors=True)
-        subprocess.run([PY, SHARED / "reference" / "make_synthetic_run.py", out, "--n", str(n), "--dim", str(dim),
-                        "--checkpoints", str(checkpoints), "--spectrum", "decaying"], check=True, capture_output=True)
-    return out
-
-
 def umap_learn_fit(embeddings, reps=2):
     """Median seconds of umap-learn fitting `embeddings` (cosine, n_neighbors 15, min_dist 0.1),
     after one fit that compiles its kernels; None without umap-learn."""
@@ -401,10 +392,10 @@ def umap_section():
     say("| run | kind | render per checkpoint | layout: first / following (median) | umap-learn fit | ratio | peak RSS |")
     say("|---|---|---:|---:|---:|---:|---:|")
     runs = [("cnn-fmnist (N=1000, D=128)", "real", ROOT / "samples" / "cnn-fmnist"),
-            ("N=3000, D=768", "synthetic, decaying spectrum", decaying("umap3k", 3000, 768, 6)),
-            ("N=10000, D=768", "synthetic, decaying spectrum", decaying("umap10k", 10000, 768, 6))]
+            ("N=3000, D=768", "synthetic, decaying spectrum", synthetic("umap3k", 3000, 768, 6, "decaying")),
+            ("N=10000, D=768", "synthetic, decaying spectrum", synthetic("umap10k", 10000, 768, 6, "decaying"))]
     if not QUICK:
-        runs.append(("N=100000, D=768", "synthetic, decaying spectrum", decaying("umap100k", 100000, 768, 3)))
+        runs.append(("N=100000, D=768", "synthetic, decaying spectrum", synthetic("umap100k", 100000, 768, 3, "decaying")))
     for name, kind, run in runs:
         work = Path(tempfile.mkdtemp(prefix="bench-umap-"))
         steps = sorted(int(p.name.split("-")[1]) for p in run.glob("checkpoint-*"))

@@ -4,27 +4,6 @@ import LinearAlgebra
 import Glibc
 #endif
 
-/// A deterministic random source (SplitMix64): the same seed gives the same training.
-public struct SeededGenerator: RandomNumberGenerator, Sendable {
-    private var state: UInt64
-    public init(seed: UInt64) { state = seed }
-
-    public mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-
-    /// A standard normal sample (Box-Muller).
-    public mutating func normal() -> Float {
-        let u = Double.random(in: Double.ulpOfOne..<1, using: &self)
-        let v = Double.random(in: 0..<1, using: &self)
-        return Float((-2 * log(u)).squareRoot() * cos(2 * .pi * v))
-    }
-}
-
 /// A fully connected layer `y = x W + b`, optionally followed by a ReLU, trained with Adam.
 public final class DenseLayer {
     public let inputs: Int
@@ -41,12 +20,12 @@ public final class DenseLayer {
     private var lastOutput: [Float] = []
     private var lastRows = 0
 
-    public init(inputs: Int, outputs: Int, relu: Bool, generator: inout SeededGenerator) {
+    public init(inputs: Int, outputs: Int, relu: Bool, generator: inout SplitMix) {
         self.inputs = inputs
         self.outputs = outputs
         self.relu = relu
         let scale = (2 / Float(inputs)).squareRoot()  // He initialisation
-        weights = (0..<inputs * outputs).map { _ in generator.normal() * scale }
+        weights = (0..<inputs * outputs).map { _ in Float(generator.normal()) * scale }
         bias = [Float](repeating: 0, count: outputs)
         weightMoments = AdamMoments(count: inputs * outputs)
         biasMoments = AdamMoments(count: outputs)

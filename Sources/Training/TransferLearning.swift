@@ -52,7 +52,7 @@ public final class TransferLearningTrainer {
     private let trainLabels: [Int]
     private let evalInputs: [Float]
     private let pixelsPerImage: Int
-    private var generator: SeededGenerator
+    private var generator: SplitMix
     private var backbone: [DenseLayer]
     private var adapter: DenseLayer?
     private var head: DenseLayer
@@ -74,7 +74,7 @@ public final class TransferLearningTrainer {
         evalInputs = normalise(test.pixels[0 ..< evalCount * pixelsPerImage])
         evalImages = Array(test.pixels[0 ..< evalCount * pixelsPerImage])
         evalLabels = Array(test.labels[0..<evalCount])
-        generator = SeededGenerator(seed: recipe.seed)
+        generator = SplitMix(seed: recipe.seed)
         let widths = [pixelsPerImage] + recipe.hiddenLayers
         backbone = []
         for i in 0..<recipe.hiddenLayers.count {
@@ -184,7 +184,7 @@ struct BatchSampler {
         self.batchSize = batchSize
     }
 
-    mutating func next(using generator: inout SeededGenerator) -> [Int] {
+    mutating func next(using generator: inout SplitMix) -> [Int] {
         if position + batchSize > order.count {
             order = indices.shuffled(using: &generator)
             position = 0

@@ -2,8 +2,8 @@
 import Glibc
 #endif
 
-/// SplitMix64: a small, fast generator whose streams are cheap to start, so a layout can draw from
-/// one per sample and epoch and be the same on any number of threads.
+/// SplitMix64: a small, fast, seeded generator whose streams are cheap to start: the same seed gives
+/// the same training, and a layout draws from one per sample and epoch, the same on any thread count.
 public struct SplitMix: RandomNumberGenerator, Sendable {
     private var state: UInt64
 
