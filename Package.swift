@@ -80,7 +80,7 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
 
-        .testTarget(name: "ProjectionTests", dependencies: ["Projection", "CSubspaceProduct"]),
+        .testTarget(name: "ProjectionTests", dependencies: ["Projection", "CSubspaceProduct", "CNeighbourSearch"]),
         .testTarget(name: "RunFormatTests", dependencies: ["RunFormat", "FileOutput"]),
         .testTarget(name: "FileOutputTests", dependencies: ["FileOutput"]),
         .testTarget(name: "LinearAlgebraTests", dependencies: ["LinearAlgebra"]),

@@ -37,7 +37,9 @@ public struct OutlierScores: Sendable {
 
     /// How the cosine neighbours are found.
     public enum Search: String, Sendable {
-        /// Exact: screened where the CPU has AVX-512 VNNI, brute force elsewhere.
+        /// Exact: pruned by the leading principal components where the data's variance sits in
+        /// them (`LeadingComponentSearch`), else screened where the CPU has AVX-512 VNNI, else brute
+        /// force.
         case automatic
         /// Exact: every pair through float32 GEMM blocks.
         case bruteForce
@@ -151,6 +153,11 @@ public struct OutlierScores: Sendable {
                 nearest = found.nearest
                 exactPairs = found.exactPairs
                 approximate = found
+            } else if search != .bruteForce,
+                      let pruned = LeadingComponentSearch.nearest(x, k: listed, duplicates: duplicates, threads: threads,
+                                                                  seeds: seeds) {
+                nearest = pruned.nearest
+                exactPairs = pruned.exactPairs
             } else if search != .bruteForce, ScreenedCosineSearch.canSearch(x),
                let screened = ScreenedCosineSearch.nearest(x, k: listed, duplicates: duplicates, threads: threads,
                                                            seeds: seeds) {

@@ -54,4 +54,31 @@ int64_t ns_screen_exact_count(const ns_screen *screen);
 void ns_finish(const ns_points *points, ns_screen *const *screens, int count, int64_t first, int64_t last,
                float *distances, int32_t *neighbours);
 
+// The kernels of the leading-component search (Sources/Projection/LeadingComponentSearch.swift),
+// AVX2 with FMA where the CPU has them.
+
+/// Components per point in the bound.
+enum { CB_COMPONENTS = 16 };
+
+/// For each slot t in [first, last): the lower bound on the squared distance between the points
+/// in `slot` and t, `sum_c (x[c][t] - x[c][slot])^2 + gap^2`, into `out[t - first]`.
+/// Component c of slot t is `coordinates[c * stride + t]`; `gap` is the distance between the
+/// residual intervals `[residual_low, residual_high]` of the two slots. Reads up to seven slots
+/// past `last` (padding), and writes `out` up to the next multiple of eight.
+void cb_bounds(const float *coordinates, int64_t stride, const float *residual_low, const float *residual_high,
+               int64_t slot, int64_t first, int64_t last, float *out);
+/// The slots t in [first, last) whose bound (as `cb_bounds`) is at most `threshold`, ascending,
+/// into `out`; returns how many. Reads up to seven slots past `last` (padding).
+int64_t cb_survivors(const float *coordinates, int64_t stride, const float *residual_low, const float *residual_high,
+                     int64_t slot, int64_t first, int64_t last, float threshold, int32_t *out);
+/// The float dot product of two rows of `d` values.
+float cb_dot(const float *a, const float *b, int64_t d);
+/// The same with the x86-64 baseline loops only, for tests.
+void cb_bounds_portable(const float *coordinates, int64_t stride, const float *residual_low,
+                        const float *residual_high, int64_t slot, int64_t first, int64_t last, float *out);
+float cb_dot_portable(const float *a, const float *b, int64_t d);
+int64_t cb_survivors_portable(const float *coordinates, int64_t stride, const float *residual_low,
+                              const float *residual_high, int64_t slot, int64_t first, int64_t last, float threshold,
+                              int32_t *out);
+
 #endif

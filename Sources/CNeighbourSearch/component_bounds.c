@@ -1,0 +1,164 @@
+#include "CNeighbourSearch.h"
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#define CB_KERNEL __attribute__((target("avx2,fma")))
+#endif
+
+// The portable loops: what CPUs without AVX2 and FMA run, and the reference in tests.
+static void bounds_portable(const float *coordinates, int64_t stride, const float *residual_low,
+                            const float *residual_high, int64_t slot, int64_t first, int64_t last, float *out) {
+    for (int64_t t = first; t < last; t++) {
+        float sum = 0;
+        for (int c = 0; c < CB_COMPONENTS; c++) {
+            float d = coordinates[c * stride + t] - coordinates[c * stride + slot];
+            sum += d * d;
+        }
+        float gap = residual_low[t] - residual_high[slot];
+        float other = residual_low[slot] - residual_high[t];
+        if (other > gap) gap = other;
+        if (gap < 0) gap = 0;
+        out[t - first] = sum + gap * gap;
+    }
+}
+
+static int64_t survivors_portable(const float *coordinates, int64_t stride, const float *residual_low,
+                                  const float *residual_high, int64_t slot, int64_t first, int64_t last,
+                                  float threshold, int32_t *out) {
+    float bound[8];
+    int64_t count = 0;
+    for (int64_t t = first; t < last; t += 8) {
+        bounds_portable(coordinates, stride, residual_low, residual_high, slot, t, t + 8, bound);
+        for (int l = 0; l < 8 && t + l < last; l++)
+            if (bound[l] <= threshold) out[count++] = (int32_t)(t + l);
+    }
+    return count;
+}
+
+static float dot_portable(const float *a, const float *b, int64_t d) {
+    float s[8] = {0};
+    int64_t c = 0;
+    for (; c + 8 <= d; c += 8)
+        for (int l = 0; l < 8; l++) s[l] += a[c + l] * b[c + l];
+    float sum = ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
+    for (; c < d; c++) sum += a[c] * b[c];
+    return sum;
+}
+
+#if defined(__x86_64__)
+CB_KERNEL static void bounds_avx2(const float *coordinates, int64_t stride, const float *residual_low,
+                                  const float *residual_high, int64_t slot, int64_t first, int64_t last, float *out) {
+    __m256 point[CB_COMPONENTS];
+    for (int c = 0; c < CB_COMPONENTS; c++) point[c] = _mm256_set1_ps(coordinates[c * stride + slot]);
+    const __m256 own_low = _mm256_set1_ps(residual_low[slot]), own_high = _mm256_set1_ps(residual_high[slot]);
+    const __m256 zero = _mm256_setzero_ps();
+    // Eight slots at a time; the last group may read into the padding after the slots.
+    for (int64_t t = first; t < last; t += 8) {
+        __m256 sum = zero;
+        for (int c = 0; c < CB_COMPONENTS; c++) {
+            __m256 d = _mm256_sub_ps(_mm256_loadu_ps(coordinates + c * stride + t), point[c]);
+            sum = _mm256_fmadd_ps(d, d, sum);
+        }
+        __m256 gap = _mm256_max_ps(_mm256_sub_ps(_mm256_loadu_ps(residual_low + t), own_high),
+                                   _mm256_sub_ps(own_low, _mm256_loadu_ps(residual_high + t)));
+        gap = _mm256_max_ps(gap, zero);
+        _mm256_storeu_ps(out + (t - first), _mm256_fmadd_ps(gap, gap, sum));
+    }
+}
+
+CB_KERNEL static int64_t survivors_avx2(const float *coordinates, int64_t stride, const float *residual_low,
+                                        const float *residual_high, int64_t slot, int64_t first, int64_t last,
+                                        float threshold, int32_t *out) {
+    __m256 point[CB_COMPONENTS];
+    for (int c = 0; c < CB_COMPONENTS; c++) point[c] = _mm256_set1_ps(coordinates[c * stride + slot]);
+    const __m256 own_low = _mm256_set1_ps(residual_low[slot]), own_high = _mm256_set1_ps(residual_high[slot]);
+    const __m256 zero = _mm256_setzero_ps(), limit = _mm256_set1_ps(threshold);
+    int64_t count = 0;
+    for (int64_t t = first; t < last; t += 8) {
+        __m256 sum = zero;
+        for (int c = 0; c < CB_COMPONENTS; c++) {
+            __m256 d = _mm256_sub_ps(_mm256_loadu_ps(coordinates + c * stride + t), point[c]);
+            sum = _mm256_fmadd_ps(d, d, sum);
+        }
+        __m256 gap = _mm256_max_ps(_mm256_sub_ps(_mm256_loadu_ps(residual_low + t), own_high),
+                                   _mm256_sub_ps(own_low, _mm256_loadu_ps(residual_high + t)));
+        gap = _mm256_max_ps(gap, zero);
+        sum = _mm256_fmadd_ps(gap, gap, sum);
+        unsigned mask = (unsigned)_mm256_movemask_ps(_mm256_cmp_ps(sum, limit, _CMP_LE_OQ));
+        while (mask) {
+            int l = __builtin_ctz(mask);
+            mask &= mask - 1;
+            if (t + l < last) out[count++] = (int32_t)(t + l);
+        }
+    }
+    return count;
+}
+
+CB_KERNEL static float dot_avx2(const float *a, const float *b, int64_t d) {
+    __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
+    int64_t c = 0;
+    for (; c + 16 <= d; c += 16) {
+        s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + c), _mm256_loadu_ps(b + c), s0);
+        s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + c + 8), _mm256_loadu_ps(b + c + 8), s1);
+    }
+    if (c + 8 <= d) {
+        s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + c), _mm256_loadu_ps(b + c), s0);
+        c += 8;
+    }
+    __m256 s = _mm256_add_ps(s0, s1);
+    __m128 h = _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1));
+    h = _mm_add_ps(h, _mm_movehl_ps(h, h));
+    h = _mm_add_ss(h, _mm_movehdup_ps(h));
+    float sum = _mm_cvtss_f32(h);
+    for (; c < d; c++) sum += a[c] * b[c];
+    return sum;
+}
+
+static int has_avx2(void) {
+    static int known = -1;  // written by whichever thread asks first; every writer writes the same
+    int value = __atomic_load_n(&known, __ATOMIC_RELAXED);
+    if (value < 0) {
+        __builtin_cpu_init();
+        value = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+        __atomic_store_n(&known, value, __ATOMIC_RELAXED);
+    }
+    return value;
+}
+#endif
+
+void cb_bounds(const float *coordinates, int64_t stride, const float *residual_low, const float *residual_high,
+               int64_t slot, int64_t first, int64_t last, float *out) {
+#if defined(__x86_64__)
+    if (has_avx2()) { bounds_avx2(coordinates, stride, residual_low, residual_high, slot, first, last, out); return; }
+#endif
+    bounds_portable(coordinates, stride, residual_low, residual_high, slot, first, last, out);
+}
+
+int64_t cb_survivors(const float *coordinates, int64_t stride, const float *residual_low, const float *residual_high,
+                     int64_t slot, int64_t first, int64_t last, float threshold, int32_t *out) {
+#if defined(__x86_64__)
+    if (has_avx2())
+        return survivors_avx2(coordinates, stride, residual_low, residual_high, slot, first, last, threshold, out);
+#endif
+    return survivors_portable(coordinates, stride, residual_low, residual_high, slot, first, last, threshold, out);
+}
+
+int64_t cb_survivors_portable(const float *coordinates, int64_t stride, const float *residual_low,
+                              const float *residual_high, int64_t slot, int64_t first, int64_t last, float threshold,
+                              int32_t *out) {
+    return survivors_portable(coordinates, stride, residual_low, residual_high, slot, first, last, threshold, out);
+}
+
+float cb_dot(const float *a, const float *b, int64_t d) {
+#if defined(__x86_64__)
+    if (has_avx2()) return dot_avx2(a, b, d);
+#endif
+    return dot_portable(a, b, d);
+}
+
+void cb_bounds_portable(const float *coordinates, int64_t stride, const float *residual_low,
+                        const float *residual_high, int64_t slot, int64_t first, int64_t last, float *out) {
+    bounds_portable(coordinates, stride, residual_low, residual_high, slot, first, last, out);
+}
+
+float cb_dot_portable(const float *a, const float *b, int64_t d) { return dot_portable(a, b, d); }
