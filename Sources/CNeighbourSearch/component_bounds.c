@@ -24,15 +24,47 @@ static void bounds_portable(const float *coordinates, int64_t stride, const floa
 
 static int64_t survivors_portable(const float *coordinates, int64_t stride, const float *residual_low,
                                   const float *residual_high, int64_t slot, int64_t first, int64_t last,
-                                  float threshold, int32_t *out) {
+                                  float threshold, int32_t *out, float *partial) {
     float bound[8];
     int64_t count = 0;
     for (int64_t t = first; t < last; t += 8) {
         bounds_portable(coordinates, stride, residual_low, residual_high, slot, t, t + 8, bound);
-        for (int l = 0; l < 8 && t + l < last; l++)
-            if (bound[l] <= threshold) out[count++] = (int32_t)(t + l);
+        for (int l = 0; l < 8 && t + l < last; l++) {
+            if (bound[l] > threshold) continue;
+            float sum = 0;
+            for (int c = 0; c < CB_COMPONENTS; c++) {
+                float d = coordinates[c * stride + t + l] - coordinates[c * stride + slot];
+                sum += d * d;
+            }
+            out[count] = (int32_t)(t + l);
+            partial[count++] = sum;
+        }
     }
     return count;
+}
+
+// The second bound: the first's components, the next CB_FURTHER ones, and the gap between the
+// norms of what is left after all of them.
+static inline int64_t refine_loops(const float *further, const float *residual_low, const float *residual_high,
+                                   int64_t slot, const int32_t *candidates, const float *partial, int64_t count,
+                                   float threshold, int32_t *out) {
+    const float *own = further + slot * CB_FURTHER;
+    int64_t kept = 0;
+    for (int64_t s = 0; s < count; s++) {
+        int64_t t = candidates[s];
+        const float *other = further + t * CB_FURTHER;
+        float sum = 0;
+        for (int c = 0; c < CB_FURTHER; c++) {
+            float d = other[c] - own[c];
+            sum += d * d;
+        }
+        float gap = residual_low[t] - residual_high[slot];
+        float reverse = residual_low[slot] - residual_high[t];
+        if (reverse > gap) gap = reverse;
+        if (gap < 0) gap = 0;
+        if (partial[s] + sum + gap * gap <= threshold) out[kept++] = (int32_t)t;
+    }
+    return kept;
 }
 
 static float dot_portable(const float *a, const float *b, int64_t d) {
@@ -66,9 +98,15 @@ CB_KERNEL static void bounds_avx2(const float *coordinates, int64_t stride, cons
     }
 }
 
+CB_KERNEL static int64_t refine_avx2(const float *further, const float *residual_low, const float *residual_high,
+                                     int64_t slot, const int32_t *candidates, const float *partial, int64_t count,
+                                     float threshold, int32_t *out) {
+    return refine_loops(further, residual_low, residual_high, slot, candidates, partial, count, threshold, out);
+}
+
 CB_KERNEL static int64_t survivors_avx2(const float *coordinates, int64_t stride, const float *residual_low,
                                         const float *residual_high, int64_t slot, int64_t first, int64_t last,
-                                        float threshold, int32_t *out) {
+                                        float threshold, int32_t *out, float *partial) {
     __m256 point[CB_COMPONENTS];
     for (int c = 0; c < CB_COMPONENTS; c++) point[c] = _mm256_set1_ps(coordinates[c * stride + slot]);
     const __m256 own_low = _mm256_set1_ps(residual_low[slot]), own_high = _mm256_set1_ps(residual_high[slot]);
@@ -83,12 +121,17 @@ CB_KERNEL static int64_t survivors_avx2(const float *coordinates, int64_t stride
         __m256 gap = _mm256_max_ps(_mm256_sub_ps(_mm256_loadu_ps(residual_low + t), own_high),
                                    _mm256_sub_ps(own_low, _mm256_loadu_ps(residual_high + t)));
         gap = _mm256_max_ps(gap, zero);
-        sum = _mm256_fmadd_ps(gap, gap, sum);
-        unsigned mask = (unsigned)_mm256_movemask_ps(_mm256_cmp_ps(sum, limit, _CMP_LE_OQ));
+        __m256 bound = _mm256_fmadd_ps(gap, gap, sum);
+        unsigned mask = (unsigned)_mm256_movemask_ps(_mm256_cmp_ps(bound, limit, _CMP_LE_OQ));
+        if (!mask) continue;
+        float sums[8];
+        _mm256_storeu_ps(sums, sum);
         while (mask) {
             int l = __builtin_ctz(mask);
             mask &= mask - 1;
-            if (t + l < last) out[count++] = (int32_t)(t + l);
+            if (t + l >= last) continue;
+            out[count] = (int32_t)(t + l);
+            partial[count++] = sums[l];
         }
     }
     return count;
@@ -135,18 +178,30 @@ void cb_bounds(const float *coordinates, int64_t stride, const float *residual_l
 }
 
 int64_t cb_survivors(const float *coordinates, int64_t stride, const float *residual_low, const float *residual_high,
-                     int64_t slot, int64_t first, int64_t last, float threshold, int32_t *out) {
+                     int64_t slot, int64_t first, int64_t last, float threshold, int32_t *out, float *partial) {
 #if defined(__x86_64__)
     if (has_avx2())
-        return survivors_avx2(coordinates, stride, residual_low, residual_high, slot, first, last, threshold, out);
+        return survivors_avx2(coordinates, stride, residual_low, residual_high, slot, first, last, threshold, out,
+                              partial);
 #endif
-    return survivors_portable(coordinates, stride, residual_low, residual_high, slot, first, last, threshold, out);
+    return survivors_portable(coordinates, stride, residual_low, residual_high, slot, first, last, threshold, out,
+                              partial);
 }
 
 int64_t cb_survivors_portable(const float *coordinates, int64_t stride, const float *residual_low,
                               const float *residual_high, int64_t slot, int64_t first, int64_t last, float threshold,
-                              int32_t *out) {
-    return survivors_portable(coordinates, stride, residual_low, residual_high, slot, first, last, threshold, out);
+                              int32_t *out, float *partial) {
+    return survivors_portable(coordinates, stride, residual_low, residual_high, slot, first, last, threshold, out,
+                              partial);
+}
+
+int64_t cb_refine(const float *further, const float *residual_low, const float *residual_high, int64_t slot,
+                  const int32_t *candidates, const float *partial, int64_t count, float threshold, int32_t *out) {
+#if defined(__x86_64__)
+    if (has_avx2())
+        return refine_avx2(further, residual_low, residual_high, slot, candidates, partial, count, threshold, out);
+#endif
+    return refine_loops(further, residual_low, residual_high, slot, candidates, partial, count, threshold, out);
 }
 
 float cb_dot(const float *a, const float *b, int64_t d) {

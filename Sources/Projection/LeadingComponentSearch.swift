@@ -25,8 +25,10 @@ import Synchronization
 /// spectrum is flat (isotropic noise) would prune little: there `nearest` returns nil and the
 /// caller searches by brute force.
 enum LeadingComponentSearch {
-    /// The leading components of the bound: one SIMD vector per point.
+    /// The leading components of the first bound: one SIMD vector per point.
     static let components = Int(CB_COMPONENTS)
+    /// The components the second bound adds, for the pairs that pass the first.
+    static let furtherComponents = Int(CB_FURTHER)
     /// Points per cell of the k-d tree.
     static let cellSize = 64
     /// Below this share of the variance in the leading components the bound prunes too little.
@@ -130,51 +132,72 @@ enum LeadingComponentSearch {
             let slot = queries.lowerBound + q
             let i = Int(tree.order[slot])
             tree.bounds(from: slot, to: tree.nodes[pool].slots, into: &bounds)
+            // The 2k the bound puts nearest, kept sorted as the pool is read.
             nearest.removeAll(keepingCapacity: true)
             for (offset, candidate) in tree.nodes[pool].slots.enumerated() where candidate != slot {
-                nearest.append((bounds[offset], candidate))
+                let bound = bounds[offset]
+                guard nearest.count < 2 * k || bound < nearest[nearest.count - 1].0 else { continue }
+                if nearest.count == 2 * k { nearest.removeLast() }
+                var place = nearest.count
+                while place > 0 && nearest[place - 1].0 > bound { place -= 1 }
+                nearest.insert((bound, candidate), at: place)
             }
             guard nearest.count >= k else { continue }
-            nearest.sort { $0.0 < $1.0 }
-            // The k-th nearest of the 2k the bound puts nearest: close to the final threshold.
+            // The k-th nearest of those: close to the final threshold.
             exactDistances.removeAll(keepingCapacity: true)
-            for (_, candidate) in nearest.prefix(2 * k) {
+            for (_, candidate) in nearest {
                 exactDistances.append(2 * work.distance(i, Int(tree.order[candidate])))
             }
             computed += exactDistances.count
             exactDistances.sort()
             thresholds[q] = min(thresholds[q], exactDistances[k - 1])
         }
-        // Each point down the tree, into every node its bound cannot rule out; the slots of the
-        // leaves it reaches are bounded point by point, eight at a time, and the survivors computed.
-        var survivors = [Int32](repeating: 0, count: cellSize + 8)
-        var pending: [Int] = []
-        for q in 0..<queries.count {
-            let slot = queries.lowerBound + q
-            let i = Int(tree.order[slot])
-            var threshold = min(thresholds[q], 2 * lists.worst[i]) + slack
-            pending.append(0)
-            while let node = pending.popLast() {
-                guard tree.pointBound(slot, node) <= threshold else { continue }
-                if tree.nodes[node].left >= 0 {
-                    pending.append(tree.nodes[node].right)
-                    pending.append(tree.nodes[node].left)
-                    continue
+        // The leaf's points down the tree together, each into the nodes its bound cannot rule out:
+        // a leaf they reach is bounded for all of them while its slots are in cache (one point at a
+        // time would stream the tree's coordinates through the cache once a point).
+        var survivors = [Int32](repeating: 0, count: cellSize + 8), partial = [Float](repeating: 0, count: cellSize + 8)
+        var active = [Int32](repeating: 0, count: queries.count * (tree.depth + 2))
+        func threshold(_ q: Int) -> Float {
+            min(thresholds[q], 2 * lists.worst[Int(tree.order[queries.lowerBound + q])]) + slack
+        }
+        func descend(_ node: Int, depth: Int, from parent: Int, count: Int) {
+            // The points still in, at `depth`'s part of `active`.
+            let base = depth * queries.count
+            var kept = 0
+            for a in 0..<count {
+                let q = Int(active[parent + a])
+                if tree.pointBound(queries.lowerBound + q, node) <= threshold(q) {
+                    active[base + kept] = Int32(q)
+                    kept += 1
                 }
-                let candidates = tree.nodes[node].slots
+            }
+            guard kept > 0 else { return }
+            if tree.nodes[node].left >= 0 {
+                descend(tree.nodes[node].left, depth: depth + 1, from: base, count: kept)
+                descend(tree.nodes[node].right, depth: depth + 1, from: base, count: kept)
+                return
+            }
+            let candidates = tree.nodes[node].slots
+            for a in 0..<kept {
+                let q = Int(active[base + a])
+                let slot = queries.lowerBound + q
+                let i = Int(tree.order[slot])
                 let found = survivors.withUnsafeMutableBufferPointer { out in
-                    tree.survivors(of: slot, in: candidates, within: threshold, into: out.baseAddress!)
+                    partial.withUnsafeMutableBufferPointer { partial in
+                        tree.survivors(of: slot, in: candidates, within: threshold(q), into: out.baseAddress!,
+                                       partial: partial.baseAddress!)
+                    }
                 }
                 for s in 0..<found {
                     let j = Int(tree.order[Int(survivors[s])])
                     guard j != i else { continue }
                     computed += 1
-                    if lists.offer(work.distance(i, j), neighbour: j, for: i) {
-                        threshold = min(thresholds[q], 2 * lists.worst[i]) + slack
-                    }
+                    lists.offer(work.distance(i, j), neighbour: j, for: i)
                 }
             }
         }
+        for q in 0..<queries.count { active[q] = Int32(q) }
+        descend(0, depth: 1, from: 0, count: queries.count)
         return computed
     }
 
@@ -189,7 +212,7 @@ enum LeadingComponentSearch {
 
         init(_ x: Matrix, inverseLengths inverse: [Float]) throws {
             let n = x.rows, d = x.columns
-            let m = min(LeadingComponentSearch.components, d)
+            let m = min(LeadingComponentSearch.components + LeadingComponentSearch.furtherComponents, d)
             let taken = min(n, LeadingComponentSearch.basisSample)
             var sample = Matrix(zeros: taken, d)
             for s in 0..<taken {
@@ -213,7 +236,8 @@ enum LeadingComponentSearch {
             let eigen = try SymmetricEigen(largest: m, of: covariance)
             vectors = Self.orthonormalised(eigen.vectors)
             self.mean = mean
-            concentration = total > 0 ? eigen.values.reduce(0) { $0 + Double(max($1, 0)) } / total : 0
+            let leading = eigen.values.prefix(LeadingComponentSearch.components)
+            concentration = total > 0 ? leading.reduce(0) { $0 + Double(max($1, 0)) } / total : 0
         }
 
         /// Gram-Schmidt in double: the bound needs `|P v| <= |v|`, which LAPACK's float vectors
@@ -234,14 +258,20 @@ enum LeadingComponentSearch {
         }
     }
 
-    /// Every point's leading-component coordinates and an interval around its residual norm.
+    /// Every point's leading-component coordinates and an interval around its residual norm; the
+    /// further components and an interval around the norm they leave.
     private struct ProjectedPoints {
         var projected: [SIMD16<Float>]
         var residualLow: [Float]
         var residualHigh: [Float]
+        /// `N x furtherComponents`, zero where the basis has fewer.
+        var further: [Float]
+        var furtherResidualLow: [Float]
+        var furtherResidualHigh: [Float]
 
         init(_ x: Matrix, inverseLengths inverse: [Float], basis: Basis) {
             let n = x.rows, d = x.columns, m = basis.vectors.rows
+            let first = min(m, LeadingComponentSearch.components), width = LeadingComponentSearch.furtherComponents
             // One GEMM: the basis and the mean, against every row.
             let against = Matrix(rows: m + 1, columns: d, storage: basis.vectors.storage + basis.mean)
             var products = [Float](repeating: 0, count: n * (m + 1))
@@ -262,21 +292,32 @@ enum LeadingComponentSearch {
             projected = [SIMD16<Float>](repeating: .zero, count: n)
             residualLow = [Float](repeating: 0, count: n)
             residualHigh = [Float](repeating: 0, count: n)
+            further = [Float](repeating: 0, count: n * width)
+            furtherResidualLow = [Float](repeating: 0, count: n)
+            furtherResidualHigh = [Float](repeating: 0, count: n)
+            let slack = LeadingComponentSearch.residualSlack
+            func interval(_ squared: Double) -> (Float, Float) {
+                (Float(max(squared - slack, 0).squareRoot()).nextDown, Float(max(squared + slack, 0).squareRoot()).nextUp)
+            }
             for i in 0..<n {
                 let row = i * (m + 1), scale = Double(inverse[i])
                 var point = SIMD16<Float>.zero
-                var projectedSquared = 0.0
+                var projectedSquared = 0.0, furtherSquared = 0.0
                 for r in 0..<m {
                     let value = scale * Double(products[row + r]) - meanProjected[r]
-                    point[r] = Float(value)
-                    projectedSquared += value * value
+                    if r < first {
+                        point[r] = Float(value)
+                        projectedSquared += value * value
+                    } else {
+                        further[i * width + r - first] = Float(value)
+                        furtherSquared += value * value
+                    }
                 }
                 projected[i] = point
-                // |u - mean|^2 on a unit row, less what the leading components hold.
+                // |u - mean|^2 on a unit row, less what the components hold.
                 let centredSquared = 1 - 2 * scale * Double(products[row + m]) + meanSquared
-                let residual = centredSquared - projectedSquared
-                residualLow[i] = Float(max(residual - LeadingComponentSearch.residualSlack, 0).squareRoot()).nextDown
-                residualHigh[i] = Float(max(residual + LeadingComponentSearch.residualSlack, 0).squareRoot()).nextUp
+                (residualLow[i], residualHigh[i]) = interval(centredSquared - projectedSquared)
+                (furtherResidualLow[i], furtherResidualHigh[i]) = interval(centredSquared - projectedSquared - furtherSquared)
             }
         }
     }
@@ -304,9 +345,15 @@ enum LeadingComponentSearch {
         let projected: [SIMD16<Float>]
         let residualLow: [Float]
         let residualHigh: [Float]
+        /// The further components and their residual intervals, by slot.
+        let further: [Float]
+        let furtherResidualLow: [Float]
+        let furtherResidualHigh: [Float]
         let nodes: [Node]
         /// The leaves (cells) in slot order.
         let leaves: [Int]
+        /// The most nodes from the root to a leaf.
+        let depth: Int
 
         init(_ points: ProjectedPoints) {
             count = points.projected.count
@@ -337,6 +384,9 @@ enum LeadingComponentSearch {
             }
             self.order = order
             self.nodes = nodes
+            var depths = [Int](repeating: 1, count: nodes.count)
+            for index in nodes.indices where nodes[index].parent >= 0 { depths[index] = depths[nodes[index].parent] + 1 }
+            depth = depths.max() ?? 1
             leaves = nodes.indices.filter { nodes[$0].left < 0 }.sorted { nodes[$0].slots.lowerBound < nodes[$1].slots.lowerBound }
             stride = count + 8
             var coordinates = [Float](repeating: 0, count: 16 * stride)
@@ -347,6 +397,10 @@ enum LeadingComponentSearch {
             projected = order.map { points.projected[Int($0)] }
             residualLow = order.map { points.residualLow[Int($0)] } + [Float](repeating: 0, count: 8)
             residualHigh = order.map { points.residualHigh[Int($0)] } + [Float](repeating: 0, count: 8)
+            let width = LeadingComponentSearch.furtherComponents
+            further = order.flatMap { points.further[Int($0) * width..<(Int($0) + 1) * width] }
+            furtherResidualLow = order.map { points.furtherResidualLow[Int($0)] }
+            furtherResidualHigh = order.map { points.furtherResidualHigh[Int($0)] }
         }
 
         /// A lower bound on the squared distance between the point in `slot` and any point of `node`.
@@ -358,15 +412,25 @@ enum LeadingComponentSearch {
             return total(gap * gap) + residualGap * residualGap
         }
 
-        /// The slots of `targets` whose bound to the point in `slot` is at most `threshold`.
+        /// The slots of `targets` whose two bounds to the point in `slot` are at most `threshold`,
+        /// into `out`; `partial` is scratch of the same size (the length of a leaf and eight).
         func survivors(of slot: Int, in targets: Range<Int>, within threshold: Float,
-                       into out: UnsafeMutablePointer<Int32>) -> Int {
+                       into out: UnsafeMutablePointer<Int32>, partial: UnsafeMutablePointer<Float>) -> Int {
             coordinates.withUnsafeBufferPointer { coordinates in
                 residualLow.withUnsafeBufferPointer { low in
                     residualHigh.withUnsafeBufferPointer { high in
-                        Int(cb_survivors(coordinates.baseAddress, Int64(stride), low.baseAddress, high.baseAddress,
-                                         Int64(slot), Int64(targets.lowerBound), Int64(targets.upperBound),
-                                         threshold, out))
+                        let found = cb_survivors(coordinates.baseAddress, Int64(stride), low.baseAddress,
+                                                 high.baseAddress, Int64(slot), Int64(targets.lowerBound),
+                                                 Int64(targets.upperBound), threshold, out, partial)
+                        guard found > 0 else { return 0 }
+                        return further.withUnsafeBufferPointer { further in
+                            furtherResidualLow.withUnsafeBufferPointer { low in
+                                furtherResidualHigh.withUnsafeBufferPointer { high in
+                                    Int(cb_refine(further.baseAddress, low.baseAddress, high.baseAddress, Int64(slot),
+                                                  out, partial, found, threshold, out))
+                                }
+                            }
+                        }
                     }
                 }
             }

@@ -57,8 +57,8 @@ void ns_finish(const ns_points *points, ns_screen *const *screens, int count, in
 // The kernels of the leading-component search (Sources/Projection/LeadingComponentSearch.swift),
 // AVX2 with FMA where the CPU has them.
 
-/// Components per point in the bound.
-enum { CB_COMPONENTS = 16 };
+/// Components per point in the first bound, and the further ones the second bound adds.
+enum { CB_COMPONENTS = 16, CB_FURTHER = 32 };
 
 /// For each slot t in [first, last): the lower bound on the squared distance between the points
 /// in `slot` and t, `sum_c (x[c][t] - x[c][slot])^2 + gap^2`, into `out[t - first]`.
@@ -68,9 +68,16 @@ enum { CB_COMPONENTS = 16 };
 void cb_bounds(const float *coordinates, int64_t stride, const float *residual_low, const float *residual_high,
                int64_t slot, int64_t first, int64_t last, float *out);
 /// The slots t in [first, last) whose bound (as `cb_bounds`) is at most `threshold`, ascending,
-/// into `out`; returns how many. Reads up to seven slots past `last` (padding).
+/// into `out`, and their bounds without the residual term into `partial`; returns how many. Reads
+/// up to seven slots past `last` (padding).
 int64_t cb_survivors(const float *coordinates, int64_t stride, const float *residual_low, const float *residual_high,
-                     int64_t slot, int64_t first, int64_t last, float threshold, int32_t *out);
+                     int64_t slot, int64_t first, int64_t last, float threshold, int32_t *out, float *partial);
+/// Of `count` survivors of `cb_survivors` (`candidates`, `partial`), those whose second bound,
+/// `partial + sum_c (f[t][c] - f[slot][c])^2 + gap^2`, is at most `threshold`, into `out` (may be
+/// `candidates`); returns how many. `further` holds CB_FURTHER components a slot, row by row;
+/// `gap` is between the intervals of the norms left after them.
+int64_t cb_refine(const float *further, const float *residual_low, const float *residual_high, int64_t slot,
+                  const int32_t *candidates, const float *partial, int64_t count, float threshold, int32_t *out);
 /// The float dot product of two rows of `d` values.
 float cb_dot(const float *a, const float *b, int64_t d);
 /// The same with the x86-64 baseline loops only, for tests.
@@ -79,6 +86,6 @@ void cb_bounds_portable(const float *coordinates, int64_t stride, const float *r
 float cb_dot_portable(const float *a, const float *b, int64_t d);
 int64_t cb_survivors_portable(const float *coordinates, int64_t stride, const float *residual_low,
                               const float *residual_high, int64_t slot, int64_t first, int64_t last, float threshold,
-                              int32_t *out);
+                              int32_t *out, float *partial);
 
 #endif
