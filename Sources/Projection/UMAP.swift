@@ -279,9 +279,23 @@ private struct Optimisation {
                                                             nextNegative.baseAddress!))
                             DispatchQueue.concurrentPerform(iterations: workers) { worker in
                                 let (x, y, sample, negative) = shared.value
-                                for head in worker * chunk..<min(n, (worker + 1) * chunk) {
-                                    move(head, epoch: epoch, rate: rate, x: x, y: y, sample: sample, negative: negative,
-                                         snapshot: snapshot, count: n)
+                                var first: [Int32] = [], second: [Int32] = []
+                                let heads = worker * chunk..<min(n, (worker + 1) * chunk)
+                                // Two samples at a time: each one's moves form a chain (every move
+                                // starts where the last ended), and two chains side by side keep
+                                // the core busy while each waits on its powers.
+                                var head = heads.lowerBound
+                                while head < heads.upperBound {
+                                    schedule(head, epoch: epoch, sample: sample, negative: negative, count: n, into: &first)
+                                    if head + 1 < heads.upperBound {
+                                        schedule(head + 1, epoch: epoch, sample: sample, negative: negative, count: n,
+                                                 into: &second)
+                                        apply(first, head, and: second, head + 1, rate: rate, x: x, y: y,
+                                              snapshot: snapshot)
+                                    } else {
+                                        apply(first, head, and: [], -1, rate: rate, x: x, y: y, snapshot: snapshot)
+                                    }
+                                    head += 2
                                 }
                             }
                         }
@@ -291,42 +305,71 @@ private struct Optimisation {
         }
     }
 
-    /// One sample's moves in one epoch: towards the edges due, away from their negative samples,
-    /// and towards its anchor. Others are read as they were at the epoch's start.
+    /// One sample's moves in one epoch, in order, into `moves`: towards the tail of each edge due
+    /// (its index), then away from that edge's negative samples (`~index`). Advances the edges'
+    /// schedules; the negative samples come from a generator of the sample and epoch.
     @inline(__always)
-    private func move(_ head: Int, epoch: Int, rate: Float, x: UnsafeMutablePointer<Float>, y: UnsafeMutablePointer<Float>,
-                      sample: UnsafeMutablePointer<Float>, negative: UnsafeMutablePointer<Float>,
-                      snapshot: PlanarPoints, count n: Int) {
+    private func schedule(_ head: Int, epoch: Int, sample: UnsafeMutablePointer<Float>,
+                          negative: UnsafeMutablePointer<Float>, count n: Int, into moves: inout [Int32]) {
+        moves.removeAll(keepingCapacity: true)
         var random = SplitMix(seed: seed &+ UInt64(epoch) &* 0x9e37_79b9_7f4a_7c15 &+ UInt64(head) &* 0xbf58_476d_1ce4_e5b9)
-        var cx = x[head], cy = y[head]
         let now = Float(epoch)
-        let twoAB = 2 * a * b, twoB = 2 * b
         for e in edges.rows[head]..<edges.rows[head + 1] where sample[e] <= now {
-            let tail = Int(edges.columns[e])
-            let dx = cx - snapshot.x[tail], dy = cy - snapshot.y[tail]
-            let d2 = dx * dx + dy * dy
-            if d2 > 0 {
-                let power = pow(d2, b - 1)
-                let coefficient = -twoAB * power / (a * power * d2 + 1)
-                // Twice: umap-learn moves both ends of each of the pair's two edges.
-                cx += 2 * rate * Self.clipped(coefficient * dx)
-                cy += 2 * rate * Self.clipped(coefficient * dy)
-            }
+            moves.append(edges.columns[e])
             sample[e] += interval[e]
             let negativeInterval = interval[e] / Self.negativeSamples
             let draws = max(0, Int((now - negative[e]) / negativeInterval))
             for _ in 0..<draws {
                 let other = Int(random.next() % UInt64(n))
-                guard other != head else { continue }
-                let dx = cx - snapshot.x[other], dy = cy - snapshot.y[other]
-                let d2 = dx * dx + dy * dy
-                guard d2 > 0 else { continue }
-                let coefficient = twoB / ((0.001 + d2) * (a * pow(d2, b) + 1))
-                cx += rate * Self.clipped(coefficient * dx)
-                cy += rate * Self.clipped(coefficient * dy)
+                if other != head { moves.append(~Int32(other)) }
             }
             negative[e] += Float(draws) * negativeInterval
         }
+    }
+
+    /// Makes the moves of two samples (`second` may be empty, with head -1), side by side, each
+    /// from the positions at the epoch's start, and pulls each towards its anchor.
+    @inline(__always)
+    private func apply(_ first: [Int32], _ firstHead: Int, and second: [Int32], _ secondHead: Int, rate: Float,
+                       x: UnsafeMutablePointer<Float>, y: UnsafeMutablePointer<Float>, snapshot: PlanarPoints) {
+        var one = (x[firstHead], y[firstHead])
+        var two = secondHead >= 0 ? (x[secondHead], y[secondHead]) : (0, 0)
+        let shared = min(first.count, second.count)
+        for m in 0..<shared {
+            step(&one, first[m], rate: rate, snapshot: snapshot)
+            step(&two, second[m], rate: rate, snapshot: snapshot)
+        }
+        for m in shared..<first.count { step(&one, first[m], rate: rate, snapshot: snapshot) }
+        for m in shared..<second.count { step(&two, second[m], rate: rate, snapshot: snapshot) }
+        settle(one, firstHead, rate: rate, x: x, y: y)
+        if secondHead >= 0 { settle(two, secondHead, rate: rate, x: x, y: y) }
+    }
+
+    /// One move of a sample at `at`: towards the tail of an edge (umap-learn moves both ends of
+    /// each of the pair's two edges, so twice), or away from a negative sample (`~other`).
+    @inline(__always)
+    private func step(_ at: inout (Float, Float), _ move: Int32, rate: Float, snapshot: PlanarPoints) {
+        let attracts = move >= 0
+        let other = Int(attracts ? move : ~move)
+        let dx = at.0 - snapshot.x[other], dy = at.1 - snapshot.y[other]
+        let d2 = dx * dx + dy * dy
+        guard d2 > 0 else { return }
+        if attracts {
+            let power = pow(d2, b - 1)
+            let coefficient = -2 * a * b * power / (a * power * d2 + 1)
+            at.0 += 2 * rate * Self.clipped(coefficient * dx)
+            at.1 += 2 * rate * Self.clipped(coefficient * dy)
+        } else {
+            let coefficient = 2 * b / ((0.001 + d2) * (a * pow(d2, b) + 1))
+            at.0 += rate * Self.clipped(coefficient * dx)
+            at.1 += rate * Self.clipped(coefficient * dy)
+        }
+    }
+
+    @inline(__always)
+    private func settle(_ at: (Float, Float), _ head: Int, rate: Float, x: UnsafeMutablePointer<Float>,
+                        y: UnsafeMutablePointer<Float>) {
+        var (cx, cy) = at
         if let anchor {
             cx += rate * anchoring * (anchor.x[head] - cx)
             cy += rate * anchoring * (anchor.y[head] - cy)
