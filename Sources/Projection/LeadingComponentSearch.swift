@@ -64,7 +64,8 @@ enum LeadingComponentSearch {
         guard n >= smallestSet, k >= 1, k < n, let inverse = usableInverseLengths(x),
               let basis = try? Basis(x, inverseLengths: inverse), basis.concentration >= concentratedVariance
         else { return nil }
-        let points = ProjectedPoints(x, inverseLengths: inverse, basis: basis)
+        // Values near the float range overflow the projection's GEMM: brute force decides there.
+        guard let points = ProjectedPoints(x, inverseLengths: inverse, basis: basis) else { return nil }
         let tree = CellTree(points)
         var lists = NearestDistances(count: n, k: k)
         let workers = max(1, min(threads, tree.leaves.count))
@@ -269,7 +270,8 @@ enum LeadingComponentSearch {
         var furtherResidualLow: [Float]
         var furtherResidualHigh: [Float]
 
-        init(_ x: Matrix, inverseLengths inverse: [Float], basis: Basis) {
+        /// Nil if a projection is not finite.
+        init?(_ x: Matrix, inverseLengths inverse: [Float], basis: Basis) {
             let n = x.rows, d = x.columns, m = basis.vectors.rows
             let first = min(m, LeadingComponentSearch.components), width = LeadingComponentSearch.furtherComponents
             // One GEMM: the basis and the mean, against every row.
@@ -318,6 +320,7 @@ enum LeadingComponentSearch {
                 let centredSquared = 1 - 2 * scale * Double(products[row + m]) + meanSquared
                 (residualLow[i], residualHigh[i]) = interval(centredSquared - projectedSquared)
                 (furtherResidualLow[i], furtherResidualHigh[i]) = interval(centredSquared - projectedSquared - furtherSquared)
+                guard centredSquared.isFinite, projectedSquared.isFinite, furtherSquared.isFinite else { return nil }
             }
         }
     }

@@ -95,6 +95,24 @@ import Glibc
         }
     }
 
+    /// Half the rows one and the same (a collapsed class), the rest run-like: every copy lists
+    /// copies at distance 0, ties to the lower index, as brute force does.
+    @Test func aCollapsedClassIsBruteForces() throws {
+        var x = Self.decaying(n: 2_400, d: 48, seed: 21)
+        for i in stride(from: 0, to: 2_400, by: 2) { for c in 0..<48 { x[i, c] = x[0, c] } }
+        let duplicates = DuplicateRows(x)
+        let truth = BlockedCosineSearch.nearest(x, k: 10, duplicates: duplicates, threads: 2).graph
+        let search = LeadingComponentSearch.nearest(x, k: 10, duplicates: duplicates, threads: 2, seeds: nil)
+        let found = try #require(search).nearest.graph
+        expectSameLists(found, truth, of: x, "a collapsed class")
+        let copies = stride(from: 0, to: 2_400, by: 2).allSatisfy { i in
+            let listed = found.indices[i * 10..<(i + 1) * 10].map(Int.init)
+            return listed == Array(stride(from: 0, to: 22, by: 2).filter { $0 != i }.prefix(10))
+                && found.distances[i * 10..<(i + 1) * 10].allSatisfy { $0 == 0 }
+        }
+        #expect(copies, "each copy lists the first ten other copies at distance 0")
+    }
+
     @Test func declinesWhatItCannotPrune() throws {
         var g = SplitMix(seed: 5)
         let noise = Matrix(rows: 2_000, columns: 128, storage: (0..<2_000 * 128).map { _ in Float(g.normal()) })
@@ -105,6 +123,11 @@ import Glibc
         let withZero = LeadingComponentSearch.nearest(zeroRow, k: 10, duplicates: DuplicateRows(zeroRow), threads: 2,
                                                       seeds: nil)
         #expect(withZero == nil ? true : false, "a zero row is at distance 1 from everything")
+        var huge = Self.decaying(n: 2_000, d: 64, seed: 10)
+        for c in 0..<64 { huge[3, c] = c % 2 == 0 ? 3e38 : -3e38 }
+        let overflowing = LeadingComponentSearch.nearest(huge, k: 10, duplicates: DuplicateRows(huge), threads: 2,
+                                                         seeds: nil)
+        #expect(overflowing == nil ? true : false, "values near the float range overflow the projection")
         let small = Self.decaying(n: 300, d: 64, seed: 9)
         let tooFew = LeadingComponentSearch.nearest(small, k: 10, duplicates: DuplicateRows(small), threads: 2, seeds: nil)
         #expect(tooFew == nil ? true : false)
