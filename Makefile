@@ -57,11 +57,11 @@ golden: build $(VENV)/.installed
 bench: build .venv-bench/.installed
 	EMBEDLAPSE_BIN=$(CURDIR)/$(BIN) .venv-bench/bin/python benchmarks/bench.py
 
-# The multi-threaded tests (outlier search, incremental PCA) under ThreadSanitizer, C kernels
+# The multi-threaded tests (outlier searches, incremental PCA, UMAP) under ThreadSanitizer, C kernels
 # included; the first report fails the run. The screened search's tests need AVX-512 VNNI and are
 # skipped without it. About 15-20 minutes from a clean .build-tsan on 2 busy cores, mostly building.
 tsan:
-	TSAN_OPTIONS="halt_on_error=1 $$TSAN_OPTIONS" swift test --scratch-path .build-tsan -c debug --sanitize=thread --filter 'OutlierScoresTests|IncrementalPCATests'
+	TSAN_OPTIONS="halt_on_error=1 $$TSAN_OPTIONS" swift test --scratch-path .build-tsan -c debug --sanitize=thread --filter 'OutlierScoresTests|IncrementalPCATests|LeadingComponentSearchTests|UMAPTests'
 
 clean:
 	rm -rf .build .build-test $(VENV) .venv-bench .bench-cache demo.mp4 demo.gif

@@ -9,7 +9,8 @@ struct Export: AsyncParsableCommand {
         abstract: "Write a saved run's analysis as a CSV table: one row per sample per checkpoint.",
         discussion: """
             Columns: step, index, label, class_name, x, y, outlier_score, label_agreement, \
-            label_margin. x and y are the film's aligned coordinates (as --dump-data writes them); \
+            label_margin, projection. x and y are the film's aligned coordinates (as --dump-data \
+            writes them), made by the projection the last column names with its parameters; \
             the label columns are empty when the run has no labels. The table is written whole or \
             not at all (Ctrl-C leaves no file). pandas reads it with pandas.read_csv.
 

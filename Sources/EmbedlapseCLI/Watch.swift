@@ -93,7 +93,7 @@ struct Watch: AsyncParsableCommand {
     /// Starts the explorer on the film's analysis and waits until it listens; a server that cannot
     /// listen (the port taken) ends the command before any frame.
     private func startExplorer(_ options: inout RenderOptions) async throws -> RunningExplorer {
-        let store = ExplorerStore(runName: run, projection: film.layout.method.description)
+        let store = ExplorerStore(runName: run, projection: film.layout.method)
         options.tap = store.tap
         // The page's drawing needs a core of its own.
         options.maxBLASThreads = max(1, ProcessInfo.processInfo.activeProcessorCount - 1)

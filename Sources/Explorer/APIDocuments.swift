@@ -29,6 +29,8 @@ public enum APIDocuments {
         let thumbnail: Size?
         /// How the picture is made: `PCA`, or `UMAP (n_neighbors 15, min_dist 0.1, seed 0)`.
         let projection: String
+        /// The same as the export table's `projection` column: `pca`, `umap n_neighbors=15 ...`.
+        let projectionField: String
         /// The leaderboards the scores documents hold, in the order of the page's tabs.
         let boards = LeaderboardKind.explorerBoards.map(\.explorerBoard)
 
@@ -39,6 +41,7 @@ public enum APIDocuments {
 
         enum CodingKeys: String, CodingKey {
             case run, ready, steps, done, problem, labels, thumbnail, boards, projection
+            case projectionField = "projection_field"
             case sampleCount = "sample_count", dimension, classNames = "class_names", viewHalfExtent = "view_half_extent"
         }
 
@@ -57,6 +60,7 @@ public enum APIDocuments {
             try container.encode(viewHalfExtent, forKey: .viewHalfExtent)
             try container.encode(thumbnail, forKey: .thumbnail)
             try container.encode(projection, forKey: .projection)
+            try container.encode(projectionField, forKey: .projectionField)
             try container.encode(boards, forKey: .boards)
         }
     }
@@ -198,7 +202,7 @@ public enum APIDocuments {
                            steps: store.steps, done: store.isDone, problem: store.problem,
                            viewHalfExtent: FrameCompositor.viewHalfExtent,
                            thumbnail: facts?.thumbnails.map { Run.Size(width: $0.width, height: $0.height) },
-                           projection: store.projection)
+                           projection: store.projection.description, projectionField: store.projection.field)
         return encode(document)
     }
 

@@ -47,7 +47,7 @@ public struct ExplorerServer: Sendable {
 
     /// Follows the runs and serves them until Ctrl-C or SIGTERM.
     public func run() async throws {
-        let stores = runPaths.indices.map { ExplorerStore(runName: runPaths[$0], name: names?[$0], projection: projection.description) }
+        let stores = runPaths.indices.map { ExplorerStore(runName: runPaths[$0], name: names?[$0], projection: projection) }
         let sinks: [any AnalysisSink] = stores.count == 2 ? RunPairing(left: stores[0], right: stores[1]).sides : stores
         // The page answers before any analysis starts: the followers wait until the server listens.
         let listening = sinks.map { _ in AsyncStream<Void>.makeStream() }

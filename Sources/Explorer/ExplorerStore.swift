@@ -88,10 +88,10 @@ public final class ExplorerStore: Sendable {
     public let runName: String
     /// What the page calls the run beside another (`--names`; by default the folder's name).
     public let name: String
-    /// How the picture is made, in words (`ProjectionMethod.description`).
-    public let projection: String
+    /// How the picture is made.
+    public let projection: ProjectionMethod
 
-    public init(runName: String, name: String? = nil, projection: String = "PCA") {
+    public init(runName: String, name: String? = nil, projection: ProjectionMethod = .pca) {
         self.runName = runName
         self.projection = projection
         self.name = name ?? runName.split(separator: "/").last.map(String.init) ?? runName

@@ -86,6 +86,8 @@ public struct AnalysedCheckpoint: Sendable {
     public let pca: PlanarPoints
     /// The picture before alignment: the PCA scores, or the UMAP or t-SNE layout (`ProjectionMethod`).
     public let layout: PlanarPoints
+    /// How the picture was made.
+    public let projection: ProjectionMethod
     /// How much of the embedding space the picture keeps.
     public let faithfulness: Faithfulness?
     /// How the PCA was computed (exact, or warm-started from the previous checkpoint) and in how many iterations.
@@ -269,7 +271,8 @@ public struct CheckpointAnalyser: Sendable {
             let (quality, movers, running) = try timings.measure("labels") {
                 try labelScores(event, outliers: outliers, display: alignment.display, threads: threads, embeddings: matrix)
             }
-            return AnalysedCheckpoint(record: event.record, pca: scores, layout: layout, faithfulness: faithfulness, pcaMethod: method,
+            return AnalysedCheckpoint(record: event.record, pca: scores, layout: layout, projection: projection,
+                                      faithfulness: faithfulness, pcaMethod: method,
                                       pcaIterations: method == .exact ? 0 : pca.lastIterations, alignment: alignment, outliers: outliers,
                                       top: outliers.mostAtypical(topCount), labelQuality: quality, movers: movers,
                                       dynamics: running)

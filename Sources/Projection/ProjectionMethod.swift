@@ -57,6 +57,15 @@ public enum ProjectionMethod: Sendable, Equatable {
         }
     }
 
+    /// The method and its parameters as one CSV field (no commas): the export table's `projection`.
+    public var field: String {
+        switch self {
+        case .pca: "pca"
+        case .umap(let umap): "umap n_neighbors=\(umap.neighbours) min_dist=\(Self.plain(umap.minimumDistance)) seed=\(umap.seed)"
+        case .tsne(let tsne): "tsne perplexity=\(Self.plain(Float(tsne.perplexity))) seed=\(tsne.seed)"
+        }
+    }
+
     private static func plain(_ value: Float) -> String {
         value == value.rounded() ? String(Int(value)) : String(value)
     }

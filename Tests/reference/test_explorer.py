@@ -162,6 +162,7 @@ def test_run_document_describes_the_run(served):
     assert document["labels"] == (np.arange(60) % 3).tolist()
     assert document["steps"] == [0, 10, 20]
     assert document["view_half_extent"] == pytest.approx(1.08)
+    assert document["projection"] == "PCA" and document["projection_field"] == "pca"
 
 
 @pytest.mark.parametrize("step", [0, 10, 20])

@@ -11,7 +11,8 @@ import pytest
 from conftest import BINARY, run_cli, wait_for, writing_unnamed_file
 from test_cli import tiny_run
 
-COLUMNS = ["step", "index", "label", "class_name", "x", "y", "outlier_score", "label_agreement", "label_margin"]
+COLUMNS = ["step", "index", "label", "class_name", "x", "y", "outlier_score", "label_agreement", "label_margin",
+           "projection"]
 
 
 @pytest.fixture(scope="module")
@@ -40,6 +41,24 @@ def test_the_table_round_trips_through_pandas_as_dump_data(exported):
         assert np.array_equal(rows.outlier_score.to_numpy(np.float32), np.load(dump / f"outlier-scores-{step}.npy"))
         assert np.array_equal(rows.label_agreement.to_numpy(np.float32), np.load(dump / f"label_agreement-{step}.npy"))
         assert np.array_equal(rows.label_margin.to_numpy(np.float32), np.load(dump / f"label_margin-{step}.npy"))
+    assert set(frame.projection) == {"pca"}
+
+
+@pytest.mark.parametrize("options,named", [
+    (("--projection", "umap", "--neighbors", "7", "--min-dist", "0.25", "--seed", "3"),
+     "umap n_neighbors=7 min_dist=0.25 seed=3"),
+    (("--projection", "tsne", "--perplexity", "12"), "tsne perplexity=12 seed=0"),
+])
+def test_the_table_names_the_projection_behind_x_and_y(tmp_path, binary, options, named):
+    run = tiny_run(tmp_path / "run", n=80, d=12, steps=(0, 7), seed=5)
+    run_cli("export", run, "-o", tmp_path / "t.csv", *options)
+    run_cli("render", run, "--tween", "1", "--dump-data", tmp_path / "dump", *options)
+    frame = pd.read_csv(tmp_path / "t.csv")
+    assert list(frame.columns) == COLUMNS and set(frame.projection) == {named}
+    assert json.loads((tmp_path / "dump" / "alignment.json").read_text())["projection"] == named.split()[0]
+    for step, rows in frame.groupby("step"):
+        rows = rows.sort_values("index")
+        assert np.array_equal(rows[["x", "y"]].to_numpy(np.float32), np.load(tmp_path / "dump" / f"aligned-{step}.npy"))
 
 
 def test_label_agreement_is_sklearns_cosine_neighbours(exported):

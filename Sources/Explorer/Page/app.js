@@ -1280,7 +1280,8 @@ function csvField(text) {
 // The pinned samples as `embedlapse export` writes the table: one row per pinned sample per step;
 // with two runs, a first column `run` (the run's name), the left run's rows first.
 function pinsCSV() {
-  const lines = [(state.compare ? "run," : "") + "step,index,label,class_name,x,y,outlier_score,label_agreement,label_margin"];
+  const lines = [(state.compare ? "run," : "") +
+    "step,index,label,class_name,x,y,outlier_score,label_agreement,label_margin,projection"];
   for (const run of state.runs) {
     const rows = [];
     for (const docs of state.pins.values()) {
@@ -1294,7 +1295,8 @@ function pinsCSV() {
       lines.push([...(state.compare ? [csvField(run.name)] : []), step, index, labelled ? doc.label : "",
         labelled && doc.class_name != null ? csvField(doc.class_name) : "",
         floatText(doc.x[k]), floatText(doc.y[k]), floatText(doc.outlier_score?.[k]),
-        labelled ? floatText(doc.label_agreement?.[k]) : "", labelled ? floatText(doc.label_margin?.[k]) : ""].join(","));
+        labelled ? floatText(doc.label_agreement?.[k]) : "", labelled ? floatText(doc.label_margin?.[k]) : "",
+        csvField(run.doc?.projection_field ?? "pca")].join(","));
     }
   }
   return lines.join("\n") + "\n";
