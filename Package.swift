@@ -2,8 +2,9 @@
 import PackageDescription
 
 // The pipeline, bottom to top:
-//   C wrappers (CLinearAlgebra, CCairo, CFFmpeg) and two C kernels
-//   (CNeighbourSearch: AVX-512 VNNI screening for the outlier search; CSubspaceProduct: the PCA step)
+//   C wrappers (CLinearAlgebra, CCairo, CFFmpeg) and three C kernels (CNeighbourSearch: the outlier
+//   search's leading-component bounds and AVX-512 VNNI screen; CSubspaceProduct: the PCA step;
+//   CLayoutKernel: UMAP's epochs, eight samples to a vector)
 //   LinearAlgebra -> Projection (PCA, Procrustes, outlier scores), Training (the built-in trainer)
 //   FileOutput (every file Embedlapse writes: whole or not at all, temporaries, authorship)
 //   RunFormat (.npy and the run directory), CheckpointCache (the analysis cache's format)
@@ -45,7 +46,8 @@ let package = Package(
         .target(name: "FileOutput", dependencies: ["CFileSystem"]),
         .target(name: "CNeighbourSearch"),
         .target(name: "CSubspaceProduct"),
-        .target(name: "Projection", dependencies: ["LinearAlgebra", "CNeighbourSearch", "CSubspaceProduct"]),
+        .target(name: "CLayoutKernel"),
+        .target(name: "Projection", dependencies: ["LinearAlgebra", "CNeighbourSearch", "CSubspaceProduct", "CLayoutKernel"]),
         .target(name: "RunFormat", dependencies: ["LinearAlgebra", "FileOutput"]),
         // The analysis cache's format (docs/cache.md): one folder of its own, entries keyed to their embeddings files.
         .target(name: "CheckpointCache", dependencies: ["FileOutput", "LinearAlgebra", "Projection", "RunFormat"]),
@@ -80,7 +82,7 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
 
-        .testTarget(name: "ProjectionTests", dependencies: ["Projection", "CSubspaceProduct", "CNeighbourSearch"]),
+        .testTarget(name: "ProjectionTests", dependencies: ["Projection", "CSubspaceProduct", "CNeighbourSearch", "CLayoutKernel"]),
         .testTarget(name: "RunFormatTests", dependencies: ["RunFormat", "FileOutput"]),
         .testTarget(name: "FileOutputTests", dependencies: ["FileOutput"]),
         .testTarget(name: "LinearAlgebraTests", dependencies: ["LinearAlgebra"]),

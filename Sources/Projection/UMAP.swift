@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+private import CLayoutKernel
 import Dispatch
 import LinearAlgebra
 
@@ -279,13 +280,20 @@ private struct Optimisation {
                                                             nextNegative.baseAddress!))
                             DispatchQueue.concurrentPerform(iterations: workers) { worker in
                                 let (x, y, sample, negative) = shared.value
-                                var first: [Int32] = [], second: [Int32] = []
                                 let heads = worker * chunk..<min(n, (worker + 1) * chunk)
+                                if Self.vectorised {
+                                    moveByEights(heads, epoch: epoch, rate: rate, x: x, y: y, sample: sample,
+                                                 negative: negative, snapshot: snapshot)
+                                    return
+                                }
+                                var first: [Int32] = [], second: [Int32] = []
                                 // Two samples at a time: each one's moves form a chain (every move
                                 // starts where the last ended), and two chains side by side keep
                                 // the core busy while each waits on its powers.
                                 var head = heads.lowerBound
                                 while head < heads.upperBound {
+                                    first.removeAll(keepingCapacity: true)
+                                    second.removeAll(keepingCapacity: true)
                                     schedule(head, epoch: epoch, sample: sample, negative: negative, count: n, into: &first)
                                     if head + 1 < heads.upperBound {
                                         schedule(head + 1, epoch: epoch, sample: sample, negative: negative, count: n,
@@ -305,13 +313,54 @@ private struct Optimisation {
         }
     }
 
-    /// One sample's moves in one epoch, in order, into `moves`: towards the tail of each edge due
+    /// Whether the epochs run eight samples to a vector (`Sources/CLayoutKernel`, AVX2 and FMA).
+    static let vectorised = lk_is_supported() != 0
+
+    /// The samples `heads` in eights, one to a vector lane: each one's moves form a chain (every
+    /// move starts where the last ended), and a vector runs eight chains for the price of one.
+    /// The kernel's powers come from polynomials, so a layout here differs from the scalar path's
+    /// in the last bits; it is still the same on any number of threads.
+    private func moveByEights(_ heads: Range<Int>, epoch: Int, rate: Float, x: UnsafeMutablePointer<Float>,
+                              y: UnsafeMutablePointer<Float>, sample: UnsafeMutablePointer<Float>,
+                              negative: UnsafeMutablePointer<Float>, snapshot: PlanarPoints) {
+        let width = Int(LK_LANES)
+        var moves: [Int32] = []
+        var starts = [Int](repeating: 0, count: width + 1)
+        var start = [Int32](repeating: 0, count: width), count = [Int32](repeating: 0, count: width)
+        var px = [Float](repeating: 0, count: width), py = px
+        for group in Swift.stride(from: heads.lowerBound, to: heads.upperBound, by: width) {
+            let lanes = min(width, heads.upperBound - group)
+            moves.removeAll(keepingCapacity: true)
+            for lane in 0..<lanes {
+                starts[lane] = moves.count
+                schedule(group + lane, epoch: epoch, sample: sample, negative: negative, count: snapshot.count,
+                         into: &moves)
+            }
+            starts[lanes] = moves.count
+            var longest = 0
+            for lane in 0..<width {
+                start[lane] = lane < lanes ? Int32(starts[lane]) : 0
+                count[lane] = lane < lanes ? Int32(starts[lane + 1] - starts[lane]) : 0
+                longest = max(longest, Int(count[lane]))
+                px[lane] = lane < lanes ? x[group + lane] : 0
+                py[lane] = lane < lanes ? y[group + lane] : 0
+            }
+            snapshot.x.withUnsafeBufferPointer { sx in
+                snapshot.y.withUnsafeBufferPointer { sy in
+                    lk_move_eight(moves, start, count, Int64(longest), &px, &py, sx.baseAddress, sy.baseAddress, a, b,
+                                  rate, Self.clip)
+                }
+            }
+            for lane in 0..<lanes { settle((px[lane], py[lane]), group + lane, rate: rate, x: x, y: y) }
+        }
+    }
+
+    /// One sample's moves in one epoch, in order, appended to `moves`: towards the tail of each edge due
     /// (its index), then away from that edge's negative samples (`~index`). Advances the edges'
     /// schedules; the negative samples come from a generator of the sample and epoch.
     @inline(__always)
     private func schedule(_ head: Int, epoch: Int, sample: UnsafeMutablePointer<Float>,
                           negative: UnsafeMutablePointer<Float>, count n: Int, into moves: inout [Int32]) {
-        moves.removeAll(keepingCapacity: true)
         var random = SplitMix(seed: seed &+ UInt64(epoch) &* 0x9e37_79b9_7f4a_7c15 &+ UInt64(head) &* 0xbf58_476d_1ce4_e5b9)
         let now = Float(epoch)
         for e in edges.rows[head]..<edges.rows[head + 1] where sample[e] <= now {
@@ -320,7 +369,7 @@ private struct Optimisation {
             let negativeInterval = interval[e] / Self.negativeSamples
             let draws = max(0, Int((now - negative[e]) / negativeInterval))
             for _ in 0..<draws {
-                let other = Int(random.next() % UInt64(n))
+                let other = Int(((random.next() >> 32) &* UInt64(n)) >> 32)  // uniform in 0..<n without a division
                 if other != head { moves.append(~Int32(other)) }
             }
             negative[e] += Float(draws) * negativeInterval

@@ -4,6 +4,7 @@ import Glibc
 import LinearAlgebra
 import Testing
 @testable import Projection
+import CLayoutKernel
 
 @Suite struct UMAPTests {
     /// `count` samples in `clusters` well-separated Gaussian clusters of `dimension` values.
@@ -92,5 +93,52 @@ import Testing
         let moved = unchanged.map { hypot(followed.x[$0] - first.x[$0], followed.y[$0] - first.y[$0]) }.reduce(0, +) / Float(unchanged.count)
         let size = (first.x.max()! - first.x.min()!) + (first.y.max()! - first.y.min()!)
         #expect(moved < 0.05 * size)
+    }
+
+    /// The eight-lane kernel against the gradients written out in Swift with the C library's
+    /// powers: every lane's chain of moves, towards and away, lanes of different lengths.
+    @Test(.enabled(if: lk_is_supported() != 0, "needs AVX2 and FMA"))
+    func eightLaneMovesAreTheScalarOnes() {
+        var g = SplitMix(seed: 13)
+        let others = 500
+        let ox = (0..<others).map { _ in Float(g.normal()) * 3 }, oy = (0..<others).map { _ in Float(g.normal()) * 3 }
+        let (a, b, rate, clip): (Float, Float, Float, Float) = (1.577, 0.895, 0.7, 4)
+        let count: [Int32] = [0, 1, 7, 30, 29, 3, 30, 12]
+        var rows = [Int32](repeating: 0, count: 30 * 8)
+        for m in 0..<30 { for lane in 0..<8 where m < count[lane] {
+            let other = Int32(g.next() % UInt64(others))
+            rows[m * 8 + lane] = g.next() % 3 == 0 ? other : ~other
+        } }
+        rows[2 * 8 + 3] = 17  // a move to a sample at the lane's very place: nothing happens
+        var x = (0..<8).map { _ in Float(g.normal()) * 3 }, y = (0..<8).map { _ in Float(g.normal()) * 3 }
+        var ex = x, ey = y
+        for lane in 0..<8 {
+            for m in 0..<Int(count[lane]) {
+                if m == 2 && lane == 3 { ex[lane] = ox[17]; ey[lane] = oy[17] }
+                let move = rows[m * 8 + lane], other = Int(move >= 0 ? move : ~move)
+                let dx = ex[lane] - ox[other], dy = ey[lane] - oy[other], d2 = dx * dx + dy * dy
+                guard d2 > 0 else { continue }
+                let coefficient = move >= 0 ? -2 * a * b * pow(d2, b - 1) / (a * pow(d2, b) + 1)
+                    : 2 * b / ((0.001 + d2) * (a * pow(d2, b) + 1))
+                let scale = move >= 0 ? 2 * rate : rate
+                ex[lane] += scale * min(max(coefficient * dx, -clip), clip)
+                ey[lane] += scale * min(max(coefficient * dy, -clip), clip)
+            }
+        }
+        // The kernel from the same start, with lane 3 put on sample 17 before its third move; each
+        // lane's moves one after another in one list, as the epoch lays them out.
+        var flat: [Int32] = [], start: [Int32] = []
+        for lane in 0..<8 {
+            start.append(Int32(flat.count))
+            flat += (0..<Int(count[lane])).map { rows[$0 * 8 + lane] }
+        }
+        let firstCount = count.map { min($0, 2) }, restCount = count.map { max($0 - 2, 0) }
+        lk_move_eight(flat, start, firstCount, 2, &x, &y, ox, oy, a, b, rate, clip)
+        x[3] = ox[17]; y[3] = oy[17]
+        lk_move_eight(flat, zip(start, firstCount).map { $0 + $1 }, restCount, 28, &x, &y, ox, oy, a, b, rate, clip)
+        for lane in 0..<8 {
+            #expect(abs(x[lane] - ex[lane]) <= 1e-4 * max(1, abs(ex[lane])), "lane \(lane)")
+            #expect(abs(y[lane] - ey[lane]) <= 1e-4 * max(1, abs(ey[lane])), "lane \(lane)")
+        }
     }
 }
