@@ -78,23 +78,33 @@ static float dot_portable(const float *a, const float *b, int64_t d) {
 }
 
 #if defined(__x86_64__)
+// The bound between one point (its components broadcast in `point`, its residual interval in
+// `own_low`, `own_high`) and slots t .. t+7; `projected` gets the components' part alone.
+CB_KERNEL static inline __m256 bound_eight(const float *coordinates, int64_t stride, const __m256 *point,
+                                           const float *residual_low, const float *residual_high, __m256 own_low,
+                                           __m256 own_high, int64_t t, __m256 *projected) {
+    __m256 sum = _mm256_setzero_ps();
+    for (int c = 0; c < CB_COMPONENTS; c++) {
+        __m256 d = _mm256_sub_ps(_mm256_loadu_ps(coordinates + c * stride + t), point[c]);
+        sum = _mm256_fmadd_ps(d, d, sum);
+    }
+    __m256 gap = _mm256_max_ps(_mm256_sub_ps(_mm256_loadu_ps(residual_low + t), own_high),
+                               _mm256_sub_ps(own_low, _mm256_loadu_ps(residual_high + t)));
+    gap = _mm256_max_ps(gap, _mm256_setzero_ps());
+    *projected = sum;
+    return _mm256_fmadd_ps(gap, gap, sum);
+}
+
 CB_KERNEL static void bounds_avx2(const float *coordinates, int64_t stride, const float *residual_low,
                                   const float *residual_high, int64_t slot, int64_t first, int64_t last, float *out) {
     __m256 point[CB_COMPONENTS];
     for (int c = 0; c < CB_COMPONENTS; c++) point[c] = _mm256_set1_ps(coordinates[c * stride + slot]);
     const __m256 own_low = _mm256_set1_ps(residual_low[slot]), own_high = _mm256_set1_ps(residual_high[slot]);
-    const __m256 zero = _mm256_setzero_ps();
     // Eight slots at a time; the last group may read into the padding after the slots.
     for (int64_t t = first; t < last; t += 8) {
-        __m256 sum = zero;
-        for (int c = 0; c < CB_COMPONENTS; c++) {
-            __m256 d = _mm256_sub_ps(_mm256_loadu_ps(coordinates + c * stride + t), point[c]);
-            sum = _mm256_fmadd_ps(d, d, sum);
-        }
-        __m256 gap = _mm256_max_ps(_mm256_sub_ps(_mm256_loadu_ps(residual_low + t), own_high),
-                                   _mm256_sub_ps(own_low, _mm256_loadu_ps(residual_high + t)));
-        gap = _mm256_max_ps(gap, zero);
-        _mm256_storeu_ps(out + (t - first), _mm256_fmadd_ps(gap, gap, sum));
+        __m256 projected;
+        _mm256_storeu_ps(out + (t - first), bound_eight(coordinates, stride, point, residual_low, residual_high,
+                                                        own_low, own_high, t, &projected));
     }
 }
 
@@ -110,18 +120,11 @@ CB_KERNEL static int64_t survivors_avx2(const float *coordinates, int64_t stride
     __m256 point[CB_COMPONENTS];
     for (int c = 0; c < CB_COMPONENTS; c++) point[c] = _mm256_set1_ps(coordinates[c * stride + slot]);
     const __m256 own_low = _mm256_set1_ps(residual_low[slot]), own_high = _mm256_set1_ps(residual_high[slot]);
-    const __m256 zero = _mm256_setzero_ps(), limit = _mm256_set1_ps(threshold);
+    const __m256 limit = _mm256_set1_ps(threshold);
     int64_t count = 0;
     for (int64_t t = first; t < last; t += 8) {
-        __m256 sum = zero;
-        for (int c = 0; c < CB_COMPONENTS; c++) {
-            __m256 d = _mm256_sub_ps(_mm256_loadu_ps(coordinates + c * stride + t), point[c]);
-            sum = _mm256_fmadd_ps(d, d, sum);
-        }
-        __m256 gap = _mm256_max_ps(_mm256_sub_ps(_mm256_loadu_ps(residual_low + t), own_high),
-                                   _mm256_sub_ps(own_low, _mm256_loadu_ps(residual_high + t)));
-        gap = _mm256_max_ps(gap, zero);
-        __m256 bound = _mm256_fmadd_ps(gap, gap, sum);
+        __m256 sum;
+        __m256 bound = bound_eight(coordinates, stride, point, residual_low, residual_high, own_low, own_high, t, &sum);
         unsigned mask = (unsigned)_mm256_movemask_ps(_mm256_cmp_ps(bound, limit, _CMP_LE_OQ));
         if (!mask) continue;
         float sums[8];

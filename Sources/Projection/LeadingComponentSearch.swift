@@ -50,13 +50,6 @@ enum LeadingComponentSearch {
         var concentration: Double
     }
 
-    /// The share of the variance the leading components hold, without searching: whether
-    /// `nearest` would run.
-    static func concentration(of x: Matrix) -> Double? {
-        guard let inverse = usableInverseLengths(x) else { return nil }
-        return (try? Basis(x, inverseLengths: inverse))?.concentration
-    }
-
     /// The k smallest cosine distances of every row, ascending, with their points; nil when the
     /// data do not suit the search (too few points, a zero row, a flat spectrum).
     static func nearest(_ x: Matrix, k: Int, duplicates: DuplicateRows, threads: Int, seeds: [Int32]?) -> Result? {
@@ -493,4 +486,3 @@ enum LeadingComponentSearch {
     }
 }
 
-extension UnsafeNeighbourLists: @unchecked Sendable {}
